@@ -1,0 +1,3 @@
+//! Benchmarks of orchestrator-core (written below).
+
+fn main() {}

@@ -1,0 +1,264 @@
+//! The project's one cancellation type: a cheap, cloneable token that carries why it was cancelled.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+/// Why an operation was asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "note", rename_all = "snake_case")]
+pub enum CancelReason {
+    /// A person asked for it (Ctrl-C, `trdr ops cancel`), with an optional note.
+    UserRequest(Option<String>),
+    /// The process hosting the work is shutting down.
+    Shutdown,
+    /// The work ran past its time limit.
+    Timeout,
+    /// The remote host running the work went away.
+    HostLost,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CancelReason::UserRequest(None) => f.write_str("cancelled by user"),
+            CancelReason::UserRequest(Some(note)) => write!(f, "cancelled by user: {note}"),
+            CancelReason::Shutdown => f.write_str("service shutting down"),
+            CancelReason::Timeout => f.write_str("timed out"),
+            CancelReason::HostLost => f.write_str("host lost"),
+        }
+    }
+}
+
+/// The error work returns when it stops because its token was cancelled.
+///
+/// Operations whose work ends with this error (anywhere in its error chain)
+/// finish with status `cancelled`, never `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} (stopped during {stage})")]
+pub struct Cancelled {
+    pub reason: CancelReason,
+    /// The pipeline stage that noticed the cancellation.
+    pub stage: Cow<'static, str>,
+}
+
+/// A cancellation signal shared by every layer of one operation.
+///
+/// Wraps [`tokio_util::sync::CancellationToken`] and adds the reason. Clones
+/// share state; [`child`](Self::child) tokens are cancelled with their parent
+/// but not the other way round.
+#[derive(Clone, Default)]
+pub struct CancellationToken {
+    inner: tokio_util::sync::CancellationToken,
+    reason: Arc<ReasonCell>,
+}
+
+#[derive(Default)]
+struct ReasonCell {
+    own: OnceLock<CancelReason>,
+    parent: Option<Arc<ReasonCell>>,
+}
+
+impl ReasonCell {
+    fn get(&self) -> Option<&CancelReason> {
+        self.own
+            .get()
+            .or_else(|| self.parent.as_deref().and_then(ReasonCell::get))
+    }
+}
+
+impl CancellationToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token cancelled whenever `self` is, which can also be cancelled alone.
+    pub fn child(&self) -> Self {
+        Self {
+            inner: self.inner.child_token(),
+            reason: Arc::new(ReasonCell {
+                own: OnceLock::new(),
+                parent: Some(Arc::clone(&self.reason)),
+            }),
+        }
+    }
+
+    /// Cancels this token and its children. The first reason given wins.
+    pub fn cancel(&self, reason: CancelReason) {
+        if !self.is_cancelled() {
+            // A racing cancel may set it first; then that reason stands.
+            let _ = self.reason.own.set(reason);
+        }
+        self.inner.cancel();
+    }
+
+    /// A synchronous, lock- and allocation-free check for hot loops.
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+
+    /// Why the token was cancelled, if it was.
+    pub fn reason(&self) -> Option<CancelReason> {
+        if !self.is_cancelled() {
+            return None;
+        }
+        // Cancelled through an ancestor that was cancelled by a plain
+        // tokio-util token (no reason recorded): call it a shutdown.
+        Some(self.reason.get().cloned().unwrap_or(CancelReason::Shutdown))
+    }
+
+    /// `Err(Cancelled)` naming `stage` if the token was cancelled.
+    #[inline]
+    pub fn check(&self, stage: &'static str) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(self.cancelled_error(stage))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The error describing this token's cancellation at `stage`.
+    pub fn cancelled_error(&self, stage: impl Into<Cow<'static, str>>) -> Cancelled {
+        Cancelled {
+            reason: self.reason().unwrap_or(CancelReason::Shutdown),
+            stage: stage.into(),
+        }
+    }
+
+    /// Completes when the token is cancelled.
+    pub async fn cancelled(&self) {
+        self.inner.cancelled().await;
+    }
+
+    /// Runs `work` until it finishes or the token is cancelled, whichever is first.
+    ///
+    /// Dropping `work` on cancellation only stops *async* work; blocking code
+    /// must poll [`check`](Self::check) itself.
+    pub async fn run_until_cancelled<F: Future>(
+        &self,
+        stage: &'static str,
+        work: F,
+    ) -> Result<F::Output, Cancelled> {
+        tokio::select! {
+            biased;
+            () = self.cancelled() => Err(self.cancelled_error(stage)),
+            output = work => Ok(output),
+        }
+    }
+}
+
+impl fmt::Debug for CancellationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancellationToken")
+            .field("cancelled", &self.is_cancelled())
+            .field("reason", &self.reason())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn check_reports_reason_and_stage() {
+        let token = CancellationToken::new();
+        assert_eq!(token.check("loading"), Ok(()));
+        assert_eq!(token.reason(), None);
+
+        token.cancel(CancelReason::UserRequest(Some("enough".into())));
+        let err = token.check("batch").unwrap_err();
+        assert_eq!(err.reason, CancelReason::UserRequest(Some("enough".into())));
+        assert_eq!(err.stage, "batch");
+        assert_eq!(
+            err.to_string(),
+            "cancelled by user: enough (stopped during batch)"
+        );
+    }
+
+    #[test]
+    fn first_reason_wins() {
+        let token = CancellationToken::new();
+        token.cancel(CancelReason::Timeout);
+        token.cancel(CancelReason::Shutdown);
+        assert_eq!(token.reason(), Some(CancelReason::Timeout));
+    }
+
+    #[test]
+    fn child_follows_parent_but_not_the_reverse() {
+        let parent = CancellationToken::new();
+        let child = parent.child();
+        let sibling = parent.child();
+
+        child.cancel(CancelReason::HostLost);
+        assert!(child.is_cancelled());
+        assert!(!parent.is_cancelled());
+        assert!(!sibling.is_cancelled());
+
+        parent.cancel(CancelReason::Shutdown);
+        assert_eq!(sibling.reason(), Some(CancelReason::Shutdown));
+        // The child was already cancelled: its own reason stands.
+        assert_eq!(child.reason(), Some(CancelReason::HostLost));
+        assert_eq!(parent.child().reason(), Some(CancelReason::Shutdown));
+    }
+
+    #[test]
+    fn clones_share_state() {
+        let token = CancellationToken::new();
+        let clone = token.clone();
+        clone.cancel(CancelReason::Timeout);
+        assert!(token.is_cancelled());
+    }
+
+    #[test]
+    fn blocking_loop_on_another_thread_stops_before_finishing() {
+        const TOTAL: u64 = u64::MAX;
+        let token = CancellationToken::new();
+        let done = Arc::new(AtomicU64::new(0));
+        let worker = {
+            let token = token.clone();
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || -> Result<(), Cancelled> {
+                for _ in 0..TOTAL {
+                    token.check("counting")?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        };
+        while done.load(Ordering::Relaxed) < 1000 {
+            std::thread::yield_now();
+        }
+        token.cancel(CancelReason::UserRequest(None));
+        let err = worker.join().unwrap().unwrap_err();
+        assert_eq!(err.stage, "counting");
+        assert!(done.load(Ordering::Relaxed) < TOTAL);
+    }
+
+    #[tokio::test]
+    async fn cancelled_future_wakes_and_run_until_cancelled_stops_pending_work() {
+        let token = CancellationToken::new();
+        let waiter = tokio::spawn({
+            let token = token.clone();
+            async move {
+                token
+                    .run_until_cancelled("waiting", std::future::pending::<()>())
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        token.cancel(CancelReason::Shutdown);
+        let err = waiter.await.unwrap().unwrap_err();
+        assert_eq!(err.reason, CancelReason::Shutdown);
+        assert_eq!(
+            token.run_until_cancelled("again", async { 1 }).await,
+            Err(token.cancelled_error("again"))
+        );
+    }
+}

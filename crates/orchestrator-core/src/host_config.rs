@@ -1,0 +1,201 @@
+//! Whether a service runs its work in-process or on a host service, from
+//! `USE_{PREFIX}_HOST_SERVICE` and `{PREFIX}_HOST_SERVICE_URL`.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Where a manager's adapter sends its work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum AdapterMode {
+    /// In this process.
+    Local,
+    /// On the host service at `url`.
+    Host { url: String },
+}
+
+impl fmt::Display for AdapterMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterMode::Local => f.write_str("local"),
+            AdapterMode::Host { url } => write!(f, "host service at {url}"),
+        }
+    }
+}
+
+/// An environment variable held a value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}={value:?} is invalid: {expected}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// Adapter selection for one service prefix (`TRAINING`, `DATA`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostServiceConfig {
+    pub prefix: &'static str,
+    #[serde(flatten)]
+    pub mode: AdapterMode,
+}
+
+impl HostServiceConfig {
+    /// Work runs in this process.
+    pub fn local(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            mode: AdapterMode::Local,
+        }
+    }
+
+    /// Work runs on the host service at `url` (`http://` or `https://`).
+    pub fn host(prefix: &'static str, url: &str) -> Result<Self, ConfigError> {
+        let url = validate_url(&format!("{prefix}_HOST_SERVICE_URL"), url)?;
+        Ok(Self {
+            prefix,
+            mode: AdapterMode::Host { url },
+        })
+    }
+
+    /// Reads the process environment; see [`from_lookup`](Self::from_lookup).
+    pub fn from_env(prefix: &'static str, default_url: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(prefix, default_url, |name| std::env::var(name).ok())
+    }
+
+    /// Reads `USE_{prefix}_HOST_SERVICE` (`true/1/yes/on` or
+    /// `false/0/no/off`, any case; unset or empty means false) and
+    /// `{prefix}_HOST_SERVICE_URL` (defaults to `default_url`) through `lookup`.
+    pub fn from_lookup(
+        prefix: &'static str,
+        default_url: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let use_variable = format!("USE_{prefix}_HOST_SERVICE");
+        let enabled = match lookup(&use_variable) {
+            None => false,
+            Some(value) => parse_flag(&value).ok_or_else(|| ConfigError {
+                variable: use_variable,
+                value,
+                expected: "expected true/false, 1/0, yes/no or on/off",
+            })?,
+        };
+        if !enabled {
+            return Ok(Self::local(prefix));
+        }
+        let url_variable = format!("{prefix}_HOST_SERVICE_URL");
+        let url = lookup(&url_variable)
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| default_url.to_owned());
+        Ok(Self {
+            prefix,
+            mode: AdapterMode::Host {
+                url: validate_url(&url_variable, &url)?,
+            },
+        })
+    }
+
+    pub fn url(&self) -> Option<&str> {
+        match &self.mode {
+            AdapterMode::Local => None,
+            AdapterMode::Host { url } => Some(url),
+        }
+    }
+}
+
+fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn validate_url(variable: &str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim();
+    let authority = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match authority {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError {
+            variable: variable.to_owned(),
+            value: url.to_owned(),
+            expected: "expected a URL like http://127.0.0.1:50052",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const DEFAULT: &str = "http://127.0.0.1:50052";
+
+    fn config(vars: &[(&str, &str)]) -> Result<HostServiceConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HostServiceConfig::from_lookup("TRAINING", DEFAULT, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn unset_or_false_means_local() {
+        assert_eq!(config(&[]).unwrap().mode, AdapterMode::Local);
+        for value in ["false", "0", "No", "OFF", ""] {
+            let cfg = config(&[
+                ("USE_TRAINING_HOST_SERVICE", value),
+                ("TRAINING_HOST_SERVICE_URL", "http://gpu:1"),
+            ])
+            .unwrap();
+            assert_eq!(cfg.mode, AdapterMode::Local, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn true_selects_the_host_with_its_url_or_the_default() {
+        for value in ["true", "1", "YES", "on", " True "] {
+            let cfg = config(&[("USE_TRAINING_HOST_SERVICE", value)]).unwrap();
+            assert_eq!(cfg.url(), Some(DEFAULT), "{value:?}");
+        }
+        let cfg = config(&[
+            ("USE_TRAINING_HOST_SERVICE", "true"),
+            ("TRAINING_HOST_SERVICE_URL", "https://gpu-box:6000/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.mode,
+            AdapterMode::Host {
+                url: "https://gpu-box:6000".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_flag_is_an_error_naming_the_variable() {
+        let err = config(&[("USE_TRAINING_HOST_SERVICE", "maybe")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"USE_TRAINING_HOST_SERVICE="maybe" is invalid: expected true/false, 1/0, yes/no or on/off"#
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_an_error_naming_the_variable() {
+        for url in ["gpu-box:6000", "http://", "ftp://x", "http:///path"] {
+            let err = config(&[
+                ("USE_TRAINING_HOST_SERVICE", "1"),
+                ("TRAINING_HOST_SERVICE_URL", url),
+            ])
+            .unwrap_err();
+            assert_eq!(err.variable, "TRAINING_HOST_SERVICE_URL", "{url:?}");
+        }
+        assert!(HostServiceConfig::host("DATA", "nope").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! `ServiceOrchestrator`: the behaviour every manager shares — adapter
+//! selection, managed operations, health and configuration.
+
+use std::error::Error;
+use std::sync::Arc;
+
+use progress::ProgressRenderer;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::{
+    AdapterMode, CancellationToken, Cancelled, HostServiceConfig, OperationContext,
+    OperationError, OperationId, OperationKind, OperationStatus, OperationsService,
+};
+
+/// Any error work may return. A [`Cancelled`] anywhere in its chain makes the
+/// operation end `cancelled`.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The piece a manager delegates its work to (local or host service).
+pub trait ServiceAdapter: Send + Sync {
+    /// Short name shown in the configuration, e.g. `local` or `host-client`.
+    fn name(&self) -> &str;
+    /// Whether the adapter can take work now (e.g. its host answers).
+    fn health(&self) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// How a managed operation ended, for callers that awaited it.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    #[error("operation {id} was cancelled: {reason}")]
+    Cancelled {
+        id: OperationId,
+        reason: crate::CancelReason,
+    },
+    #[error("operation {id} failed: {error}")]
+    Failed { id: OperationId, error: String },
+    #[error("operation {id} result could not be read: {source}")]
+    Result {
+        id: OperationId,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Operation(#[from] OperationError),
+}
+
+/// A service's adapter mode, as reported to users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceConfiguration {
+    /// The service prefix, e.g. `TRAINING`.
+    pub service: &'static str,
+    #[serde(flatten)]
+    pub mode: AdapterMode,
+    pub adapter: String,
+}
+
+/// A service's health, as reported to users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    #[serde(flatten)]
+    pub configuration: ServiceConfiguration,
+    pub healthy: bool,
+    /// Why the adapter is unhealthy.
+    pub problem: Option<String>,
+    /// Pending and running operations of the whole operations service.
+    pub active_operations: usize,
+}
+
+/// Shared manager behaviour: implement the five accessors, get the rest.
+///
+/// `TrainingManager` and `DataManager` both implement it, so a training and
+/// a data load are registered, observed and cancelled the same way.
+pub trait ServiceOrchestrator: Send + Sync {
+    type Adapter: ServiceAdapter;
+
+    fn operations(&self) -> &OperationsService;
+    fn adapter(&self) -> &Self::Adapter;
+    /// Local or host mode, usually from [`HostServiceConfig::from_env`].
+    fn host_config(&self) -> &HostServiceConfig;
+    /// Renders this service's progress messages.
+    fn renderer(&self) -> Arc<dyn ProgressRenderer>;
+    /// Tracks the spawned work, so shutdown can wait for it.
+    fn tasks(&self) -> &TaskTracker;
+    /// Bounds how many operations run at once; the others stay `pending`
+    /// and start in the order they were submitted.
+    fn admission(&self) -> Option<&Arc<Semaphore>> {
+        None
+    }
+
+    /// Registers an operation and runs `work` in the background with its
+    /// [`OperationContext`], recording how it ends: `Ok` → `completed` with
+    /// the value as result summary; an error carrying [`Cancelled`] (or any
+    /// error after the token was cancelled) → `cancelled`; any other error or
+    /// a panic → `failed`. Must be called within a tokio runtime.
+    fn start_managed_operation<W, Fut, T, E>(
+        &self,
+        kind: OperationKind,
+        params: serde_json::Value,
+        work: W,
+    ) -> Result<OperationId, OperationError>
+    where
+        W: FnOnce(OperationContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let context = self
+            .operations()
+            .create(kind, params, Some(self.renderer()))?;
+        let id = context.id.clone();
+        self.tasks().spawn(run_managed(
+            self.operations().clone(),
+            self.admission().cloned(),
+            context,
+            work,
+        ));
+        Ok(id)
+    }
+
+    /// Runs `work` as a managed operation and awaits its outcome.
+    fn execute_with_progress<W, Fut, T, E>(
+        &self,
+        kind: OperationKind,
+        params: serde_json::Value,
+        work: W,
+    ) -> impl Future<Output = Result<T, ExecuteError>> + Send
+    where
+        W: FnOnce(OperationContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let started = self
+            .start_managed_operation(kind, params, work)
+            .and_then(|id| Ok((self.operations().watch(&id)?, id)));
+        async move {
+            let (mut watch, id) = started?;
+            let mut last = None;
+            while let Some(snapshot) = watch.next().await {
+                last = Some(snapshot);
+            }
+            let operation = last.ok_or_else(|| OperationError::NotFound(id.clone()))?;
+            match operation.status {
+                OperationStatus::Completed => {
+                    let result = operation.result.unwrap_or_default();
+                    serde_json::from_value(result).map_err(|source| ExecuteError::Result { id, source })
+                }
+                OperationStatus::Cancelled => Err(ExecuteError::Cancelled {
+                    id,
+                    reason: operation
+                        .cancel_reason
+                        .unwrap_or(crate::CancelReason::Shutdown),
+                }),
+                _ => Err(ExecuteError::Failed {
+                    id,
+                    error: operation.error.unwrap_or_default(),
+                }),
+            }
+        }
+    }
+
+    /// Awaits `work` unless `token` is cancelled first, for calls that are
+    /// not worth registering as operations but must still stop promptly.
+    fn execute_with_cancellation<F>(
+        &self,
+        token: &CancellationToken,
+        stage: &'static str,
+        work: F,
+    ) -> impl Future<Output = Result<F::Output, Cancelled>> + Send
+    where
+        F: Future + Send,
+    {
+        let token = token.clone();
+        async move { token.run_until_cancelled(stage, work).await }
+    }
+
+    fn configuration(&self) -> ServiceConfiguration {
+        let config = self.host_config();
+        ServiceConfiguration {
+            service: config.prefix,
+            mode: config.mode.clone(),
+            adapter: self.adapter().name().to_owned(),
+        }
+    }
+
+    fn health_check(&self) -> impl Future<Output = HealthReport> + Send {
+        let configuration = self.configuration();
+        let active_operations = self.operations().active_count();
+        let health = self.adapter().health();
+        async move {
+            let problem = health.await.err().map(|error| error_chain(&*error));
+            HealthReport {
+                configuration,
+                healthy: problem.is_none(),
+                problem,
+                active_operations,
+            }
+        }
+    }
+
+    /// Waits until all work started by this service has ended. Cancel the
+    /// operations first (e.g. `operations().cancel_active(Shutdown)`) for a
+    /// prompt shutdown.
+    fn drain(&self) -> impl Future<Output = ()> + Send {
+        let tasks = self.tasks().clone();
+        tasks.close();
+        async move { tasks.wait().await }
+    }
+}
+
+async fn run_managed<W, Fut, T, E>(
+    operations: OperationsService,
+    admission: Option<Arc<Semaphore>>,
+    context: OperationContext,
+    work: W,
+) where
+    W: FnOnce(OperationContext) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Serialize + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    let id = context.id.clone();
+    let token = context.token.clone();
+    let _permit = match admission {
+        Some(semaphore) => tokio::select! {
+            biased;
+            () = token.cancelled() => {
+                warn_unrecorded(&id, record_cancelled(&operations, &id, &token, None));
+                return;
+            }
+            permit = semaphore.acquire_owned() => permit.ok(),
+        },
+        None => None,
+    };
+    match operations.start(&id) {
+        Ok(crate::Transition::Applied) => {}
+        // Cancelled while pending: nothing to run.
+        Ok(crate::Transition::Ignored(_)) => return,
+        Err(error) => {
+            tracing::error!(operation = %id, %error, "could not start operation");
+            return;
+        }
+    }
+
+    // A separate task, so that a panic in the work is caught and recorded.
+    let recorded = match tokio::spawn(work(context)).await {
+        Ok(Ok(value)) => match serde_json::to_value(value) {
+            Ok(result) => operations.complete(&id, result),
+            Err(error) => operations.fail(&id, format!("result summary is not valid JSON: {error}")),
+        },
+        Ok(Err(error)) => {
+            let error: BoxError = error.into();
+            match find_cancelled(&*error) {
+                Some(cancelled) => record_cancelled(&operations, &id, &token, Some(cancelled)),
+                None if token.is_cancelled() => record_cancelled(&operations, &id, &token, None),
+                None => operations.fail(&id, error_chain(&*error)),
+            }
+        }
+        Err(join_error) => operations.fail(&id, format!("work panicked: {}", panic_message(join_error))),
+    };
+    warn_unrecorded(&id, recorded);
+}
+
+fn warn_unrecorded(id: &OperationId, recorded: Result<crate::Transition, OperationError>) {
+    if let Err(error) = recorded {
+        tracing::error!(operation = %id, %error, "could not record how the operation ended");
+    }
+}
+
+fn record_cancelled(
+    operations: &OperationsService,
+    id: &OperationId,
+    token: &CancellationToken,
+    cancelled: Option<&Cancelled>,
+) -> Result<crate::Transition, OperationError> {
+    let reason = cancelled
+        .map(|c| c.reason.clone())
+        .or_else(|| token.reason())
+        .unwrap_or(crate::CancelReason::Shutdown);
+    operations.record_cancelled(id, reason)
+}
+
+fn find_cancelled<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Cancelled> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(cancelled) = error.downcast_ref::<Cancelled>() {
+            return Some(cancelled);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// `outer: inner: root`, like anyhow's `{:#}`.
+fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        // Errors that include their source's text would repeat it.
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let payload = error.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned())
+}

@@ -1,0 +1,384 @@
+//! `OperationsService`: registers operations, moves them through their
+//! states, fans out progress to watchers and cancels them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use chrono::Utc;
+use progress::{EtaEstimator, ProgressRenderer, ProgressState};
+use tokio::sync::watch;
+
+use crate::store::{InMemoryStore, OperationStore, SqliteStore, StoreError};
+use crate::{
+    CancelReason, CancellationToken, ListFilter, Operation, OperationId, OperationKind,
+    OperationPage, OperationStatus,
+};
+
+/// Why an operations request could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("no operation with id {0}")]
+    NotFound(OperationId),
+    #[error("operation {id} is already {status}; only pending or running operations can be {action}")]
+    AlreadyFinished {
+        id: OperationId,
+        status: OperationStatus,
+        action: &'static str,
+    },
+    #[error("operation {id} is {status} in another process; it can only be changed there")]
+    OwnedElsewhere {
+        id: OperationId,
+        status: OperationStatus,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether a state change took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Applied,
+    /// The operation had already reached this terminal status; nothing changed.
+    Ignored(OperationStatus),
+}
+
+/// What a piece of work is handed when its operation starts.
+#[derive(Debug, Clone)]
+pub struct OperationContext {
+    pub id: OperationId,
+    /// Cancelled when the operation is cancelled; pass it down every layer.
+    pub token: CancellationToken,
+    pub progress: ProgressReporter,
+}
+
+/// Registers operations and tracks them from creation to a terminal state.
+///
+/// Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct OperationsService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Box<dyn OperationStore>,
+    /// Operations not yet finished, with their live state.
+    live: Mutex<HashMap<OperationId, Arc<LiveOperation>>>,
+}
+
+#[derive(Debug)]
+struct LiveOperation {
+    /// The current snapshot; its lock also serialises state changes.
+    snapshot: watch::Sender<Operation>,
+    token: CancellationToken,
+    renderer: Option<Arc<dyn ProgressRenderer>>,
+    created: (Instant, SystemTime),
+    eta: Mutex<EtaEstimator>,
+}
+
+impl OperationsService {
+    pub fn new(store: impl OperationStore + 'static) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: Box::new(store),
+                live: Mutex::default(),
+            }),
+        }
+    }
+
+    /// A service whose operations are forgotten when the process exits.
+    pub fn in_memory() -> Self {
+        Self::new(InMemoryStore::new())
+    }
+
+    /// A service whose operations are kept in the SQLite file at `path`.
+    pub fn open_sqlite(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        Ok(Self::new(SqliteStore::open(path)?))
+    }
+
+    /// Registers a new `pending` operation.
+    ///
+    /// `renderer` turns each progress update into its message; without one the
+    /// producer's own message is kept.
+    pub fn create(
+        &self,
+        kind: OperationKind,
+        params: serde_json::Value,
+        renderer: Option<Arc<dyn ProgressRenderer>>,
+    ) -> Result<OperationContext, OperationError> {
+        let operation = Operation::new(kind, params, Utc::now());
+        self.inner.store.insert(&operation)?;
+        let id = operation.id.clone();
+        let token = CancellationToken::new();
+        let live = Arc::new(LiveOperation {
+            snapshot: watch::Sender::new(operation),
+            token: token.clone(),
+            renderer,
+            created: (Instant::now(), SystemTime::now()),
+            eta: Mutex::default(),
+        });
+        self.live().insert(id.clone(), Arc::clone(&live));
+        Ok(OperationContext {
+            id,
+            token,
+            progress: ProgressReporter { live },
+        })
+    }
+
+    /// `pending → running`.
+    pub fn start(&self, id: &OperationId) -> Result<Transition, OperationError> {
+        self.transition(id, |op| {
+            if op.status == OperationStatus::Pending {
+                op.status = OperationStatus::Running;
+                op.started_at = Some(Utc::now());
+            }
+        })
+    }
+
+    /// Publishes a progress snapshot; see [`ProgressReporter::report`].
+    pub fn update_progress(
+        &self,
+        id: &OperationId,
+        state: ProgressState,
+    ) -> Result<(), OperationError> {
+        match self.live_operation(id) {
+            Some(live) => {
+                ProgressReporter { live }.report(state);
+                Ok(())
+            }
+            None => self.get(id).map(drop),
+        }
+    }
+
+    /// Finishes the operation as `completed` with its result summary.
+    pub fn complete(
+        &self,
+        id: &OperationId,
+        result: serde_json::Value,
+    ) -> Result<Transition, OperationError> {
+        self.transition(id, |op| {
+            op.status = OperationStatus::Completed;
+            op.result = Some(result);
+        })
+    }
+
+    /// Finishes the operation as `failed` with its error.
+    pub fn fail(&self, id: &OperationId, error: String) -> Result<Transition, OperationError> {
+        self.transition(id, |op| {
+            op.status = OperationStatus::Failed;
+            op.error = Some(error);
+        })
+    }
+
+    /// Finishes the operation as `cancelled` and cancels its token, so the
+    /// work stops. Errors if the operation is unknown or already finished.
+    pub fn cancel(&self, id: &OperationId, reason: CancelReason) -> Result<(), OperationError> {
+        match self.record_cancelled(id, reason)? {
+            Transition::Applied => Ok(()),
+            Transition::Ignored(status) => Err(OperationError::AlreadyFinished {
+                id: id.clone(),
+                status,
+                action: "cancelled",
+            }),
+        }
+    }
+
+    /// Cancels every pending or running operation, e.g. on shutdown.
+    pub fn cancel_active(&self, reason: CancelReason) -> Vec<OperationId> {
+        let ids: Vec<OperationId> = self.live().keys().cloned().collect();
+        ids.into_iter()
+            .filter(|id| {
+                matches!(
+                    self.record_cancelled(id, reason.clone()),
+                    Ok(Transition::Applied)
+                )
+            })
+            .collect()
+    }
+
+    /// Records that the operation ended `cancelled` (ignored once finished).
+    pub(crate) fn record_cancelled(
+        &self,
+        id: &OperationId,
+        reason: CancelReason,
+    ) -> Result<Transition, OperationError> {
+        let token = self.live_operation(id).map(|live| live.token.clone());
+        let transition = self.transition(id, |op| {
+            op.status = OperationStatus::Cancelled;
+            op.cancel_reason = Some(reason.clone());
+        })?;
+        if let (Transition::Applied, Some(token)) = (transition, token) {
+            token.cancel(reason);
+        }
+        Ok(transition)
+    }
+
+    /// The latest snapshot of one operation.
+    pub fn get(&self, id: &OperationId) -> Result<Operation, OperationError> {
+        if let Some(live) = self.live_operation(id) {
+            return Ok(live.snapshot.borrow().clone());
+        }
+        self.inner
+            .store
+            .get(id)?
+            .ok_or_else(|| OperationError::NotFound(id.clone()))
+    }
+
+    /// Operations matching `filter`, newest first, with live progress.
+    pub fn list(&self, filter: &ListFilter) -> Result<OperationPage, OperationError> {
+        let mut page = self.inner.store.list(filter)?;
+        for operation in &mut page.operations {
+            if let Some(live) = self.live_operation(&operation.id) {
+                *operation = live.snapshot.borrow().clone();
+            }
+        }
+        Ok(page)
+    }
+
+    /// A stream of snapshots of `id`, ending after its terminal snapshot.
+    pub fn watch(&self, id: &OperationId) -> Result<OperationWatch, OperationError> {
+        let receiver = match self.live_operation(id) {
+            Some(live) => live.snapshot.subscribe(),
+            // Already finished: a stream of its one final snapshot.
+            None => watch::channel(self.get(id)?).1,
+        };
+        Ok(OperationWatch {
+            receiver,
+            first: true,
+            finished: false,
+        })
+    }
+
+    /// How many operations are pending or running.
+    pub fn active_count(&self) -> usize {
+        self.live().len()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Arc<LiveOperation>>> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn live_operation(&self, id: &OperationId) -> Option<Arc<LiveOperation>> {
+        self.live().get(id).cloned()
+    }
+
+    /// Applies `change` unless the operation is finished, saving the result.
+    ///
+    /// The check, the change and the save happen under the snapshot's lock,
+    /// so racing transitions are applied one at a time and the first terminal
+    /// state wins.
+    fn transition(
+        &self,
+        id: &OperationId,
+        change: impl FnOnce(&mut Operation),
+    ) -> Result<Transition, OperationError> {
+        let Some(live) = self.live_operation(id) else {
+            let operation = self.get(id)?;
+            if !operation.status.is_terminal() {
+                return Err(OperationError::OwnedElsewhere {
+                    id: id.clone(),
+                    status: operation.status,
+                });
+            }
+            return Ok(Transition::Ignored(operation.status));
+        };
+        let mut outcome = Ok(Transition::Applied);
+        live.snapshot.send_if_modified(|current| {
+            if current.status.is_terminal() {
+                outcome = Ok(Transition::Ignored(current.status));
+                return false;
+            }
+            let mut next = current.clone();
+            change(&mut next);
+            if next.status.is_terminal() {
+                next.finished_at = Some(Utc::now());
+            }
+            if let Err(error) = self.inner.store.save(&next) {
+                outcome = Err(error.into());
+                return false;
+            }
+            *current = next;
+            true
+        });
+        if live.snapshot.borrow().status.is_terminal() {
+            self.live().remove(id);
+        }
+        outcome
+    }
+}
+
+/// Publishes progress of one operation. Never blocks on watchers: each
+/// update replaces the previous one (latest value wins).
+#[derive(Debug, Clone)]
+pub struct ProgressReporter {
+    live: Arc<LiveOperation>,
+}
+
+impl ProgressReporter {
+    /// Publishes `state` as the operation's latest progress.
+    ///
+    /// Fills in the timestamps, the ETA when the producer left it empty, and
+    /// the message from the operation's renderer. Ignored once the operation
+    /// has finished.
+    pub fn report(&self, mut state: ProgressState) {
+        let live = &*self.live;
+        let (created_instant, created_time) = live.created;
+        if state.eta.is_none() {
+            let fraction = state.percentage / 100.0;
+            state.eta = live
+                .eta
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .observe(created_instant.elapsed(), fraction);
+        }
+        state.started_at.get_or_insert(created_time);
+        state.updated_at = Some(SystemTime::now());
+        if let Some(renderer) = &live.renderer {
+            state.message = renderer.render(&state);
+        }
+        live.snapshot.send_if_modified(|operation| {
+            if operation.status.is_terminal() {
+                return false;
+            }
+            operation.progress = state;
+            true
+        });
+    }
+}
+
+/// Snapshots of one operation as it changes. Intermediate snapshots may be
+/// skipped when the watcher is slower than the producer; the terminal one
+/// never is.
+#[derive(Debug)]
+pub struct OperationWatch {
+    receiver: watch::Receiver<Operation>,
+    first: bool,
+    finished: bool,
+}
+
+impl OperationWatch {
+    /// The next snapshot, or `None` after the terminal one.
+    pub async fn next(&mut self) -> Option<Operation> {
+        if self.finished {
+            return None;
+        }
+        if !std::mem::take(&mut self.first) && self.receiver.changed().await.is_err() {
+            // The operation finished and its live state was dropped; its last
+            // snapshot is the terminal one unless we have just seen it.
+            let last = self.receiver.borrow().clone();
+            self.finished = true;
+            return last.status.is_terminal().then_some(last);
+        }
+        let snapshot = self.receiver.borrow_and_update().clone();
+        self.finished = snapshot.status.is_terminal();
+        Some(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests;

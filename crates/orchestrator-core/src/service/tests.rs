@@ -1,0 +1,304 @@
+//! Tests of the operations service: lifecycle, finality under races, watching.
+
+use std::time::Duration;
+
+use progress::{ProgressContext, Step, TrainingContext, TrainingProgressRenderer};
+
+use super::*;
+
+fn service() -> OperationsService {
+    OperationsService::in_memory()
+}
+
+fn params() -> serde_json::Value {
+    serde_json::json!({ "strategy": "demo.yaml" })
+}
+
+fn training_progress(epoch: u32) -> ProgressState {
+    ProgressState {
+        percentage: f64::from(epoch) * 10.0,
+        step: Some(Step { current: 3, total: 4 }),
+        context: ProgressContext::Training(TrainingContext {
+            model_type: Some("MLP".into()),
+            symbols: vec!["EURUSD".into()],
+            timeframes: vec!["1h".into()],
+            epoch: Some(Step { current: epoch, total: 10 }),
+            ..TrainingContext::default()
+        }),
+        ..ProgressState::default()
+    }
+}
+
+#[test]
+fn an_operation_moves_from_pending_to_completed() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    let id = context.id.clone();
+    let created = ops.get(&id).unwrap();
+    assert_eq!(created.status, OperationStatus::Pending);
+    assert_eq!(created.params, params());
+    assert!(created.started_at.is_none());
+
+    assert_eq!(ops.start(&id).unwrap(), Transition::Applied);
+    assert_eq!(ops.get(&id).unwrap().status, OperationStatus::Running);
+    assert_eq!(ops.active_count(), 1);
+
+    let result = serde_json::json!({ "accuracy": 0.6 });
+    assert_eq!(ops.complete(&id, result.clone()).unwrap(), Transition::Applied);
+    let done = ops.get(&id).unwrap();
+    assert_eq!(done.status, OperationStatus::Completed);
+    assert_eq!(done.result, Some(result));
+    assert!(done.started_at.is_some() && done.finished_at >= done.started_at);
+    assert_eq!(ops.active_count(), 0);
+    assert_eq!(ops.inner.store.get(&id).unwrap(), Some(done), "the store has the final record");
+}
+
+#[test]
+fn terminal_states_are_final() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    let id = context.id.clone();
+    ops.start(&id).unwrap();
+    ops.fail(&id, "out of memory".into()).unwrap();
+
+    assert_eq!(
+        ops.complete(&id, serde_json::json!({})).unwrap(),
+        Transition::Ignored(OperationStatus::Failed)
+    );
+    assert_eq!(ops.start(&id).unwrap(), Transition::Ignored(OperationStatus::Failed));
+    context.progress.report(training_progress(5));
+    ops.update_progress(&id, training_progress(6)).unwrap();
+
+    let err = ops.cancel(&id, CancelReason::UserRequest(None)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("operation {id} is already failed; only pending or running operations can be cancelled")
+    );
+    assert!(!context.token.is_cancelled());
+    let operation = ops.get(&id).unwrap();
+    assert_eq!(operation.status, OperationStatus::Failed);
+    assert_eq!(operation.error.as_deref(), Some("out of memory"));
+    assert_eq!(operation.progress, ProgressState::default());
+}
+
+#[test]
+fn cancel_records_the_reason_and_cancels_the_token() {
+    let ops = service();
+    let context = ops.create(OperationKind::DataLoad, params(), None).unwrap();
+    let reason = CancelReason::UserRequest(Some("wrong symbol".into()));
+    ops.cancel(&context.id, reason.clone()).unwrap();
+    assert_eq!(context.token.reason(), Some(reason.clone()));
+    let operation = ops.get(&context.id).unwrap();
+    assert_eq!(operation.status, OperationStatus::Cancelled);
+    assert_eq!(operation.cancel_reason, Some(reason));
+}
+
+#[test]
+fn unknown_ids_are_reported() {
+    let ops = service();
+    let unknown: OperationId = "op_training_20260101_000000_deadbeef".parse().unwrap();
+    for err in [
+        ops.get(&unknown).unwrap_err(),
+        ops.cancel(&unknown, CancelReason::Timeout).unwrap_err(),
+        ops.watch(&unknown).unwrap_err(),
+        ops.update_progress(&unknown, ProgressState::default()).unwrap_err(),
+    ] {
+        assert_eq!(err.to_string(), format!("no operation with id {unknown}"));
+    }
+}
+
+#[test]
+fn progress_is_rendered_timed_and_estimated() {
+    let ops = service();
+    let context = ops
+        .create(
+            OperationKind::Training,
+            params(),
+            Some(Arc::new(TrainingProgressRenderer)),
+        )
+        .unwrap();
+    ops.start(&context.id).unwrap();
+    context.progress.report(training_progress(3));
+    let progress = ops.get(&context.id).unwrap().progress;
+    assert_eq!(progress.message, "Training MLP model on EURUSD [1h] [epoch 3/10] [3/4]");
+    assert!(progress.started_at.is_some());
+    assert!(progress.updated_at >= progress.started_at);
+    // One observation is not enough to estimate anything.
+    assert_eq!(progress.eta, None);
+
+    let mut explicit = training_progress(4);
+    explicit.eta = Some(Duration::from_secs(42));
+    context.progress.report(explicit);
+    assert_eq!(ops.get(&context.id).unwrap().progress.eta, Some(Duration::from_secs(42)));
+}
+
+#[test]
+fn list_filters_pages_and_shows_live_progress() {
+    let ops = service();
+    let data = ops.create(OperationKind::DataLoad, params(), None).unwrap();
+    let training = ops.create(OperationKind::Training, params(), None).unwrap();
+    let finished = ops.create(OperationKind::Training, params(), None).unwrap();
+    ops.complete(&finished.id, serde_json::json!(null)).unwrap();
+    training.progress.report(training_progress(2));
+
+    let all = ops.list(&ListFilter::default()).unwrap();
+    assert_eq!(all.total, 3);
+    let live = all.operations.iter().find(|op| op.id == training.id).unwrap();
+    assert_eq!(live.progress.percentage, 20.0);
+
+    let active_training = ops
+        .list(&ListFilter {
+            kind: Some(OperationKind::Training),
+            active_only: true,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(active_training.total, 1);
+    assert_eq!(active_training.operations[0].id, training.id);
+
+    let second = ops
+        .list(&ListFilter {
+            limit: Some(1),
+            offset: 1,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(second.total, 3);
+    assert_eq!(second.operations.len(), 1);
+    drop(data);
+}
+
+#[tokio::test]
+async fn a_watcher_sees_progress_and_the_terminal_snapshot() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    let id = context.id.clone();
+    let mut watch = ops.watch(&id).unwrap();
+    assert_eq!(watch.next().await.unwrap().status, OperationStatus::Pending);
+
+    let producer = {
+        let ops = ops.clone();
+        tokio::spawn(async move {
+            ops.start(&context.id).unwrap();
+            for epoch in 1..=1000 {
+                context.progress.report(training_progress(epoch));
+            }
+            ops.complete(&context.id, serde_json::json!({ "epochs": 1000 })).unwrap();
+        })
+    };
+    let mut snapshots = Vec::new();
+    while let Some(snapshot) = watch.next().await {
+        snapshots.push(snapshot);
+    }
+    producer.await.unwrap();
+    let last = snapshots.last().unwrap();
+    assert_eq!(last.status, OperationStatus::Completed);
+    assert_eq!(last.result, Some(serde_json::json!({ "epochs": 1000 })));
+    assert!(snapshots[..snapshots.len() - 1].iter().all(|s| !s.status.is_terminal()));
+    assert!(watch.next().await.is_none(), "the stream ends after the terminal snapshot");
+
+    // Watching a finished operation yields its final snapshot once.
+    let mut late = ops.watch(&id).unwrap();
+    assert_eq!(late.next().await.unwrap().status, OperationStatus::Completed);
+    assert!(late.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_transitions_leave_exactly_one_terminal_state() {
+    let ops = service();
+    let contexts: Vec<_> = (0..50)
+        .map(|_| ops.create(OperationKind::Training, params(), None).unwrap())
+        .collect();
+    let mut watches: Vec<_> = contexts.iter().map(|c| ops.watch(&c.id).unwrap()).collect();
+
+    let mut racers = Vec::new();
+    for context in &contexts {
+        for racer in 0..6 {
+            let (ops, context) = (ops.clone(), context.clone());
+            racers.push(tokio::spawn(async move {
+                let id = &context.id;
+                let _ = ops.start(id);
+                for epoch in 0..20 {
+                    context.progress.report(training_progress(epoch));
+                    tokio::task::yield_now().await;
+                }
+                let _ = match racer % 3 {
+                    0 => ops.complete(id, serde_json::json!({ "by": racer })),
+                    1 => ops.fail(id, format!("racer {racer}")),
+                    _ => ops.cancel(id, CancelReason::UserRequest(None)).map(|()| Transition::Applied),
+                };
+                context.progress.report(training_progress(99));
+            }));
+        }
+    }
+    for racer in racers {
+        racer.await.unwrap();
+    }
+
+    for (context, watch) in contexts.iter().zip(&mut watches) {
+        let operation = ops.get(&context.id).unwrap();
+        assert!(operation.status.is_terminal());
+        assert_eq!(ops.inner.store.get(&context.id).unwrap().as_ref(), Some(&operation));
+        assert_eq!(
+            context.token.is_cancelled(),
+            operation.status == OperationStatus::Cancelled
+        );
+        // Exactly the fields of the winning terminal state are set.
+        match operation.status {
+            OperationStatus::Completed => assert!(operation.result.is_some() && operation.error.is_none()),
+            OperationStatus::Failed => assert!(operation.error.is_some() && operation.result.is_none()),
+            OperationStatus::Cancelled => assert!(operation.cancel_reason.is_some() && operation.result.is_none()),
+            status => panic!("{status} is not terminal"),
+        }
+        assert_ne!(operation.progress.percentage, 990.0, "progress after the end was applied");
+
+        let mut last = None;
+        while let Some(snapshot) = watch.next().await {
+            last = Some(snapshot);
+        }
+        assert_eq!(last.as_ref(), Some(&operation), "the watcher ends on the terminal snapshot");
+    }
+    assert_eq!(ops.active_count(), 0);
+}
+
+#[test]
+fn cancel_active_cancels_only_unfinished_operations() {
+    let ops = service();
+    let running = ops.create(OperationKind::Training, params(), None).unwrap();
+    ops.start(&running.id).unwrap();
+    let pending = ops.create(OperationKind::DataLoad, params(), None).unwrap();
+    let done = ops.create(OperationKind::DataLoad, params(), None).unwrap();
+    ops.complete(&done.id, serde_json::json!(1)).unwrap();
+
+    let mut cancelled = ops.cancel_active(CancelReason::Shutdown);
+    cancelled.sort();
+    let mut expected = vec![running.id.clone(), pending.id.clone()];
+    expected.sort();
+    assert_eq!(cancelled, expected);
+    assert!(running.token.is_cancelled() && pending.token.is_cancelled());
+    assert_eq!(ops.get(&done.id).unwrap().status, OperationStatus::Completed);
+}
+
+#[test]
+fn a_sqlite_backed_service_keeps_history_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ops.db");
+    let (finished, interrupted) = {
+        let ops = OperationsService::open_sqlite(&path).unwrap();
+        let finished = ops.create(OperationKind::Training, params(), None).unwrap();
+        ops.start(&finished.id).unwrap();
+        finished.progress.report(training_progress(10));
+        ops.complete(&finished.id, serde_json::json!({ "accuracy": 0.7 })).unwrap();
+        let interrupted = ops.create(OperationKind::Training, params(), None).unwrap();
+        ops.start(&interrupted.id).unwrap();
+        (finished.id, interrupted.id)
+    };
+
+    let ops = OperationsService::open_sqlite(&path).unwrap();
+    let finished = ops.get(&finished).unwrap();
+    assert_eq!(finished.status, OperationStatus::Completed);
+    assert_eq!(finished.progress.percentage, 100.0, "the last progress is saved with the end");
+    let interrupted = ops.get(&interrupted).unwrap();
+    assert_eq!(interrupted.status, OperationStatus::Failed);
+    assert_eq!(interrupted.error.as_deref(), Some(crate::store::INTERRUPTED));
+}

@@ -46,15 +46,19 @@ pub struct Cancelled {
 
 /// A cancellation signal shared by every layer of one operation.
 ///
-/// Wraps [`tokio_util::sync::CancellationToken`] and adds the reason. Clones
-/// share state; [`child`](Self::child) tokens are cancelled with their parent
-/// but not the other way round.
+/// Wraps [`tokio_util::sync::CancellationToken`] (which wakes async waiters)
+/// and adds the reason, which doubles as a lock-free flag: tokio-util's own
+/// `is_cancelled` takes a mutex, too costly for a check at every batch.
+/// Clones share state; [`child`](Self::child) tokens are cancelled with their
+/// parent but not the other way round.
 #[derive(Clone, Default)]
 pub struct CancellationToken {
     inner: tokio_util::sync::CancellationToken,
     reason: Arc<ReasonCell>,
 }
 
+/// Set once, when the token itself is cancelled; a token is cancelled when
+/// its own cell or an ancestor's is set.
 #[derive(Default)]
 struct ReasonCell {
     own: OnceLock<CancelReason>,
@@ -62,6 +66,7 @@ struct ReasonCell {
 }
 
 impl ReasonCell {
+    #[inline]
     fn get(&self) -> Option<&CancelReason> {
         self.own
             .get()
@@ -94,20 +99,16 @@ impl CancellationToken {
         self.inner.cancel();
     }
 
-    /// A synchronous, lock- and allocation-free check for hot loops.
+    /// A synchronous, lock- and allocation-free check for hot loops: one
+    /// atomic load per level of parent tokens.
     #[inline]
     pub fn is_cancelled(&self) -> bool {
-        self.inner.is_cancelled()
+        self.reason.get().is_some()
     }
 
     /// Why the token was cancelled, if it was.
     pub fn reason(&self) -> Option<CancelReason> {
-        if !self.is_cancelled() {
-            return None;
-        }
-        // Cancelled through an ancestor that was cancelled by a plain
-        // tokio-util token (no reason recorded): call it a shutdown.
-        Some(self.reason.get().cloned().unwrap_or(CancelReason::Shutdown))
+        self.reason.get().cloned()
     }
 
     /// `Err(Cancelled)` naming `stage` if the token was cancelled.
@@ -123,6 +124,7 @@ impl CancellationToken {
     /// The error describing this token's cancellation at `stage`.
     pub fn cancelled_error(&self, stage: impl Into<Cow<'static, str>>) -> Cancelled {
         Cancelled {
+            // Only asked of a cancelled token; a default keeps it total.
             reason: self.reason().unwrap_or(CancelReason::Shutdown),
             stage: stage.into(),
         }

@@ -75,11 +75,16 @@ impl HostServiceConfig {
         let use_variable = format!("USE_{prefix}_HOST_SERVICE");
         let enabled = match lookup(&use_variable) {
             None => false,
-            Some(value) => parse_flag(&value).ok_or_else(|| ConfigError {
-                variable: use_variable,
-                value,
-                expected: "expected true/false, 1/0, yes/no or on/off",
-            })?,
+            Some(value) => match parse_flag(&value) {
+                Some(flag) => flag,
+                None => {
+                    return Err(ConfigError {
+                        variable: use_variable,
+                        value,
+                        expected: "expected true/false, 1/0, yes/no or on/off",
+                    });
+                }
+            },
         };
         if !enabled {
             return Ok(Self::local(prefix));

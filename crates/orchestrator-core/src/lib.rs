@@ -33,7 +33,7 @@
 //!
 //! // Cancel as soon as some progress arrives; the loop stops at its next check.
 //! while let Some(snapshot) = watch.next().await {
-//!     if snapshot.progress.items.is_some() {
+//!     if snapshot.status == OperationStatus::Running && snapshot.progress.items.is_some() {
 //!         operations.cancel(&id, CancelReason::UserRequest(None))?;
 //!     }
 //! }
@@ -50,7 +50,7 @@ mod orchestrator;
 mod service;
 pub mod store;
 
-pub use cancel::{CancelReason, Cancelled, CancellationToken};
+pub use cancel::{CancelReason, CancellationToken, Cancelled};
 pub use host_config::{AdapterMode, ConfigError, HostServiceConfig};
 pub use operation::{
     InvalidOperationId, ListFilter, Operation, OperationId, OperationKind, OperationPage,

@@ -10,8 +10,8 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    AdapterMode, CancellationToken, Cancelled, HostServiceConfig, OperationContext,
-    OperationError, OperationId, OperationKind, OperationStatus, OperationsService,
+    AdapterMode, CancellationToken, Cancelled, HostServiceConfig, OperationContext, OperationError,
+    OperationId, OperationKind, OperationStatus, OperationsService,
 };
 
 /// Any error work may return. A [`Cancelled`] anywhere in its chain makes the
@@ -145,7 +145,8 @@ pub trait ServiceOrchestrator: Send + Sync {
             match operation.status {
                 OperationStatus::Completed => {
                     let result = operation.result.unwrap_or_default();
-                    serde_json::from_value(result).map_err(|source| ExecuteError::Result { id, source })
+                    serde_json::from_value(result)
+                        .map_err(|source| ExecuteError::Result { id, source })
                 }
                 OperationStatus::Cancelled => Err(ExecuteError::Cancelled {
                     id,
@@ -248,7 +249,9 @@ async fn run_managed<W, Fut, T, E>(
     let recorded = match tokio::spawn(work(context)).await {
         Ok(Ok(value)) => match serde_json::to_value(value) {
             Ok(result) => operations.complete(&id, result),
-            Err(error) => operations.fail(&id, format!("result summary is not valid JSON: {error}")),
+            Err(error) => {
+                operations.fail(&id, format!("result summary is not valid JSON: {error}"))
+            }
         },
         Ok(Err(error)) => {
             let error: BoxError = error.into();
@@ -258,7 +261,9 @@ async fn run_managed<W, Fut, T, E>(
                 None => operations.fail(&id, error_chain(&*error)),
             }
         }
-        Err(join_error) => operations.fail(&id, format!("work panicked: {}", panic_message(join_error))),
+        Err(join_error) => {
+            operations.fail(&id, format!("work panicked: {}", panic_message(join_error)))
+        }
     };
     warn_unrecorded(&id, recorded);
 }

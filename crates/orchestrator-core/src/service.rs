@@ -21,7 +21,9 @@ use crate::{
 pub enum OperationError {
     #[error("no operation with id {0}")]
     NotFound(OperationId),
-    #[error("operation {id} is already {status}; only pending or running operations can be {action}")]
+    #[error(
+        "operation {id} is already {status}; only pending or running operations can be {action}"
+    )]
     AlreadyFinished {
         id: OperationId,
         status: OperationStatus,

@@ -96,8 +96,10 @@ impl OperationStore for InMemoryStore {
 
     fn list(&self, filter: &ListFilter) -> Result<OperationPage, StoreError> {
         let operations = self.operations();
-        let mut matching: Vec<&Operation> =
-            operations.values().filter(|op| filter.matches(op)).collect();
+        let mut matching: Vec<&Operation> = operations
+            .values()
+            .filter(|op| filter.matches(op))
+            .collect();
         let total = matching.len();
         matching.sort_unstable_by(|a, b| newest_first(a, b));
         let operations = matching
@@ -134,7 +136,11 @@ pub(crate) mod tests {
                 } else {
                     OperationKind::DataLoad
                 };
-                Operation::new(kind, serde_json::json!({ "i": i }), t0 + Duration::seconds(i))
+                Operation::new(
+                    kind,
+                    serde_json::json!({ "i": i }),
+                    t0 + Duration::seconds(i),
+                )
             })
             .collect();
         for op in &ops {

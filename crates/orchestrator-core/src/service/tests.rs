@@ -17,12 +17,18 @@ fn params() -> serde_json::Value {
 fn training_progress(epoch: u32) -> ProgressState {
     ProgressState {
         percentage: f64::from(epoch) * 10.0,
-        step: Some(Step { current: 3, total: 4 }),
+        step: Some(Step {
+            current: 3,
+            total: 4,
+        }),
         context: ProgressContext::Training(TrainingContext {
             model_type: Some("MLP".into()),
             symbols: vec!["EURUSD".into()],
             timeframes: vec!["1h".into()],
-            epoch: Some(Step { current: epoch, total: 10 }),
+            epoch: Some(Step {
+                current: epoch,
+                total: 10,
+            }),
             ..TrainingContext::default()
         }),
         ..ProgressState::default()
@@ -44,13 +50,20 @@ fn an_operation_moves_from_pending_to_completed() {
     assert_eq!(ops.active_count(), 1);
 
     let result = serde_json::json!({ "accuracy": 0.6 });
-    assert_eq!(ops.complete(&id, result.clone()).unwrap(), Transition::Applied);
+    assert_eq!(
+        ops.complete(&id, result.clone()).unwrap(),
+        Transition::Applied
+    );
     let done = ops.get(&id).unwrap();
     assert_eq!(done.status, OperationStatus::Completed);
     assert_eq!(done.result, Some(result));
     assert!(done.started_at.is_some() && done.finished_at >= done.started_at);
     assert_eq!(ops.active_count(), 0);
-    assert_eq!(ops.inner.store.get(&id).unwrap(), Some(done), "the store has the final record");
+    assert_eq!(
+        ops.inner.store.get(&id).unwrap(),
+        Some(done),
+        "the store has the final record"
+    );
 }
 
 #[test]
@@ -65,14 +78,21 @@ fn terminal_states_are_final() {
         ops.complete(&id, serde_json::json!({})).unwrap(),
         Transition::Ignored(OperationStatus::Failed)
     );
-    assert_eq!(ops.start(&id).unwrap(), Transition::Ignored(OperationStatus::Failed));
+    assert_eq!(
+        ops.start(&id).unwrap(),
+        Transition::Ignored(OperationStatus::Failed)
+    );
     context.progress.report(training_progress(5));
     ops.update_progress(&id, training_progress(6)).unwrap();
 
-    let err = ops.cancel(&id, CancelReason::UserRequest(None)).unwrap_err();
+    let err = ops
+        .cancel(&id, CancelReason::UserRequest(None))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("operation {id} is already failed; only pending or running operations can be cancelled")
+        format!(
+            "operation {id} is already failed; only pending or running operations can be cancelled"
+        )
     );
     assert!(!context.token.is_cancelled());
     let operation = ops.get(&id).unwrap();
@@ -101,7 +121,8 @@ fn unknown_ids_are_reported() {
         ops.get(&unknown).unwrap_err(),
         ops.cancel(&unknown, CancelReason::Timeout).unwrap_err(),
         ops.watch(&unknown).unwrap_err(),
-        ops.update_progress(&unknown, ProgressState::default()).unwrap_err(),
+        ops.update_progress(&unknown, ProgressState::default())
+            .unwrap_err(),
     ] {
         assert_eq!(err.to_string(), format!("no operation with id {unknown}"));
     }
@@ -120,7 +141,10 @@ fn progress_is_rendered_timed_and_estimated() {
     ops.start(&context.id).unwrap();
     context.progress.report(training_progress(3));
     let progress = ops.get(&context.id).unwrap().progress;
-    assert_eq!(progress.message, "Training MLP model on EURUSD [1h] [epoch 3/10] [3/4]");
+    assert_eq!(
+        progress.message,
+        "Training MLP model on EURUSD [1h] [epoch 3/10] [3/4]"
+    );
     assert!(progress.started_at.is_some());
     assert!(progress.updated_at >= progress.started_at);
     // One observation is not enough to estimate anything.
@@ -129,7 +153,10 @@ fn progress_is_rendered_timed_and_estimated() {
     let mut explicit = training_progress(4);
     explicit.eta = Some(Duration::from_secs(42));
     context.progress.report(explicit);
-    assert_eq!(ops.get(&context.id).unwrap().progress.eta, Some(Duration::from_secs(42)));
+    assert_eq!(
+        ops.get(&context.id).unwrap().progress.eta,
+        Some(Duration::from_secs(42))
+    );
 }
 
 #[test]
@@ -143,7 +170,11 @@ fn list_filters_pages_and_shows_live_progress() {
 
     let all = ops.list(&ListFilter::default()).unwrap();
     assert_eq!(all.total, 3);
-    let live = all.operations.iter().find(|op| op.id == training.id).unwrap();
+    let live = all
+        .operations
+        .iter()
+        .find(|op| op.id == training.id)
+        .unwrap();
     assert_eq!(live.progress.percentage, 20.0);
 
     let active_training = ops
@@ -183,7 +214,8 @@ async fn a_watcher_sees_progress_and_the_terminal_snapshot() {
             for epoch in 1..=1000 {
                 context.progress.report(training_progress(epoch));
             }
-            ops.complete(&context.id, serde_json::json!({ "epochs": 1000 })).unwrap();
+            ops.complete(&context.id, serde_json::json!({ "epochs": 1000 }))
+                .unwrap();
         })
     };
     let mut snapshots = Vec::new();
@@ -194,12 +226,22 @@ async fn a_watcher_sees_progress_and_the_terminal_snapshot() {
     let last = snapshots.last().unwrap();
     assert_eq!(last.status, OperationStatus::Completed);
     assert_eq!(last.result, Some(serde_json::json!({ "epochs": 1000 })));
-    assert!(snapshots[..snapshots.len() - 1].iter().all(|s| !s.status.is_terminal()));
-    assert!(watch.next().await.is_none(), "the stream ends after the terminal snapshot");
+    assert!(
+        snapshots[..snapshots.len() - 1]
+            .iter()
+            .all(|s| !s.status.is_terminal())
+    );
+    assert!(
+        watch.next().await.is_none(),
+        "the stream ends after the terminal snapshot"
+    );
 
     // Watching a finished operation yields its final snapshot once.
     let mut late = ops.watch(&id).unwrap();
-    assert_eq!(late.next().await.unwrap().status, OperationStatus::Completed);
+    assert_eq!(
+        late.next().await.unwrap().status,
+        OperationStatus::Completed
+    );
     assert!(late.next().await.is_none());
 }
 
@@ -225,7 +267,9 @@ async fn racing_transitions_leave_exactly_one_terminal_state() {
                 let _ = match racer % 3 {
                     0 => ops.complete(id, serde_json::json!({ "by": racer })),
                     1 => ops.fail(id, format!("racer {racer}")),
-                    _ => ops.cancel(id, CancelReason::UserRequest(None)).map(|()| Transition::Applied),
+                    _ => ops
+                        .cancel(id, CancelReason::UserRequest(None))
+                        .map(|()| Transition::Applied),
                 };
                 context.progress.report(training_progress(99));
             }));
@@ -238,25 +282,41 @@ async fn racing_transitions_leave_exactly_one_terminal_state() {
     for (context, watch) in contexts.iter().zip(&mut watches) {
         let operation = ops.get(&context.id).unwrap();
         assert!(operation.status.is_terminal());
-        assert_eq!(ops.inner.store.get(&context.id).unwrap().as_ref(), Some(&operation));
+        assert_eq!(
+            ops.inner.store.get(&context.id).unwrap().as_ref(),
+            Some(&operation)
+        );
         assert_eq!(
             context.token.is_cancelled(),
             operation.status == OperationStatus::Cancelled
         );
         // Exactly the fields of the winning terminal state are set.
         match operation.status {
-            OperationStatus::Completed => assert!(operation.result.is_some() && operation.error.is_none()),
-            OperationStatus::Failed => assert!(operation.error.is_some() && operation.result.is_none()),
-            OperationStatus::Cancelled => assert!(operation.cancel_reason.is_some() && operation.result.is_none()),
+            OperationStatus::Completed => {
+                assert!(operation.result.is_some() && operation.error.is_none())
+            }
+            OperationStatus::Failed => {
+                assert!(operation.error.is_some() && operation.result.is_none())
+            }
+            OperationStatus::Cancelled => {
+                assert!(operation.cancel_reason.is_some() && operation.result.is_none())
+            }
             status => panic!("{status} is not terminal"),
         }
-        assert_ne!(operation.progress.percentage, 990.0, "progress after the end was applied");
+        assert_ne!(
+            operation.progress.percentage, 990.0,
+            "progress after the end was applied"
+        );
 
         let mut last = None;
         while let Some(snapshot) = watch.next().await {
             last = Some(snapshot);
         }
-        assert_eq!(last.as_ref(), Some(&operation), "the watcher ends on the terminal snapshot");
+        assert_eq!(
+            last.as_ref(),
+            Some(&operation),
+            "the watcher ends on the terminal snapshot"
+        );
     }
     assert_eq!(ops.active_count(), 0);
 }
@@ -276,7 +336,10 @@ fn cancel_active_cancels_only_unfinished_operations() {
     expected.sort();
     assert_eq!(cancelled, expected);
     assert!(running.token.is_cancelled() && pending.token.is_cancelled());
-    assert_eq!(ops.get(&done.id).unwrap().status, OperationStatus::Completed);
+    assert_eq!(
+        ops.get(&done.id).unwrap().status,
+        OperationStatus::Completed
+    );
 }
 
 #[test]
@@ -288,7 +351,8 @@ fn a_sqlite_backed_service_keeps_history_across_restarts() {
         let finished = ops.create(OperationKind::Training, params(), None).unwrap();
         ops.start(&finished.id).unwrap();
         finished.progress.report(training_progress(10));
-        ops.complete(&finished.id, serde_json::json!({ "accuracy": 0.7 })).unwrap();
+        ops.complete(&finished.id, serde_json::json!({ "accuracy": 0.7 }))
+            .unwrap();
         let interrupted = ops.create(OperationKind::Training, params(), None).unwrap();
         ops.start(&interrupted.id).unwrap();
         (finished.id, interrupted.id)
@@ -297,8 +361,14 @@ fn a_sqlite_backed_service_keeps_history_across_restarts() {
     let ops = OperationsService::open_sqlite(&path).unwrap();
     let finished = ops.get(&finished).unwrap();
     assert_eq!(finished.status, OperationStatus::Completed);
-    assert_eq!(finished.progress.percentage, 100.0, "the last progress is saved with the end");
+    assert_eq!(
+        finished.progress.percentage, 100.0,
+        "the last progress is saved with the end"
+    );
     let interrupted = ops.get(&interrupted).unwrap();
     assert_eq!(interrupted.status, OperationStatus::Failed);
-    assert_eq!(interrupted.error.as_deref(), Some(crate::store::INTERRUPTED));
+    assert_eq!(
+        interrupted.error.as_deref(),
+        Some(crate::store::INTERRUPTED)
+    );
 }

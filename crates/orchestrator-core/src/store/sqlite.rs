@@ -128,7 +128,10 @@ impl SqliteStore {
             })
             .map_err(|e| self.sqlite_error(e))?;
 
-        for owner in owners.iter().filter(|owner| !owner_alive(&owners_dir, owner)) {
+        for owner in owners
+            .iter()
+            .filter(|owner| !owner_alive(&owners_dir, owner))
+        {
             let orphans: Vec<(String, String)> = connection
                 .prepare(
                     "SELECT id, record FROM operations
@@ -375,7 +378,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         owner_files.sort();
-        let mut expected = vec![format!("{}.lock", live.owner), format!("{}.lock", fresh.owner)];
+        let mut expected = vec![
+            format!("{}.lock", live.owner),
+            format!("{}.lock", fresh.owner),
+        ];
         expected.sort();
         assert_eq!(owner_files, expected);
     }
@@ -386,6 +392,9 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, "not a directory").unwrap();
         let err = SqliteStore::open(blocker.join("ops.db")).unwrap_err();
-        assert!(err.to_string().contains(&*blocker.to_string_lossy()), "{err}");
+        assert!(
+            err.to_string().contains(&*blocker.to_string_lossy()),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,923 @@
+//! Tidy: tests that keep the workspace in the shape the design describes.
+//!
+//! - The dependency graph reported by `cargo metadata` keeps to the allowed
+//!   edges of the crate table in `ARCHITECTURE.md` and to its rules about
+//!   external crates (burn, tonic/prost, tokio).
+//! - Every Rust module starts with a `//!` line saying what it is for.
+//! - No test is skipped or marked as expected to panic (house style).
+//!
+//! The checks are functions over plain data (metadata JSON, file text), unit
+//! tested on synthetic input; the tests at the end apply them to the real
+//! workspace.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------
+// The rules, transcribed from ARCHITECTURE.md.
+// ---------------------------------------------------------------------------
+
+/// The workspace crates a crate may name as normal dependencies.
+#[derive(Debug, Clone, Copy)]
+enum Internal {
+    Only(&'static [&'static str]),
+    Anything,
+}
+
+impl Internal {
+    fn permits(self, dependency: &str) -> bool {
+        match self {
+            Self::Only(allowed) => allowed.contains(&dependency),
+            Self::Anything => true,
+        }
+    }
+}
+
+/// The crate table of ARCHITECTURE.md ("may depend on"), plus the direct
+/// edges to `orchestrator-core` and `progress` that the layers passing a
+/// `CancellationToken` and progress down need (see docs/ARCHITECTURE.md).
+/// Crates listed here
+/// but not yet written are simply absent from the workspace; a workspace crate
+/// missing here fails the check, so the table cannot silently fall behind.
+const ALLOWED_EDGES: &[(&str, Internal)] = &[
+    ("progress", Internal::Only(&[])),
+    ("orchestrator-core", Internal::Only(&["progress"])),
+    (
+        "market-data",
+        Internal::Only(&["orchestrator-core", "progress"]),
+    ),
+    ("strategy", Internal::Only(&["market-data"])),
+    (
+        "local-trainer",
+        Internal::Only(&["orchestrator-core", "progress", "strategy", "market-data"]),
+    ),
+    ("rpc", Internal::Only(&["orchestrator-core", "progress"])),
+    (
+        "host-client",
+        Internal::Only(&["rpc", "orchestrator-core", "progress"]),
+    ),
+    (
+        "host-service",
+        Internal::Only(&[
+            "rpc",
+            "local-trainer",
+            "market-data",
+            "orchestrator-core",
+            "progress",
+        ]),
+    ),
+    (
+        "training-adapter",
+        Internal::Only(&[
+            "local-trainer",
+            "host-client",
+            "orchestrator-core",
+            "progress",
+        ]),
+    ),
+    (
+        "training-manager",
+        Internal::Only(&[
+            "training-adapter",
+            "strategy",
+            "orchestrator-core",
+            "progress",
+        ]),
+    ),
+    (
+        "api-server",
+        Internal::Only(&[
+            "rpc",
+            "training-manager",
+            "market-data",
+            "orchestrator-core",
+            "progress",
+        ]),
+    ),
+    ("cli", Internal::Anything),
+    ("xtask", Internal::Anything),
+];
+
+/// Crates whose external normal dependencies are limited to a short list.
+const EXTERNAL_ALLOWLIST: &[(&str, &[&str], &str)] =
+    &[("progress", &["serde"], "progress may use only serde")];
+
+/// Which workspace crates may use a family of external crates.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    OnlyIn(&'static [&'static str]),
+    NotIn(&'static [&'static str]),
+}
+
+/// A family of external crates, such as `burn`, `burn-core`, `burn-ndarray`.
+#[derive(Debug)]
+struct Family {
+    /// Package names of the family: a name matches when it equals a root or
+    /// continues it with `-` or `_`.
+    roots: &'static [&'static str],
+    scope: Scope,
+    /// Why, in the words of the design; ends the violation message.
+    why: &'static str,
+}
+
+impl Family {
+    fn contains(&self, package: &str) -> bool {
+        self.roots.iter().any(|root| {
+            package.strip_prefix(root).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('-') || rest.starts_with('_')
+            })
+        })
+    }
+
+    fn allowed_in(&self, krate: &str) -> bool {
+        match self.scope {
+            Scope::OnlyIn(crates) => crates.contains(&krate),
+            Scope::NotIn(crates) => !crates.contains(&krate),
+        }
+    }
+}
+
+/// A crate outside a family's scope must not reach the family through its
+/// own external dependencies, directly or transitively. Reach through another
+/// workspace crate is governed by `ALLOWED_EDGES` instead: that is how
+/// `training-adapter` legitimately reaches tonic through `host-client`, while
+/// `strategy` cannot reach burn because no allowed edge leads from it to a
+/// burn user (`internal_edges_never_lead_into_burn_or_tokio` checks this).
+const FAMILIES: &[Family] = &[
+    Family {
+        roots: &["burn"],
+        scope: Scope::OnlyIn(&[
+            "local-trainer",
+            "host-service",
+            "training-adapter",
+            "training-manager",
+            "api-server",
+            "cli",
+            "xtask",
+        ]),
+        why: "only local-trainer and the crates above it may use burn",
+    },
+    Family {
+        roots: &["tonic", "prost"],
+        scope: Scope::OnlyIn(&[
+            "rpc",
+            "host-client",
+            "host-service",
+            "api-server",
+            "cli",
+            "xtask",
+        ]),
+        why: "only rpc, host-client, host-service, api-server and cli may use tonic or prost",
+    },
+    Family {
+        roots: &["tokio"],
+        scope: Scope::NotIn(&["progress"]),
+        why: "progress is pure: no tokio, no I/O",
+    },
+];
+
+// ---------------------------------------------------------------------------
+// Dependency graph check.
+// ---------------------------------------------------------------------------
+
+/// The parts of `cargo metadata` output the check needs: package names and
+/// the normal (non-dev, non-build) dependency edges of the resolve graph.
+#[derive(Debug)]
+struct Graph<'a> {
+    names: HashMap<&'a str, &'a str>,
+    /// Workspace members by name.
+    members: BTreeMap<&'a str, &'a str>,
+    normal_deps: HashMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Graph<'a> {
+    fn parse(metadata: &'a Value) -> Result<Self, String> {
+        let str_field = |value: &'a Value, field: &str| -> Result<&'a str, String> {
+            value[field]
+                .as_str()
+                .ok_or_else(|| format!("cargo metadata: `{field}` missing in {value}"))
+        };
+        let array = |value: &'a Value, field: &str| -> Result<&'a Vec<Value>, String> {
+            value[field].as_array().ok_or_else(|| {
+                format!("cargo metadata: `{field}` missing (was it run with --no-deps?)")
+            })
+        };
+
+        let mut names = HashMap::new();
+        for package in array(metadata, "packages")? {
+            names.insert(str_field(package, "id")?, str_field(package, "name")?);
+        }
+
+        let mut members = BTreeMap::new();
+        for id in array(metadata, "workspace_members")? {
+            let id = id
+                .as_str()
+                .ok_or("cargo metadata: a workspace member id is not a string")?;
+            let name = names
+                .get(id)
+                .ok_or_else(|| format!("cargo metadata: workspace member `{id}` has no package"))?;
+            members.insert(*name, id);
+        }
+
+        let mut normal_deps = HashMap::new();
+        let resolve = &metadata["resolve"];
+        for node in array(resolve, "nodes")? {
+            let mut deps = Vec::new();
+            for dep in array(node, "deps")? {
+                // A dependency can be normal and dev at once; it counts as
+                // normal if any of its kinds is (`kind: null`).
+                let normal = array(dep, "dep_kinds")?
+                    .iter()
+                    .any(|kind| kind["kind"].is_null());
+                if normal {
+                    deps.push(str_field(dep, "pkg")?);
+                }
+            }
+            normal_deps.insert(str_field(node, "id")?, deps);
+        }
+
+        Ok(Self {
+            names,
+            members,
+            normal_deps,
+        })
+    }
+
+    fn name(&self, id: &'a str) -> &'a str {
+        self.names.get(id).copied().unwrap_or(id)
+    }
+
+    fn is_member(&self, id: &str) -> bool {
+        self.members.values().any(|member| *member == id)
+    }
+
+    fn deps(&self, id: &str) -> &[&'a str] {
+        self.normal_deps.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Shortest paths from `start` to every external package matching
+    /// `wanted`, walking external packages only. The search stops at a match,
+    /// so `tokio-macros` is not reported behind `tokio`.
+    fn external_paths(&self, start: &'a str, wanted: impl Fn(&str) -> bool) -> Vec<Vec<&'a str>> {
+        let mut parent: HashMap<&'a str, &'a str> = HashMap::new();
+        let mut seen: HashSet<&'a str> = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        let mut found = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            for &dep in self.deps(id) {
+                if self.is_member(dep) || !seen.insert(dep) {
+                    continue;
+                }
+                parent.insert(dep, id);
+                if wanted(self.name(dep)) {
+                    let mut path = vec![self.name(dep)];
+                    let mut at = id;
+                    while at != start {
+                        path.push(self.name(at));
+                        at = parent[at];
+                    }
+                    path.reverse();
+                    found.push(path);
+                } else {
+                    queue.push_back(dep);
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Checks the workspace's dependency graph, given the JSON of
+/// `cargo metadata --format-version 1` (with the resolve graph), against the
+/// design. Returns one human-readable line per violation, sorted; `Err` if the
+/// metadata lacks what the check needs.
+fn check_dependency_graph(metadata: &Value) -> Result<Vec<String>, String> {
+    let graph = Graph::parse(metadata)?;
+    let mut violations = Vec::new();
+
+    for (&krate, &id) in &graph.members {
+        let Some(&(_, internal)) = ALLOWED_EDGES.iter().find(|(name, _)| *name == krate) else {
+            violations.push(format!(
+                "workspace crate {krate} is missing from ALLOWED_EDGES in xtask/src/tidy.rs; \
+                 add it to the table (and to the crate table of ARCHITECTURE.md)"
+            ));
+            continue;
+        };
+        let forbidden: Vec<&Family> = FAMILIES.iter().filter(|f| !f.allowed_in(krate)).collect();
+        let allowlist = EXTERNAL_ALLOWLIST
+            .iter()
+            .find(|(name, _, _)| *name == krate);
+
+        for &dep_id in graph.deps(id) {
+            let dep = graph.name(dep_id);
+            if graph.is_member(dep_id) {
+                if !internal.permits(dep) {
+                    let allowed = match internal {
+                        Internal::Only([]) => "no workspace crate".to_owned(),
+                        Internal::Only(list) => list.join(", "),
+                        Internal::Anything => unreachable!("`Anything` permits every edge"),
+                    };
+                    violations.push(format!(
+                        "{krate} depends on {dep}, which the design forbids \
+                         ({krate} may depend on {allowed})"
+                    ));
+                }
+            } else if let Some((_, allowed, why)) = allowlist
+                && !allowed.contains(&dep)
+                // A forbidden family reports it below, with its own reason.
+                && !forbidden.iter().any(|family| family.contains(dep))
+            {
+                violations.push(format!(
+                    "{krate} depends on {dep}, which the design forbids ({why})"
+                ));
+            }
+        }
+
+        for family in forbidden {
+            for path in graph.external_paths(id, |name| family.contains(name)) {
+                let (target, via) = path.split_last().expect("a path ends at its match");
+                let why = family.why;
+                violations.push(if via.is_empty() {
+                    format!("{krate} depends on {target}, which the design forbids ({why})")
+                } else {
+                    format!(
+                        "{krate} reaches {target} through {}, which the design forbids ({why})",
+                        via.join(" -> ")
+                    )
+                });
+            }
+        }
+    }
+
+    violations.sort();
+    violations.dedup();
+    Ok(violations)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask's manifest directory has a parent")
+        .to_path_buf()
+}
+
+fn cargo_metadata(root: &Path) -> Value {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .current_dir(root)
+        .output()
+        .expect("cargo metadata could not be started");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("cargo metadata printed invalid JSON")
+}
+
+// ---------------------------------------------------------------------------
+// Source file checks.
+// ---------------------------------------------------------------------------
+
+// Built with `concat!` so this file does not trip its own check.
+const IGNORE_ATTR: &str = concat!("#[", "ignore");
+const SHOULD_PANIC_ATTR: &str = concat!("#[", "should_panic");
+
+/// Every `.rs` file under `dir`, recursively, sorted; build output and hidden
+/// directories (`target`, `.git`) are skipped.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let entry = entry.unwrap_or_else(|err| panic!("reading {}: {err}", dir.display()));
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let file_type = entry
+                .file_type()
+                .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
+            if file_type.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    walk(&path, files);
+                }
+            } else if file_type.is_file() && name.ends_with(".rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+}
+
+/// The folders whose modules must carry a `//!` doc.
+fn module_doc_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(crates) = fs::read_dir(root.join("crates")) {
+        for krate in crates.flatten() {
+            for sub in ["src", "tests", "benches", "examples"] {
+                dirs.push(krate.path().join(sub));
+            }
+        }
+    }
+    dirs.push(root.join("xtask/src"));
+    dirs.push(root.join("tests"));
+    dirs.sort();
+    dirs
+}
+
+/// Generated code is exempt from the doc rule: a `generated` folder anywhere
+/// below the workspace root, or a `*.generated.rs` file.
+fn is_generated(relative: &Path) -> bool {
+    relative.components().any(|c| c.as_os_str() == "generated")
+        || relative
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().ends_with(".generated.rs"))
+}
+
+fn starts_with_module_doc(text: &str) -> bool {
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .is_some_and(|line| line.trim_start().starts_with("//!"))
+}
+
+/// `line:needle` for each forbidden test attribute in `text`.
+fn forbidden_attributes(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        for needle in [IGNORE_ATTR, SHOULD_PANIC_ATTR] {
+            if line.contains(needle) {
+                found.push(format!("{}: {needle}", index + 1));
+            }
+        }
+    }
+    found
+}
+
+fn relative<'p>(root: &Path, path: &'p Path) -> &'p Path {
+    path.strip_prefix(root).unwrap_or(path)
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// The checks applied to this workspace.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dependency_graph_follows_the_architecture() {
+    let root = workspace_root();
+    let metadata = cargo_metadata(&root);
+    let graph = Graph::parse(&metadata).expect("cargo metadata has packages and a resolve graph");
+    // Guards against a vacuous pass, e.g. metadata of the wrong workspace.
+    assert!(
+        graph.members.contains_key("xtask") && graph.members.contains_key("progress"),
+        "unexpected workspace members: {:?}",
+        graph.members.keys().collect::<Vec<_>>()
+    );
+    let violations = check_dependency_graph(&metadata).expect("metadata is complete");
+    assert!(
+        violations.is_empty(),
+        "the dependency graph breaks ARCHITECTURE.md:\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+#[test]
+fn every_module_starts_with_a_doc_line() {
+    let root = workspace_root();
+    let mut missing = Vec::new();
+    for dir in module_doc_dirs(&root) {
+        for file in rust_files(&dir) {
+            let relative = relative(&root, &file);
+            if !is_generated(relative) && !starts_with_module_doc(&read(&file)) {
+                missing.push(relative.display().to_string());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "these files must start with a `//!` line saying what the module is for:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn no_test_is_ignored_or_expected_to_panic() {
+    let root = workspace_root();
+    let mut offending = Vec::new();
+    for file in rust_files(&root) {
+        for hit in forbidden_attributes(&read(&file)) {
+            offending.push(format!("{}:{hit}", relative(&root, &file).display()));
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "the house style forbids ignored and should-panic tests \
+         (gate slow tests on an env var; assert on the error instead):\n  {}",
+        offending.join("\n  ")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Unit tests of the checks, on synthetic input.
+// ---------------------------------------------------------------------------
+
+/// Builds `cargo metadata`-shaped JSON: `members` are workspace crates,
+/// every other name in `edges` is an external package. An edge is
+/// `(from, to, kind)` with kind `None` (normal), `Some("dev")` or
+/// `Some("build")`.
+fn fake_metadata(members: &[&str], edges: &[(&str, &str, Option<&str>)]) -> Value {
+    let id = |name: &str| format!("{name} 1.0.0 (fake)");
+    let mut names: Vec<&str> = members.to_vec();
+    for &(from, to, _) in edges {
+        names.extend([from, to]);
+    }
+    names.sort_unstable();
+    names.dedup();
+
+    let packages: Vec<Value> = names
+        .iter()
+        .map(|name| json!({ "name": name, "id": id(name) }))
+        .collect();
+    let nodes: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let deps: Vec<Value> = edges
+                .iter()
+                .filter(|(from, _, _)| from == name)
+                .map(|(_, to, kind)| {
+                    json!({
+                        "name": to.replace('-', "_"),
+                        "pkg": id(to),
+                        "dep_kinds": [{ "kind": kind, "target": null }],
+                    })
+                })
+                .collect();
+            json!({ "id": id(name), "deps": deps })
+        })
+        .collect();
+    json!({
+        "packages": packages,
+        "workspace_members": members.iter().map(|m| id(m)).collect::<Vec<_>>(),
+        "resolve": { "nodes": nodes, "root": null },
+    })
+}
+
+const ALL_CRATES: &[&str] = &[
+    "progress",
+    "orchestrator-core",
+    "market-data",
+    "strategy",
+    "local-trainer",
+    "rpc",
+    "host-client",
+    "host-service",
+    "training-adapter",
+    "training-manager",
+    "api-server",
+    "cli",
+    "xtask",
+];
+
+/// A complete workspace that follows the design, with plausible externals.
+const GOOD_EDGES: &[(&str, &str, Option<&str>)] = &[
+    ("progress", "serde", None),
+    ("progress", "serde_json", Some("dev")),
+    ("progress", "expect-test", Some("dev")),
+    ("serde", "serde_derive", None),
+    ("orchestrator-core", "progress", None),
+    ("orchestrator-core", "tokio", None),
+    ("orchestrator-core", "tokio-util", None),
+    ("orchestrator-core", "rusqlite", None),
+    ("tokio-util", "tokio", None),
+    ("tokio", "tokio-macros", None),
+    ("market-data", "orchestrator-core", None),
+    ("market-data", "progress", None),
+    ("market-data", "csv", None),
+    ("strategy", "market-data", None),
+    ("strategy", "serde_yaml", None),
+    ("local-trainer", "orchestrator-core", None),
+    ("local-trainer", "progress", None),
+    ("local-trainer", "strategy", None),
+    ("local-trainer", "market-data", None),
+    ("local-trainer", "burn", None),
+    ("burn", "burn-core", None),
+    ("burn-core", "burn-tensor", None),
+    ("rpc", "orchestrator-core", None),
+    ("rpc", "progress", None),
+    ("rpc", "tonic", None),
+    ("rpc", "prost", None),
+    ("rpc", "tonic-prost-build", Some("build")),
+    ("tonic", "tokio", None),
+    ("tonic", "prost", None),
+    ("host-client", "rpc", None),
+    ("host-client", "orchestrator-core", None),
+    ("host-client", "progress", None),
+    ("host-client", "tonic", None),
+    ("host-service", "rpc", None),
+    ("host-service", "local-trainer", None),
+    ("host-service", "market-data", None),
+    ("host-service", "tonic", None),
+    ("training-adapter", "local-trainer", None),
+    ("training-adapter", "host-client", None),
+    ("training-manager", "training-adapter", None),
+    ("training-manager", "strategy", None),
+    ("training-manager", "orchestrator-core", None),
+    ("api-server", "rpc", None),
+    ("api-server", "training-manager", None),
+    ("api-server", "market-data", None),
+    ("api-server", "tonic", None),
+    ("cli", "api-server", None),
+    ("cli", "host-service", None),
+    ("cli", "orchestrator-core", None),
+    ("cli", "tokio", None),
+    ("xtask", "serde_json", Some("dev")),
+];
+
+/// The violations of the good workspace plus `extra` edges.
+fn violations_with(extra: &[(&str, &str, Option<&str>)]) -> Vec<String> {
+    violations_of(ALL_CRATES, extra)
+}
+
+fn violations_of(members: &[&str], extra: &[(&str, &str, Option<&str>)]) -> Vec<String> {
+    let edges: Vec<_> = GOOD_EDGES.iter().chain(extra).copied().collect();
+    check_dependency_graph(&fake_metadata(members, &edges)).expect("fake metadata is complete")
+}
+
+#[test]
+fn a_workspace_that_follows_the_design_passes() {
+    // training-adapter reaches tonic through host-client: an allowed edge.
+    assert_eq!(violations_with(&[]), Vec::<String>::new());
+}
+
+#[test]
+fn crates_not_yet_written_are_not_required() {
+    let edges = [
+        ("progress", "serde", None),
+        ("orchestrator-core", "progress", None),
+        ("orchestrator-core", "tokio", None),
+    ];
+    let metadata = fake_metadata(&["progress", "orchestrator-core", "xtask"], &edges);
+    assert_eq!(check_dependency_graph(&metadata), Ok(vec![]));
+}
+
+#[test]
+fn progress_must_not_depend_on_tokio() {
+    assert_eq!(
+        violations_with(&[("progress", "tokio", None)]),
+        [
+            "progress depends on tokio, which the design forbids (progress is pure: no tokio, no I/O)"
+        ]
+    );
+}
+
+#[test]
+fn progress_must_not_reach_tokio_transitively() {
+    assert_eq!(
+        violations_with(&[
+            ("progress", "async-thing", None),
+            ("async-thing", "tokio-util", None)
+        ]),
+        [
+            "progress depends on async-thing, which the design forbids (progress may use only serde)",
+            "progress reaches tokio-util through async-thing, which the design forbids \
+             (progress is pure: no tokio, no I/O)",
+        ]
+    );
+}
+
+#[test]
+fn progress_may_use_only_serde() {
+    assert_eq!(
+        violations_with(&[("progress", "serde_json", None)]),
+        ["progress depends on serde_json, which the design forbids (progress may use only serde)"]
+    );
+}
+
+#[test]
+fn dev_and_build_dependencies_are_not_restricted() {
+    assert_eq!(
+        violations_with(&[
+            ("progress", "tokio", Some("dev")),
+            ("progress", "market-data", Some("dev")),
+            ("strategy", "burn", Some("dev")),
+            ("orchestrator-core", "prost-build", Some("build")),
+        ]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn training_manager_must_not_reach_a_trainer_directly() {
+    assert_eq!(
+        violations_with(&[("training-manager", "local-trainer", None)]),
+        [
+            "training-manager depends on local-trainer, which the design forbids \
+             (training-manager may depend on training-adapter, strategy, orchestrator-core, progress)"
+        ]
+    );
+}
+
+#[test]
+fn progress_must_not_depend_on_any_workspace_crate() {
+    assert_eq!(
+        violations_with(&[("progress", "orchestrator-core", None)]),
+        [
+            "progress depends on orchestrator-core, which the design forbids \
+             (progress may depend on no workspace crate)"
+        ]
+    );
+}
+
+#[test]
+fn strategy_must_not_use_burn_even_transitively() {
+    let direct = violations_with(&[("strategy", "burn-tensor", None)]);
+    assert_eq!(
+        direct,
+        ["strategy depends on burn-tensor, which the design forbids \
+             (only local-trainer and the crates above it may use burn)"]
+    );
+    let transitive = violations_with(&[("strategy", "ml-utils", None), ("ml-utils", "burn", None)]);
+    assert_eq!(
+        transitive,
+        [
+            "strategy reaches burn through ml-utils, which the design forbids \
+             (only local-trainer and the crates above it may use burn)"
+        ]
+    );
+    // Through a workspace crate it is the edge that is wrong.
+    let internal = violations_with(&[("strategy", "local-trainer", None)]);
+    assert_eq!(
+        internal,
+        [
+            "strategy depends on local-trainer, which the design forbids (strategy may depend on market-data)"
+        ]
+    );
+}
+
+#[test]
+fn core_crates_know_nothing_of_grpc() {
+    assert_eq!(
+        violations_with(&[
+            ("orchestrator-core", "prost-types", None),
+            ("market-data", "tonic", None),
+        ]),
+        [
+            "market-data depends on tonic, which the design forbids \
+             (only rpc, host-client, host-service, api-server and cli may use tonic or prost)",
+            "orchestrator-core depends on prost-types, which the design forbids \
+             (only rpc, host-client, host-service, api-server and cli may use tonic or prost)",
+        ]
+    );
+}
+
+#[test]
+fn family_names_match_whole_words() {
+    let burn = &FAMILIES[0];
+    assert!(burn.contains("burn") && burn.contains("burn-ndarray") && burn.contains("burn_core"));
+    assert!(!burn.contains("burnish") && !burn.contains("sunburn"));
+}
+
+#[test]
+fn a_crate_missing_from_the_table_fails() {
+    let mut members = ALL_CRATES.to_vec();
+    members.push("portfolio");
+    let violations = violations_of(&members, &[("portfolio", "progress", None)]);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].starts_with("workspace crate portfolio is missing from ALLOWED_EDGES")
+            && violations[0].contains("add it to the table"),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn metadata_without_a_resolve_graph_is_an_error() {
+    let mut metadata = fake_metadata(&["progress"], &[]);
+    metadata["resolve"] = Value::Null;
+    assert!(check_dependency_graph(&metadata).is_err());
+}
+
+#[test]
+fn the_table_is_consistent() {
+    let names: Vec<&str> = ALLOWED_EDGES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ALL_CRATES, "one entry per crate of ARCHITECTURE.md");
+    for (krate, internal) in ALLOWED_EDGES {
+        if let Internal::Only(deps) = internal {
+            for dep in *deps {
+                assert!(
+                    names.contains(dep),
+                    "{krate} may depend on unknown crate {dep}"
+                );
+                assert_ne!(krate, dep);
+            }
+        }
+    }
+    for family in FAMILIES {
+        let (Scope::OnlyIn(crates) | Scope::NotIn(crates)) = family.scope;
+        for krate in crates {
+            assert!(
+                names.contains(krate),
+                "family {:?} names unknown crate {krate}",
+                family.roots
+            );
+        }
+    }
+}
+
+/// The design says a crate outside burn's (or tokio's) scope must not reach
+/// it at all, but the graph check only follows external crates from each
+/// member. That is enough only if no allowed edge leads from a crate outside
+/// the scope to one inside it.
+#[test]
+fn internal_edges_never_lead_into_burn_or_tokio() {
+    for family in FAMILIES.iter().filter(|f| f.roots != ["tonic", "prost"]) {
+        for (krate, internal) in ALLOWED_EDGES {
+            if family.allowed_in(krate) {
+                continue;
+            }
+            let Internal::Only(deps) = internal else {
+                panic!(
+                    "{krate} may depend on anything but may not use {:?}",
+                    family.roots
+                );
+            };
+            for dep in *deps {
+                assert!(
+                    !family.allowed_in(dep),
+                    "{krate} may depend on {dep}, which may use {:?}",
+                    family.roots
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn module_doc_is_the_first_non_blank_line() {
+    assert!(starts_with_module_doc(
+        "//! What this is for.\n\nuse std::fs;\n"
+    ));
+    assert!(starts_with_module_doc(
+        "\n\n   //! Indented, after blank lines.\n"
+    ));
+    assert!(!starts_with_module_doc("use std::fs;\n//! Too late.\n"));
+    assert!(!starts_with_module_doc(
+        "// A plain comment.\n//! Then a doc.\n"
+    ));
+    assert!(!starts_with_module_doc("/// An item doc.\nfn f() {}\n"));
+    assert!(!starts_with_module_doc(""));
+}
+
+#[test]
+fn generated_code_is_exempt_from_the_doc_rule() {
+    assert!(is_generated(Path::new(
+        "crates/rpc/src/generated/trdr.v1.rs"
+    )));
+    assert!(is_generated(Path::new("crates/rpc/src/trdr.generated.rs")));
+    assert!(!is_generated(Path::new("crates/rpc/src/lib.rs")));
+    assert!(!is_generated(Path::new(
+        "crates/rpc/src/generated_names.rs"
+    )));
+}
+
+#[test]
+fn ignored_and_should_panic_tests_are_found() {
+    let text = format!(
+        "#[test]\n{IGNORE_ATTR}]\nfn slow() {{}}\n\n#[test]\n{SHOULD_PANIC_ATTR}(expected = \"x\")]\nfn boom() {{}}\n"
+    );
+    assert_eq!(
+        forbidden_attributes(&text),
+        [
+            format!("2: {IGNORE_ATTR}"),
+            format!("6: {SHOULD_PANIC_ATTR}")
+        ]
+    );
+    assert_eq!(
+        forbidden_attributes("#[test]\nfn fine() {}\n"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_doc_check_covers_crates_and_xtask() {
+    let root = workspace_root();
+    let dirs = module_doc_dirs(&root);
+    assert!(dirs.contains(&root.join("xtask/src")));
+    assert!(dirs.contains(&root.join("crates/progress/src")));
+    let files = rust_files(&root.join("xtask/src"));
+    assert!(files.contains(&root.join("xtask/src/tidy.rs")), "{files:?}");
+}

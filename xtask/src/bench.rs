@@ -11,6 +11,10 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> Result<(), Error> {
             name: "bench core",
             args: &["bench", "-p", "orchestrator-core", "--bench", "core"],
         },
+        ["data"] => CargoStep {
+            name: "bench data",
+            args: &["bench", "-p", "market-data", "--bench", "data"],
+        },
         [] => return Err(Error::usage("`bench` needs the name of a benchmark")),
         [name] => return Err(Error::usage(format!("unknown benchmark `{name}`"))),
         [_, extra, ..] => {

@@ -26,7 +26,7 @@ usage: cargo xtask <command>
 
 commands:
   ci            run formatting, clippy, the tests and the doctests, cheapest first
-  bench <name>  run a benchmark; names: core
+  bench <name>  run a benchmark; names: core, data
   help          print this message";
 
 fn main() -> ExitCode {

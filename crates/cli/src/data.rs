@@ -1,0 +1,390 @@
+//! `trdr data`: load (as an operation, with progress), show, list and import series.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use clap::{Args, Subcommand};
+use market_data::{
+    Bar, DataManager, GapReport, LoadMode, LoadRequest, LoadSummary, LocalStore, Symbol, Timeframe,
+    merge_bars, read_import_file,
+};
+use orchestrator_core::{Operation, OperationStatus, ServiceOrchestrator};
+
+use crate::Global;
+use crate::display::{OperationDisplay, OutputMode};
+use crate::embedded;
+use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
+use crate::follow::follow;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DataCommand {
+    /// Load a series as an operation, with live progress, and summarise it.
+    ///
+    /// A timeframe the store lacks is built on the fly from a lower one it
+    /// has (e.g. 4h from 1h). Ctrl-C cancels the load and exits with 130.
+    Load(LoadArgs),
+    /// Show a stored series: bars, range, gaps and the last bars.
+    Show {
+        /// Market symbol, e.g. EURUSD.
+        symbol: Symbol,
+        /// Bar timeframe: 1m, 5m, 15m, 30m, 1h, 4h, 1d or 1w (any case).
+        timeframe: Timeframe,
+        /// How many of the newest bars to print.
+        #[arg(long, default_value_t = 5)]
+        last: usize,
+    },
+    /// List the series in the data directory.
+    List,
+    /// Import a CSV file into the store, merged with what is there.
+    ///
+    /// Accepts the common shapes: any header case, Date/Time/timestamp
+    /// columns, ISO-8601, `YYYY-MM-DD HH:MM:SS`, epoch seconds or
+    /// milliseconds; an `Adj Close` column is ignored. The store file is
+    /// replaced atomically, so an interrupted import never leaves it broken.
+    Import {
+        /// The CSV file to import.
+        file: PathBuf,
+        /// Symbol to store the bars under.
+        #[arg(long)]
+        symbol: Symbol,
+        /// Timeframe of the bars in the file.
+        #[arg(long)]
+        timeframe: Timeframe,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Market symbol, e.g. EURUSD.
+    symbol: Symbol,
+    /// Bar timeframe: 1m, 5m, 15m, 30m, 1h, 4h, 1d or 1w (any case).
+    timeframe: Timeframe,
+    /// First bar to keep: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339 (UTC).
+    #[arg(long, value_parser = parse_time)]
+    start: Option<DateTime<Utc>>,
+    /// Last bar to keep (inclusive), same formats as --start.
+    #[arg(long, value_parser = parse_time)]
+    end: Option<DateTime<Utc>>,
+    /// local reads the store. tail, backfill and full read it too, unless
+    /// USE_DATA_HOST_SERVICE selects a data host, which this version cannot
+    /// fetch from yet (the load then fails with a message saying so).
+    #[arg(long, default_value_t = LoadMode::Local)]
+    mode: LoadMode,
+    /// Bars read between two progress updates and cancellation checks.
+    #[arg(long, default_value_t = market_data::DEFAULT_SEGMENT_BARS, value_name = "N")]
+    segment_bars: usize,
+}
+
+pub(crate) async fn run(command: DataCommand, global: &Global) -> anyhow::Result<u8> {
+    let store = LocalStore::new(&global.data_dir);
+    match command {
+        DataCommand::Load(args) => load(args, store, global).await,
+        DataCommand::Show {
+            symbol,
+            timeframe,
+            last,
+        } => show(&store, &symbol, timeframe, last, global.json),
+        DataCommand::List => list(&store, global.json),
+        DataCommand::Import {
+            file,
+            symbol,
+            timeframe,
+        } => import(&store, &file, &symbol, timeframe, global.json),
+    }
+}
+
+async fn load(args: LoadArgs, store: LocalStore, global: &Global) -> anyhow::Result<u8> {
+    let operations = embedded::operations()?;
+    let manager =
+        DataManager::from_env(operations.clone(), store)?.with_segment_bars(args.segment_bars);
+    let request = LoadRequest {
+        symbol: args.symbol,
+        timeframe: args.timeframe,
+        start: args.start,
+        end: args.end,
+        mode: args.mode,
+    };
+    let id = manager.load(request)?;
+    let mut display = OperationDisplay::new(OutputMode::detect(global.json));
+    let finished = follow(&operations, &id, &mut display).await?;
+    // The work stops at its next segment; let it, so nothing is cut mid-read.
+    let _ = tokio::time::timeout(Duration::from_secs(5), manager.drain()).await;
+    report_outcome(&finished, global.json, |result| {
+        let summary: LoadSummary =
+            serde_json::from_value(result.clone()).context("unreadable load summary")?;
+        print_load_summary(&summary, &finished);
+        Ok(())
+    })
+}
+
+/// Prints how an operation ended and gives the exit code: 0 completed,
+/// 1 failed, 130 cancelled. JSON mode has printed the final event already.
+pub(crate) fn report_outcome(
+    operation: &Operation,
+    json: bool,
+    print_result: impl FnOnce(&serde_json::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    match operation.status {
+        OperationStatus::Completed => {
+            if !json {
+                print_result(
+                    operation
+                        .result
+                        .as_ref()
+                        .unwrap_or(&serde_json::Value::Null),
+                )?;
+            }
+            Ok(0)
+        }
+        OperationStatus::Cancelled => {
+            if !json {
+                let reason = operation
+                    .cancel_reason
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                eprintln!("Cancelled {}: {reason}", operation.id);
+            }
+            Ok(EXIT_CANCELLED as u8)
+        }
+        _ => {
+            if !json {
+                eprintln!(
+                    "error: operation {} failed: {}",
+                    operation.id,
+                    operation.error.as_deref().unwrap_or("no error recorded")
+                );
+            }
+            Ok(EXIT_FAILURE as u8)
+        }
+    }
+}
+
+fn print_load_summary(summary: &LoadSummary, operation: &Operation) {
+    println!(
+        "Loaded {} {}: {} bars, {}",
+        summary.symbol,
+        summary.timeframe,
+        summary.bars,
+        range(summary.first, summary.last)
+    );
+    match &summary.source {
+        market_data::BarSource::Store { path } => println!("  source     {}", path.display()),
+        market_data::BarSource::Resampled { from, path } => {
+            println!("  source     {} (resampled from {from})", path.display());
+        }
+    }
+    println!("  gaps       {}", gap_line(&summary.gaps));
+    println!("  operation  {}", operation.id);
+}
+
+fn show(
+    store: &LocalStore,
+    symbol: &Symbol,
+    timeframe: Timeframe,
+    last: usize,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let bars = store.read(symbol, timeframe)?;
+    let gaps = market_data::find_gaps(&bars, timeframe);
+    let newest = &bars[bars.len().saturating_sub(last)..];
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "path": store.path(symbol, timeframe),
+                "bars": bars.len(),
+                "first": bars.first().map(|bar| bar.timestamp),
+                "last": bars.last().map(|bar| bar.timestamp),
+                "gaps": gaps,
+                "last_bars": newest,
+            })
+        );
+        return Ok(0);
+    }
+    println!(
+        "{symbol} {timeframe}  {}",
+        store.path(symbol, timeframe).display()
+    );
+    println!("  bars   {}", bars.len());
+    println!(
+        "  range  {}",
+        range(
+            bars.first().map(|b| b.timestamp),
+            bars.last().map(|b| b.timestamp)
+        )
+    );
+    println!("  gaps   {}", gap_line(&gaps));
+    for gap in gaps
+        .gaps
+        .iter()
+        .filter(|gap| gap.kind == market_data::GapKind::Hole)
+        .take(10)
+    {
+        println!(
+            "         hole: {} bars missing between {} and {}",
+            gap.missing_bars, gap.from, gap.to
+        );
+    }
+    if !newest.is_empty() {
+        println!();
+        print_bars(newest);
+    }
+    Ok(0)
+}
+
+fn print_bars(bars: &[Bar]) {
+    println!(
+        "{:<20} {:>14} {:>14} {:>14} {:>14} {:>16}",
+        "timestamp", "open", "high", "low", "close", "volume"
+    );
+    for bar in bars {
+        println!(
+            "{:<20} {:>14} {:>14} {:>14} {:>14} {:>16}",
+            bar.timestamp.format("%Y-%m-%d %H:%M"),
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume
+        );
+    }
+}
+
+fn list(store: &LocalStore, json: bool) -> anyhow::Result<u8> {
+    let series = store.list()?;
+    if json {
+        println!("{}", serde_json::to_string(&series)?);
+        return Ok(0);
+    }
+    if series.is_empty() {
+        println!("No series in {}", store.dir().display());
+        return Ok(0);
+    }
+    println!(
+        "{:<12} {:<9} {:>8}  {:<17}  {:<17}",
+        "symbol", "timeframe", "bars", "first", "last"
+    );
+    for info in &series {
+        println!(
+            "{:<12} {:<9} {:>8}  {:<17}  {:<17}",
+            info.symbol.as_str(),
+            info.timeframe.as_str(),
+            info.bars,
+            info.first.format("%Y-%m-%d %H:%M"),
+            info.last.format("%Y-%m-%d %H:%M")
+        );
+    }
+    Ok(0)
+}
+
+fn import(
+    store: &LocalStore,
+    file: &std::path::Path,
+    symbol: &Symbol,
+    timeframe: Timeframe,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let incoming = read_import_file(file)?;
+    let existing = if store.exists(symbol, timeframe) {
+        store.read(symbol, timeframe)?
+    } else {
+        Vec::new()
+    };
+    let (merged, stats) = merge_bars(existing, incoming);
+    let path = store.write(symbol, timeframe, &merged)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "symbol": symbol, "timeframe": timeframe, "path": path, "merge": stats })
+        );
+    } else {
+        println!(
+            "Imported {} into {symbol} {timeframe}: {} added, {} replaced, {} unchanged; {} bars in {}",
+            file.display(),
+            stats.added,
+            stats.replaced,
+            stats.unchanged,
+            stats.total,
+            path.display()
+        );
+    }
+    Ok(0)
+}
+
+fn gap_line(gaps: &GapReport) -> String {
+    format!(
+        "{}, {}, {} ({})",
+        counted(gaps.weekend, "weekend"),
+        counted(gaps.closures, "closure"),
+        counted(gaps.holes, "hole"),
+        counted(gaps.missing_bars as usize, "missing bar"),
+    )
+}
+
+fn counted(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+fn range(first: Option<DateTime<Utc>>, last: Option<DateTime<Utc>>) -> String {
+    match (first, last) {
+        (Some(first), Some(last)) => format!(
+            "{} to {} UTC",
+            first.format("%Y-%m-%d %H:%M"),
+            last.format("%Y-%m-%d %H:%M")
+        ),
+        _ => "empty".to_owned(),
+    }
+}
+
+/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339; times without a zone are UTC.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    if let Ok(time) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
+        return Ok(time.and_utc());
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc());
+    }
+    Err(format!(
+        "{text:?} is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_the_documented_forms() {
+        let expected = "2017-03-01T00:00:00+00:00";
+        assert_eq!(parse_time("2017-03-01").unwrap().to_rfc3339(), expected);
+        assert_eq!(
+            parse_time("2017-03-01 00:00:00").unwrap().to_rfc3339(),
+            expected
+        );
+        assert_eq!(
+            parse_time("2017-03-01T01:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            expected
+        );
+        assert_eq!(
+            parse_time("01/03/2017").unwrap_err(),
+            r#""01/03/2017" is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339"#
+        );
+    }
+}

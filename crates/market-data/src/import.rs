@@ -1,0 +1,1334 @@
+//! Reading OHLCV CSV files in the shapes people download (Yahoo, Dukascopy,
+//! CryptoDataDownload, exchange dumps, our own store files) into bars, and
+//! merging imported bars into an existing series.
+//!
+//! What [`read_import_file`] accepts:
+//!
+//! - **Separator**: `,`, `;` or tab, whichever occurs most often in the header
+//!   line (outside quotes; `,` on a tie). Fields may be quoted (`"..."`, with
+//!   `""` for a quote inside) and padded with spaces. When the separator is not
+//!   `,`, a number such as `1,0523` with one comma and no dot is read with a
+//!   decimal comma, as European spreadsheets write it.
+//! - **Header**: names are matched in any case, ignoring surrounding spaces,
+//!   quotes and `<...>` brackets; spaces, `-`, `.` and `_` inside a name are
+//!   all the same (`Adj Close` = `adj_close`, `Gmt time` = `gmt_time`). A first
+//!   line that is not a usable header (such as CryptoDataDownload's
+//!   `Timestamps are UTC timezone,https://www.CryptoDataDownload.com`) is
+//!   skipped when the line after it is one. Blank lines are skipped anywhere.
+//! - **Timestamp column**, the first found of: a full timestamp column
+//!   (`timestamp`, `datetime`, `date_time`, `open_time`, `gmt_time`,
+//!   `utc_time`, `local_time`, ...); `date` and `time` together, joined with a
+//!   space; `date` alone; `time` alone; `unix`/`epoch`.
+//! - **Timestamp text**: a date as `YYYY-MM-DD`, `YYYY/MM/DD`, `YYYY.MM.DD`,
+//!   `YYYYMMDD`, `DD.MM.YYYY` (Dukascopy) or `M/D/YYYY` (US, Yahoo); then
+//!   optionally `T` or spaces and a time `H:MM`, `H:MM:SS`, `H:MM:SS.fff`
+//!   or `HHMM[SS]`, with an optional `AM`/`PM` (also CryptoDataDownload's
+//!   `09-AM`); then optionally a zone `Z`, `UTC`, `GMT`, `+02:00`, `+0200`,
+//!   `GMT+0200`. Without a zone the time is UTC; a date alone is midnight UTC.
+//! - **Epoch timestamps**: an integer of 9 or more digits, unit chosen by
+//!   magnitude: below 10^11 seconds, below 10^14 milliseconds, below 10^17
+//!   microseconds, else nanoseconds. Every unit thus covers 1973-03-03 to
+//!   year 5138, so the ranges cannot be confused. An 8-digit integer is a
+//!   `YYYYMMDD` date instead; shorter integers and negative epochs are refused.
+//! - **Prices**: `open`, `high`, `low`, `close` (or `o`, `h`, `l`, `c`),
+//!   any finite decimal including exponents (`1.00532E+11`). `Adj Close` and
+//!   every other column (symbol, ticker, trade count...) are ignored.
+//! - **Volume**: the `volume` column if there is one (so for
+//!   CryptoDataDownload's `volume_btc,volume` it is the quote-currency
+//!   `volume`), else `vol` or `v`, else the only column whose name starts with
+//!   `volume` (`Volume BTC`); several such columns and no plain `volume` is an
+//!   error, because guessing the unit would be silent. Without any volume
+//!   column every bar gets volume 0, as forex and index files often have none.
+//!
+//! Rows may come in any order (newest first is common); the bars come back
+//! sorted oldest first. A row repeating a timestamp with identical values is
+//! dropped; with different values it is an error. Prices are not checked
+//! against each other here (`high >= low`...): that is validation's job.
+//!
+//! Every error names the file and 1-based line, with the column and text at
+//! fault. No input makes these functions panic.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::{Bar, DataError};
+
+/// Reads a CSV file of OHLCV rows in any of the shapes described in this
+/// module's documentation, returning its bars sorted oldest first with unique
+/// timestamps.
+pub fn read_import_file(path: &Path) -> Result<Vec<Bar>, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::io(path, source))?;
+    parse_import(path, &bytes)
+}
+
+/// What [`merge_bars`] did: `added + replaced + unchanged` is the number of
+/// incoming bars, `total` the number of bars in the merged series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MergeStats {
+    /// Incoming bars at timestamps the existing series did not have.
+    pub added: usize,
+    /// Incoming bars that replaced an existing bar with different values.
+    pub replaced: usize,
+    /// Incoming bars identical to the existing bar at their timestamp.
+    pub unchanged: usize,
+    /// Bars in the merged series.
+    pub total: usize,
+}
+
+/// Merges two series sorted oldest first with unique timestamps (as
+/// [`read_import_file`] and the store return them) into one; where both have a
+/// bar at the same timestamp, the incoming one wins. Runs in O(n + m).
+pub fn merge_bars(existing: Vec<Bar>, incoming: Vec<Bar>) -> (Vec<Bar>, MergeStats) {
+    let mut merged = Vec::with_capacity(existing.len() + incoming.len());
+    let mut stats = MergeStats {
+        added: 0,
+        replaced: 0,
+        unchanged: 0,
+        total: 0,
+    };
+    let mut old = existing.into_iter().peekable();
+    let mut new = incoming.into_iter().peekable();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (Some(o), Some(n)) => o.timestamp.cmp(&n.timestamp),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            Ordering::Less => merged.extend(old.next()),
+            Ordering::Greater => {
+                stats.added += 1;
+                merged.extend(new.next());
+            }
+            Ordering::Equal => {
+                let (o, n) = (old.next(), new.next());
+                if o == n {
+                    stats.unchanged += 1;
+                } else {
+                    stats.replaced += 1;
+                }
+                merged.extend(n);
+            }
+        }
+    }
+    stats.total = merged.len();
+    (merged, stats)
+}
+
+fn parse_import(path: &Path, bytes: &[u8]) -> Result<Vec<Bar>, DataError> {
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        let valid = bytes.get(..err.valid_up_to()).unwrap_or_default();
+        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+        DataError::invalid(path, line, "the text is not UTF-8")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line))
+        .filter(|(_, line)| !line.trim().is_empty());
+
+    let Some((first_number, first_line)) = lines.next() else {
+        return Err(DataError::InvalidFile {
+            path: path.to_owned(),
+            message: "the file is empty".to_owned(),
+        });
+    };
+    let (header_number, layout) = match Layout::from_header(first_line) {
+        Ok(layout) => (first_number, layout),
+        Err(first_err) => {
+            let second = lines.next().map(|(n, line)| (n, Layout::from_header(line)));
+            match second {
+                Some((n, Ok(layout))) => (n, layout),
+                // Report the line that looked more like a header.
+                Some((n, Err(second_err))) if second_err.recognized > first_err.recognized => {
+                    return Err(DataError::invalid(path, n, second_err.message));
+                }
+                _ => return Err(DataError::invalid(path, first_number, first_err.message)),
+            }
+        }
+    };
+
+    let mut fields = Vec::new();
+    let mut rows: Vec<(Bar, usize)> = Vec::new();
+    for (number, line) in lines {
+        split_fields(line, layout.separator, &mut fields);
+        let bar = layout
+            .parse_row(&fields)
+            .map_err(|message| DataError::invalid(path, number, message))?;
+        rows.push((bar, number));
+    }
+    if rows.is_empty() {
+        return Err(DataError::InvalidFile {
+            path: path.to_owned(),
+            message: format!("no rows after the header on line {header_number}"),
+        });
+    }
+
+    // Stable: rows sharing a timestamp stay in file order.
+    rows.sort_by_key(|(bar, _)| bar.timestamp);
+    let mut bars: Vec<Bar> = Vec::with_capacity(rows.len());
+    let mut kept_line = 0;
+    for (bar, number) in rows {
+        match bars.last() {
+            Some(last) if last.timestamp == bar.timestamp => {
+                if *last != bar {
+                    let at = bar.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+                    return Err(DataError::invalid(
+                        path,
+                        number,
+                        format!(
+                            "timestamp {at} appears again with different values (first on line {kept_line})"
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                bars.push(bar);
+                kept_line = number;
+            }
+        }
+    }
+    Ok(bars)
+}
+
+/// A header column: where it is and how the file spells it (for messages).
+#[derive(Debug)]
+struct Column {
+    index: usize,
+    name: String,
+}
+
+#[derive(Debug)]
+enum TimeColumns {
+    Single(Column),
+    DateAndTime { date: Column, time: Column },
+}
+
+/// How to read the rows of one file, decided from its header.
+#[derive(Debug)]
+struct Layout {
+    separator: u8,
+    decimal_comma: bool,
+    header_fields: usize,
+    /// Rows need at least this many fields to hold every column we read.
+    needed_fields: usize,
+    time: TimeColumns,
+    open: Column,
+    high: Column,
+    low: Column,
+    close: Column,
+    volume: Option<Column>,
+}
+
+/// Why a line is not a usable header; `recognized` counts the required
+/// columns it did have, to tell a header with a typo from a preamble line.
+#[derive(Debug)]
+struct HeaderError {
+    recognized: usize,
+    message: String,
+}
+
+const STAMP_NAMES: &[&str] = &[
+    "timestamp",
+    "time_stamp",
+    "datetime",
+    "date_time",
+    "open_time",
+    "gmt_time",
+    "utc_time",
+    "time_utc",
+    "time_gmt",
+    "timestamp_utc",
+    "local_time",
+];
+const EPOCH_NAMES: &[&str] = &["unix", "unix_time", "unix_timestamp", "epoch"];
+/// The number of required columns: a timestamp and four prices.
+const REQUIRED: usize = 5;
+
+impl Layout {
+    fn from_header(line: &str) -> Result<Self, HeaderError> {
+        let separator = sniff_separator(line);
+        let mut raw = Vec::new();
+        split_fields(line, separator, &mut raw);
+        let shown: Vec<String> = raw.iter().map(|field| display_name(field)).collect();
+        let keys: Vec<String> = shown.iter().map(|name| normalize_name(name)).collect();
+        let header_is = || format!("header is: {}", shown.join(", "));
+
+        // The first alias present wins; a name given twice is an error, as
+        // either column could be the one meant.
+        let find = |aliases: &[&str]| -> Result<Option<Column>, HeaderError> {
+            for alias in aliases {
+                let mut hits = keys.iter().enumerate().filter(|(_, key)| key == alias);
+                if let Some((index, _)) = hits.next() {
+                    if hits.next().is_some() {
+                        return Err(HeaderError {
+                            recognized: REQUIRED,
+                            message: format!(
+                                "column {:?} appears more than once in the header",
+                                shown[index]
+                            ),
+                        });
+                    }
+                    return Ok(Some(Column {
+                        index,
+                        name: shown[index].clone(),
+                    }));
+                }
+            }
+            Ok(None)
+        };
+
+        let time = match find(STAMP_NAMES)? {
+            Some(col) => Some(TimeColumns::Single(col)),
+            None => match (find(&["date"])?, find(&["time"])?) {
+                (Some(date), Some(time)) => Some(TimeColumns::DateAndTime { date, time }),
+                (Some(col), None) | (None, Some(col)) => Some(TimeColumns::Single(col)),
+                (None, None) => find(EPOCH_NAMES)?.map(TimeColumns::Single),
+            },
+        };
+        let open = find(&["open", "o"])?;
+        let high = find(&["high", "h"])?;
+        let low = find(&["low", "l"])?;
+        let close = find(&["close", "c"])?;
+        let found = [
+            (time.is_some(), "timestamp (or date, time, datetime)"),
+            (open.is_some(), "open"),
+            (high.is_some(), "high"),
+            (low.is_some(), "low"),
+            (close.is_some(), "close"),
+        ];
+        let (Some(time), Some(open), Some(high), Some(low), Some(close)) =
+            (time, open, high, low, close)
+        else {
+            let missing: Vec<&str> = found
+                .iter()
+                .filter(|(ok, _)| !ok)
+                .map(|(_, name)| *name)
+                .collect();
+            let noun = if missing.len() == 1 {
+                "column"
+            } else {
+                "columns"
+            };
+            return Err(HeaderError {
+                recognized: found.iter().filter(|(ok, _)| *ok).count(),
+                message: format!("missing {noun} {}; {}", missing.join(", "), header_is()),
+            });
+        };
+
+        let volume = match find(&["volume", "vol", "v"])? {
+            Some(col) => Some(col),
+            None => {
+                let mut candidates = keys
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, key)| key.starts_with("volume_"))
+                    .map(|(index, _)| index);
+                match (candidates.next(), candidates.next()) {
+                    (None, _) => None,
+                    (Some(index), None) => Some(Column {
+                        index,
+                        name: shown[index].clone(),
+                    }),
+                    (Some(_), Some(_)) => {
+                        let names: Vec<&str> = keys
+                            .iter()
+                            .zip(&shown)
+                            .filter(|(key, _)| key.starts_with("volume_"))
+                            .map(|(_, name)| name.as_str())
+                            .collect();
+                        return Err(HeaderError {
+                            recognized: REQUIRED,
+                            message: format!(
+                                "several volume columns ({}) and none named \"volume\"; rename the one to import to \"volume\"",
+                                names.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+
+        let time_indices = match &time {
+            TimeColumns::Single(col) => [col.index, col.index],
+            TimeColumns::DateAndTime { date, time } => [date.index, time.index],
+        };
+        let needed_fields = time_indices
+            .into_iter()
+            .chain([open.index, high.index, low.index, close.index])
+            .chain(volume.as_ref().map(|col| col.index))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        Ok(Layout {
+            separator,
+            decimal_comma: separator != b',',
+            header_fields: raw.len(),
+            needed_fields,
+            time,
+            open,
+            high,
+            low,
+            close,
+            volume,
+        })
+    }
+
+    fn parse_row(&self, fields: &[Cow<'_, str>]) -> Result<Bar, String> {
+        if fields.len() < self.needed_fields {
+            return Err(format!(
+                "the row has {} fields, the header has {}",
+                fields.len(),
+                self.header_fields
+            ));
+        }
+        let field = |col: &Column| fields.get(col.index).map_or("", |f| f.as_ref());
+        let timestamp = match &self.time {
+            TimeColumns::Single(col) => {
+                let text = field(col);
+                parse_timestamp(text).ok_or_else(|| {
+                    format!("cannot read timestamp {text:?} in column {:?}", col.name)
+                })?
+            }
+            TimeColumns::DateAndTime { date, time } => {
+                let text = format!("{} {}", field(date), field(time));
+                parse_timestamp(&text).ok_or_else(|| {
+                    format!(
+                        "cannot read timestamp {text:?} in columns {:?} and {:?}",
+                        date.name, time.name
+                    )
+                })?
+            }
+        };
+        let number = |col: &Column| parse_number(field(col), &col.name, self.decimal_comma);
+        Ok(Bar {
+            timestamp,
+            open: number(&self.open)?,
+            high: number(&self.high)?,
+            low: number(&self.low)?,
+            close: number(&self.close)?,
+            volume: match &self.volume {
+                Some(col) => number(col)?,
+                None => 0.0,
+            },
+        })
+    }
+}
+
+/// The separator that occurs most often outside quotes; `,` on a tie.
+fn sniff_separator(line: &str) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for b in line.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let mut best = (b',', counts[0]);
+    for (sep, count) in [(b';', counts[1]), (b'\t', counts[2])] {
+        if count > best.1 {
+            best = (sep, count);
+        }
+    }
+    best.0
+}
+
+/// Splits one line into trimmed fields, unquoting `"..."` fields. Borrows
+/// unless a field holds an escaped quote.
+fn split_fields<'a>(line: &'a str, separator: u8, out: &mut Vec<Cow<'a, str>>) {
+    out.clear();
+    let bytes = line.as_bytes();
+    let next_separator = |from: usize| {
+        bytes
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|&b| b == separator))
+            .map(|p| from + p)
+    };
+    let mut pos = 0;
+    loop {
+        while bytes
+            .get(pos)
+            .is_some_and(|&b| b == b' ' || (b == b'\t' && separator != b'\t'))
+        {
+            pos += 1;
+        }
+        if bytes.get(pos) == Some(&b'"') {
+            let (field, after) = read_quoted(line, pos + 1);
+            out.push(field);
+            match next_separator(after) {
+                Some(sep) => pos = sep + 1,
+                None => break,
+            }
+        } else {
+            let end = next_separator(pos);
+            let text = line.get(pos..end.unwrap_or(line.len())).unwrap_or_default();
+            out.push(Cow::Borrowed(text.trim()));
+            match end {
+                Some(sep) => pos = sep + 1,
+                None => break,
+            }
+        }
+    }
+}
+
+/// Reads a quoted field whose text starts at `start` (just after the opening
+/// quote); returns it trimmed and the position just after the closing quote.
+/// An unterminated quote runs to the end of the line.
+fn read_quoted(line: &str, start: usize) -> (Cow<'_, str>, usize) {
+    let bytes = line.as_bytes();
+    let mut owned: Option<String> = None;
+    let mut segment = start;
+    let mut pos = start;
+    loop {
+        let Some(quote) = bytes
+            .get(pos..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'"'))
+        else {
+            let tail = line.get(segment..).unwrap_or_default();
+            return (finish_quoted(owned, tail), line.len());
+        };
+        let quote = pos + quote;
+        if bytes.get(quote + 1) == Some(&b'"') {
+            let piece = line.get(segment..=quote).unwrap_or_default();
+            owned.get_or_insert_with(String::new).push_str(piece);
+            pos = quote + 2;
+            segment = pos;
+        } else {
+            let tail = line.get(segment..quote).unwrap_or_default();
+            return (finish_quoted(owned, tail), quote + 1);
+        }
+    }
+}
+
+fn finish_quoted<'a>(owned: Option<String>, tail: &'a str) -> Cow<'a, str> {
+    match owned {
+        None => Cow::Borrowed(tail.trim()),
+        Some(mut text) => {
+            text.push_str(tail);
+            Cow::Owned(text.trim().to_owned())
+        }
+    }
+}
+
+/// A header name as the file spells it, for messages.
+fn display_name(field: &str) -> String {
+    let trimmed = field.trim();
+    let unquoted = trimmed
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .unwrap_or(trimmed);
+    unquoted.trim().to_owned()
+}
+
+/// Lower case, brackets and quotes dropped, every run of other punctuation or
+/// spaces turned into one `_`: `"<Adj. Close>"` becomes `adj_close`.
+fn normalize_name(name: &str) -> String {
+    let mut key = String::with_capacity(name.len());
+    let mut gap = false;
+    for ch in name.chars() {
+        if ch.is_alphanumeric() {
+            if gap && !key.is_empty() {
+                key.push('_');
+            }
+            gap = false;
+            key.extend(ch.to_lowercase());
+        } else if !matches!(ch, '<' | '>' | '"' | '\'') {
+            gap = true;
+        }
+    }
+    key
+}
+
+fn parse_number(text: &str, column: &str, decimal_comma: bool) -> Result<f64, String> {
+    if text.is_empty() {
+        return Err(format!("empty value in column {column:?}"));
+    }
+    let normalized = if decimal_comma && !text.contains('.') && text.matches(',').count() == 1 {
+        Cow::Owned(text.replace(',', "."))
+    } else {
+        Cow::Borrowed(text)
+    };
+    match normalized.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        Ok(_) => Err(format!(
+            "{text:?} in column {column:?} is not a finite number"
+        )),
+        Err(_) => Err(format!("cannot read number {text:?} in column {column:?}")),
+    }
+}
+
+/// Parses one timestamp in any of the forms in the module documentation.
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let bytes = text.trim().as_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    if bytes.len() != 8 && bytes.iter().all(u8::is_ascii_digit) {
+        return parse_epoch(bytes);
+    }
+    let mut cursor = Cursor { bytes, pos: 0 };
+    let date = parse_date(&mut cursor)?;
+    if cursor.done() {
+        return Some(date.and_time(NaiveTime::MIN).and_utc());
+    }
+    if !(cursor.eat(b'T') || cursor.eat(b't') || cursor.skip_spaces()) {
+        return None;
+    }
+    let time = parse_time(&mut cursor)?;
+    let offset_seconds = parse_zone(&mut cursor)?;
+    if !cursor.done() {
+        return None;
+    }
+    let local = date.and_time(time);
+    let utc = local.checked_sub_signed(TimeDelta::try_seconds(offset_seconds)?)?;
+    Some(utc.and_utc())
+}
+
+fn parse_epoch(digits: &[u8]) -> Option<DateTime<Utc>> {
+    let value: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    match value {
+        i64::MIN..100_000_000 => None,
+        100_000_000..100_000_000_000 => DateTime::from_timestamp(value, 0),
+        100_000_000_000..100_000_000_000_000 => DateTime::from_timestamp_millis(value),
+        100_000_000_000_000..100_000_000_000_000_000 => DateTime::from_timestamp_micros(value),
+        100_000_000_000_000_000.. => Some(DateTime::from_timestamp_nanos(value)),
+    }
+}
+
+/// A position in an ASCII timestamp; every method stops at the end without
+/// indexing past it.
+#[derive(Debug)]
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let found = self.peek() == Some(b);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    /// Consumes `word` in any case.
+    fn eat_word(&mut self, word: &str) -> bool {
+        let end = self.pos + word.len();
+        let found = self
+            .bytes
+            .get(self.pos..end)
+            .is_some_and(|text| text.eq_ignore_ascii_case(word.as_bytes()));
+        if found {
+            self.pos = end;
+        }
+        found
+    }
+
+    /// Whether at least one space was skipped.
+    fn skip_spaces(&mut self) -> bool {
+        let start = self.pos;
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    /// A run of digits: its value and length; `None` when there is none or it
+    /// is too long to matter.
+    fn digits(&mut self) -> Option<(u32, usize)> {
+        let start = self.pos;
+        let mut value: u32 = 0;
+        while let Some(b) = self.peek().filter(u8::is_ascii_digit) {
+            value = value.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+            self.pos += 1;
+        }
+        let len = self.pos - start;
+        (len > 0).then_some((value, len))
+    }
+}
+
+fn parse_date(cursor: &mut Cursor<'_>) -> Option<NaiveDate> {
+    let (a, a_len) = cursor.digits()?;
+    let separator = cursor.peek().filter(|b| matches!(b, b'-' | b'/' | b'.'));
+    let Some(separator) = separator else {
+        return if a_len == 8 {
+            NaiveDate::from_ymd_opt(i32::try_from(a / 10_000).ok()?, a / 100 % 100, a % 100)
+        } else {
+            None
+        };
+    };
+    cursor.pos += 1;
+    let (b, b_len) = cursor.digits()?;
+    if !cursor.eat(separator) {
+        return None;
+    }
+    let (c, c_len) = cursor.digits()?;
+    let (year, month, day) = match (a_len, b_len, c_len, separator) {
+        (4, 1..=2, 1..=2, _) => (a, b, c),
+        (1..=2, 1..=2, 4, b'/') => (c, a, b),
+        (1..=2, 1..=2, 4, b'.') => (c, b, a),
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
+}
+
+fn parse_time(cursor: &mut Cursor<'_>) -> Option<NaiveTime> {
+    let (first, first_len) = cursor.digits()?;
+    let mut hour_only = false;
+    let (hour, minute, second) = match first_len {
+        4 => (first / 100, first % 100, 0),
+        6 => (first / 10_000, first / 100 % 100, first % 100),
+        1..=2 if cursor.eat(b':') => {
+            let (minute, _) = two_digits(cursor)?;
+            let second = if cursor.eat(b':') {
+                two_digits(cursor)?.0
+            } else {
+                0
+            };
+            (first, minute, second)
+        }
+        // CryptoDataDownload's `09-AM`, or `9 AM`.
+        1..=2 => {
+            cursor.eat(b'-');
+            hour_only = true;
+            (first, 0, 0)
+        }
+        _ => return None,
+    };
+    let mut nano = 0;
+    if !hour_only && cursor.eat(b'.') {
+        let mut scale = 100_000_000;
+        let mut any = false;
+        while let Some(b) = cursor.peek().filter(u8::is_ascii_digit) {
+            nano += u32::from(b - b'0') * scale;
+            scale /= 10;
+            any = true;
+            cursor.pos += 1;
+        }
+        if !any {
+            return None;
+        }
+    }
+    let before_meridiem = cursor.pos;
+    cursor.skip_spaces();
+    let hour = if cursor.eat_word("am") {
+        match hour {
+            12 => 0,
+            1..=11 => hour,
+            _ => return None,
+        }
+    } else if cursor.eat_word("pm") {
+        match hour {
+            12 => 12,
+            1..=11 => hour + 12,
+            _ => return None,
+        }
+    } else if hour_only {
+        return None;
+    } else {
+        cursor.pos = before_meridiem;
+        hour
+    };
+    NaiveTime::from_hms_nano_opt(hour, minute, second, nano)
+}
+
+fn two_digits(cursor: &mut Cursor<'_>) -> Option<(u32, usize)> {
+    cursor.digits().filter(|&(_, len)| len == 2)
+}
+
+/// The zone after a time, as seconds east of UTC; no zone is UTC.
+fn parse_zone(cursor: &mut Cursor<'_>) -> Option<i64> {
+    cursor.skip_spaces();
+    if cursor.done() || cursor.eat(b'Z') || cursor.eat(b'z') {
+        return Some(0);
+    }
+    let named = cursor.eat_word("utc") || cursor.eat_word("gmt");
+    if named && cursor.done() {
+        return Some(0);
+    }
+    let sign = match cursor.peek()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    cursor.pos += 1;
+    let (first, first_len) = cursor.digits()?;
+    let (hours, minutes) = match first_len {
+        1..=2 if cursor.eat(b':') => (first, two_digits(cursor)?.0),
+        1..=2 => (first, 0),
+        4 => (first / 100, first % 100),
+        _ => return None,
+    };
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some(sign * (i64::from(hours) * 3600 + i64::from(minutes) * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+
+    /// Imports `content` from a file named `data.csv`; errors come back as
+    /// text with the temporary directory removed.
+    fn import(content: &str) -> Result<Vec<Bar>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, content).unwrap();
+        read_import_file(&path).map_err(|err| {
+            err.to_string()
+                .replace(&path.display().to_string(), "data.csv")
+        })
+    }
+
+    fn render(bars: &[Bar]) -> String {
+        bars.iter()
+            .map(|b| {
+                let at = b.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+                format!(
+                    "{at} {} {} {} {} {}\n",
+                    b.open, b.high, b.low, b.close, b.volume
+                )
+            })
+            .collect()
+    }
+
+    fn check(content: &str, expected: Expect) {
+        match import(content) {
+            Ok(bars) => expected.assert_eq(&render(&bars)),
+            Err(err) => panic!("import failed: {err}"),
+        }
+    }
+
+    fn check_err(content: &str, expected: &str) {
+        match import(content) {
+            Ok(bars) => panic!("expected an error, got:\n{}", render(&bars)),
+            Err(err) => assert_eq!(err, expected),
+        }
+    }
+
+    #[test]
+    fn our_own_format() {
+        check(
+            "timestamp,open,high,low,close,volume\n\
+             2017-01-01T22:00:00Z,1.05236,1.05253,1.05221,1.05227,143539993.3\n\
+             2017-01-01T23:00:00Z,1.05227,1.05283,1.05227,1.05265,1.00532E+11\n",
+            expect![[r#"
+                2017-01-01T22:00:00Z 1.05236 1.05253 1.05221 1.05227 143539993.3
+                2017-01-01T23:00:00Z 1.05227 1.05283 1.05227 1.05265 100532000000
+            "#]],
+        );
+    }
+
+    #[test]
+    fn yahoo_with_us_dates_and_adj_close() {
+        check(
+            "Date,Open,High,Low,Close,Adj Close,Volume\r\n\
+             1/4/1999,1229.23,1248.81,1219.1,1228.1,1228.1,877000000\r\n\
+             12/31/2018,2498.94,2509.24,2482.82,2506.85,2506.85,3442870000\r\n\
+             1/5/1999,1228.1,1246.11,1228.1,1244.78,1244.78,775000000\r\n",
+            expect![[r#"
+                1999-01-04T00:00:00Z 1229.23 1248.81 1219.1 1228.1 877000000
+                1999-01-05T00:00:00Z 1228.1 1246.11 1228.1 1244.78 775000000
+                2018-12-31T00:00:00Z 2498.94 2509.24 2482.82 2506.85 3442870000
+            "#]],
+        );
+    }
+
+    #[test]
+    fn dukascopy_day_first_with_milliseconds() {
+        check(
+            "Time,Open,High,Low,Close,Volume\n\
+             01.01.2017 22:00:00.000,1.05236,1.05253,1.05221,1.05227,143539993.3\n\
+             02.01.2017 00:00:00.000,1.05227,1.05283,1.05227,1.05265,1.63119E+11\n",
+            expect![[r#"
+                2017-01-01T22:00:00Z 1.05236 1.05253 1.05221 1.05227 143539993.3
+                2017-01-02T00:00:00Z 1.05227 1.05283 1.05227 1.05265 163119000000
+            "#]],
+        );
+        // Dukascopy's other export names the column by zone and may add one.
+        check(
+            "Gmt time,Open,High,Low,Close,Volume\n01.01.2017 22:00:00.000,1,2,0.5,1.5,10\n",
+            expect![[r#"
+                2017-01-01T22:00:00Z 1 2 0.5 1.5 10
+            "#]],
+        );
+        check(
+            "Local time,Open,High,Low,Close,Volume\n02.01.2017 00:00:00.000 GMT+0200,1,2,0.5,1.5,10\n",
+            expect![[r#"
+                2017-01-01T22:00:00Z 1 2 0.5 1.5 10
+            "#]],
+        );
+    }
+
+    #[test]
+    fn cryptodatadownload_with_url_line_newest_first() {
+        check(
+            "Timestamps are UTC timezone,https://www.CryptoDataDownload.com\n\
+             date,symbol,open,high,low,close,volume_btc,volume\n\
+             2019-10-17 01-PM,BTCUSD,8000.5,8010,7990,8005,12.5,100062.5\n\
+             2019-10-17 12-PM,BTCUSD,7990,8001,7985,8000.5,10,80000\n\
+             2019-10-17 09-AM,BTCUSD,7980,7995,7970,7990,3.25,25967.5\n\
+             2019-10-17 12-AM,BTCUSD,7950,7985,7940,7980,1,7980\n",
+            // The USD `volume` column is used, not `volume_btc`.
+            expect![[r#"
+                2019-10-17T00:00:00Z 7950 7985 7940 7980 7980
+                2019-10-17T09:00:00Z 7980 7995 7970 7990 25967.5
+                2019-10-17T12:00:00Z 7990 8001 7985 8000.5 80000
+                2019-10-17T13:00:00Z 8000.5 8010 7990 8005 100062.5
+            "#]],
+        );
+        // Without a plain `volume`, the only `volume_*` column is used.
+        check(
+            "date,symbol,open,high,low,close,Volume BTC\n2019-10-17 09-AM,BTCUSD,1,2,0.5,1.5,3.25\n",
+            expect![[r#"
+                2019-10-17T09:00:00Z 1 2 0.5 1.5 3.25
+            "#]],
+        );
+    }
+
+    #[test]
+    fn epoch_seconds_and_milliseconds() {
+        check(
+            "timestamp,open,high,low,close,volume\n1483308000,1,2,0.5,1.5,10\n1483311600,1.5,2,1,1,20\n",
+            expect![[r#"
+                2017-01-01T22:00:00Z 1 2 0.5 1.5 10
+                2017-01-01T23:00:00Z 1.5 2 1 1 20
+            "#]],
+        );
+        // A Binance kline dump: `open_time` wins over `close_time`.
+        check(
+            "open_time,open,high,low,close,volume,close_time,quote_volume\n\
+             1483311600000,1.5,2,1,1,20,1483315199999,30\n\
+             1483308000000,1,2,0.5,1.5,10,1483311599999,15\n",
+            expect![[r#"
+                2017-01-01T22:00:00Z 1 2 0.5 1.5 10
+                2017-01-01T23:00:00Z 1.5 2 1 1 20
+            "#]],
+        );
+    }
+
+    #[test]
+    fn semicolons_quotes_and_decimal_commas() {
+        check(
+            "\"Date\";\"Open\";\"High\";\"Low\";\"Close\";\"Volume\"\n\
+             \"2017-01-02\";\"1,0523\";\"1,0530\";\"1,0510\";\"1,0525\";\"1200\"\n\
+             2017-01-03;1.0525;1.0540;1.0500;1.0510;1e3\n",
+            expect![[r#"
+                2017-01-02T00:00:00Z 1.0523 1.053 1.051 1.0525 1200
+                2017-01-03T00:00:00Z 1.0525 1.054 1.05 1.051 1000
+            "#]],
+        );
+    }
+
+    #[test]
+    fn separate_date_and_time_columns() {
+        // A MetaTrader export: bracketed names, tabs, dotted dates.
+        check(
+            "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\n\
+             2017.01.02\t00:00\t1.5\t2\t1\t1.75\t33\t0\n\
+             2017.01.01\t23:00:00\t1\t2\t0.5\t1.5\t12\t7\n",
+            expect![[r#"
+                2017-01-01T23:00:00Z 1 2 0.5 1.5 7
+                2017-01-02T00:00:00Z 1.5 2 1 1.75 0
+            "#]],
+        );
+        check(
+            " Date , Time ,Open,High,Low,Close\n1/3/2017, 9:30 PM ,1,2,0.5,1.5\n",
+            expect![[r#"
+                2017-01-03T21:30:00Z 1 2 0.5 1.5 0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn iso_variants_and_header_spelling() {
+        check(
+            "' Timestamp ',\"OPEN\", High ,low,Close,Vol.,Ticker\n\
+             2017-01-01T22:00:00+02:00,1,2,0.5,1.5,1,X\n\
+             2017-01-01T21:00:00.000Z,1,2,0.5,1.5,2,X\n\
+             2017-01-01 22:00:00,1,2,0.5,1.5,3,X\n\
+             2017-01-01 23:00,1,2,0.5,1.5,4,X\n\
+             2017/01/02,1,2,0.5,1.5,5,X\n\
+             2017-01-03,1,2,0.5,1.5,6,X\n",
+            expect![[r#"
+                2017-01-01T20:00:00Z 1 2 0.5 1.5 1
+                2017-01-01T21:00:00Z 1 2 0.5 1.5 2
+                2017-01-01T22:00:00Z 1 2 0.5 1.5 3
+                2017-01-01T23:00:00Z 1 2 0.5 1.5 4
+                2017-01-02T00:00:00Z 1 2 0.5 1.5 5
+                2017-01-03T00:00:00Z 1 2 0.5 1.5 6
+            "#]],
+        );
+    }
+
+    #[test]
+    fn short_names_blank_lines_and_no_volume() {
+        check(
+            "\u{feff}\n\nTime,O,H,L,C\n\n2017-01-01 10:00,1,2,0.5,1.5\n   \n2017-01-01 11:00,1.5,2,1,1\n\n",
+            expect![[r#"
+                2017-01-01T10:00:00Z 1 2 0.5 1.5 0
+                2017-01-01T11:00:00Z 1.5 2 1 1 0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn identical_duplicates_are_dropped() {
+        check(
+            "date,open,high,low,close,volume\n\
+             2017-01-02,1,2,0.5,1.5,10\n\n\
+             2017-01-01,1,2,0.5,1.5,10\n\
+             2017-01-02,1,2,0.5,1.5,10\n",
+            expect![[r#"
+                2017-01-01T00:00:00Z 1 2 0.5 1.5 10
+                2017-01-02T00:00:00Z 1 2 0.5 1.5 10
+            "#]],
+        );
+    }
+
+    #[test]
+    fn timestamp_forms() {
+        let cases = [
+            ("2017-01-01T22:00:00Z", Some("2017-01-01T22:00:00Z")),
+            ("2017-01-01t22:00:00z", Some("2017-01-01T22:00:00Z")),
+            (
+                "2017-01-01T22:00:00.123456789Z",
+                Some("2017-01-01T22:00:00.123456789Z"),
+            ),
+            ("2017-01-01T22:00:00-05:30", Some("2017-01-02T03:30:00Z")),
+            ("2017-01-01T22:00:00+0200", Some("2017-01-01T20:00:00Z")),
+            ("2017-01-01T22:00:00 UTC", Some("2017-01-01T22:00:00Z")),
+            ("2017-01-01 22:00:00 GMT-1", Some("2017-01-01T23:00:00Z")),
+            ("2017-01-01  22:00", Some("2017-01-01T22:00:00Z")),
+            ("20170101", Some("2017-01-01T00:00:00Z")),
+            ("20170101 223000", Some("2017-01-01T22:30:00Z")),
+            ("2017.1.2", Some("2017-01-02T00:00:00Z")),
+            ("02.01.2017", Some("2017-01-02T00:00:00Z")),
+            ("1/2/2017", Some("2017-01-02T00:00:00Z")),
+            ("1/2/2017 12:00 am", Some("2017-01-02T00:00:00Z")),
+            ("1/2/2017 12:15:00 PM", Some("2017-01-02T12:15:00Z")),
+            ("2017-01-02 11-PM", Some("2017-01-02T23:00:00Z")),
+            ("123456789", Some("1973-11-29T21:33:09Z")),
+            ("99999999999", Some("5138-11-16T09:46:39Z")),
+            ("100000000000", Some("1973-03-03T09:46:40Z")),
+            ("1483308000123", Some("2017-01-01T22:00:00.123Z")),
+            ("1483308000123456", Some("2017-01-01T22:00:00.123456Z")),
+            (
+                "1483308000123456789",
+                Some("2017-01-01T22:00:00.123456789Z"),
+            ),
+            // Refused: ambiguous or impossible.
+            ("2017", None),
+            ("12345678", None),
+            ("-1483308000", None),
+            ("99999999999999999999", None),
+            ("2017-13-01", None),
+            ("2017-02-30", None),
+            ("01-02-2017", None),
+            ("2017-01-01T24:00:00Z", None),
+            ("2017-01-01T23:59:60Z", None),
+            ("2017-01-01T22", None),
+            ("2017-01-01 13-PM", None),
+            ("2017-01-01 0:00 AM", None),
+            ("2017-01-01T22:00:00+24:00", None),
+            ("2017-01-01T22:00:00.", None),
+            ("2017-01-01T22:00:00Zjunk", None),
+            ("2017-01-01T22:00:00 EST", None),
+            ("17-01-01", None),
+            ("", None),
+            ("null", None),
+            ("２０１７-01-01", None),
+        ];
+        for (text, expected) in cases {
+            let got =
+                parse_timestamp(text).map(|at| at.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+            assert_eq!(got.as_deref(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_text() {
+        check_err("", "data.csv: the file is empty");
+        check_err(" \n\n", "data.csv: the file is empty");
+        check_err(
+            "date,open,high,low,close\n",
+            "data.csv: no rows after the header on line 1",
+        );
+        check_err(
+            "Date,Open,High,Low,Adj Close,Volume\n1/4/1999,1,2,0.5,1.5,10\n",
+            "data.csv:1: missing column close; header is: Date, Open, High, Low, Adj Close, Volume",
+        );
+        check_err(
+            "when,open,max,low,close\n",
+            "data.csv:1: missing columns timestamp (or date, time, datetime), high; header is: when, open, max, low, close",
+        );
+        // The header after a preamble line is the one reported.
+        check_err(
+            "Timestamps are UTC timezone,https://www.CryptoDataDownload.com\ndate,open,high,low\n",
+            "data.csv:2: missing column close; header is: date, open, high, low",
+        );
+        check_err(
+            "2017-01-01,1,2,0.5,1.5\n2017-01-02,1,2,0.5,1.5\n",
+            "data.csv:1: missing columns timestamp (or date, time, datetime), open, high, low, close; \
+             header is: 2017-01-01, 1, 2, 0.5, 1.5",
+        );
+        check_err(
+            "date,open,high,low,close,Close\n",
+            r#"data.csv:1: column "close" appears more than once in the header"#,
+        );
+        check_err(
+            "date,open,high,low,close,Volume BTC,Volume USD\n",
+            r#"data.csv:1: several volume columns (Volume BTC, Volume USD) and none named "volume"; rename the one to import to "volume""#,
+        );
+        check_err(
+            "Date,Open,High,Low,Close\n2017-01-01,1,2,0.5,1.5\n2017-13-01,1,2,0.5,1.5\n",
+            r#"data.csv:3: cannot read timestamp "2017-13-01" in column "Date""#,
+        );
+        check_err(
+            "Date,Time,Open,High,Low,Close\n2017-01-01,25:00,1,2,0.5,1.5\n",
+            r#"data.csv:2: cannot read timestamp "2017-01-01 25:00" in columns "Date" and "Time""#,
+        );
+        check_err(
+            "date,open,high,low,close,volume\n2017-01-01,1,2,0.5,1.5,1O0\n",
+            r#"data.csv:2: cannot read number "1O0" in column "volume""#,
+        );
+        check_err(
+            "date,open,high,low,close,volume\n2017-01-01,1,2,0.5,NaN,100\n",
+            r#"data.csv:2: "NaN" in column "close" is not a finite number"#,
+        );
+        check_err(
+            "date,open,high,low,close,volume\n2017-01-01,1,inf,0.5,1.5,100\n",
+            r#"data.csv:2: "inf" in column "high" is not a finite number"#,
+        );
+        check_err(
+            "date,open,high,low,close,volume\n2017-01-01,1,2,,1.5,100\n",
+            r#"data.csv:2: empty value in column "low""#,
+        );
+        // A comma is never a decimal point in a comma-separated file.
+        check_err(
+            "date,open,high,low,close,volume\n2017-01-01,\"1,5\",2,0.5,1.5,100\n",
+            r#"data.csv:2: cannot read number "1,5" in column "open""#,
+        );
+        check_err(
+            "date,open,high,low,close,volume,symbol\n2017-01-01,1,2,0.5\n",
+            "data.csv:2: the row has 4 fields, the header has 7",
+        );
+        check_err(
+            "date,open,high,low,close\n\
+             2017-01-02,1,2,0.5,1.5\n\
+             2017-01-01,1,2,0.5,1.5\n\
+             2017-01-02,1,2,0.5,1.25\n",
+            "data.csv:4: timestamp 2017-01-02T00:00:00Z appears again with different values (first on line 2)",
+        );
+        check_err(
+            "date,open,high,low,close\n2017-01-01,1,2,0.5,1.5\n2017-01-02,\u{e9}1,2,0.5,1.5\n",
+            "data.csv:3: cannot read number \"\u{e9}1\" in column \"open\"",
+        );
+    }
+
+    #[test]
+    fn errors_for_unreadable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.csv");
+        std::fs::write(
+            &path,
+            b"date,open,high,low,close\n2017-01-01,1,2,0.5,1.5 \xe9\n",
+        )
+        .unwrap();
+        let err = read_import_file(&path).unwrap_err().to_string();
+        assert_eq!(err, format!("{}:2: the text is not UTF-8", path.display()));
+
+        let missing = dir.path().join("missing.csv");
+        let err = read_import_file(&missing).unwrap_err();
+        assert!(
+            matches!(&err, DataError::Io { path, .. } if *path == missing),
+            "{err:?}"
+        );
+    }
+
+    /// Valid files mutated at random (tokens inserted, bytes replaced, ranges
+    /// cut): the parser must return, never panic, and whatever it accepts must
+    /// be sorted, unique and finite.
+    #[test]
+    fn never_panics_on_mangled_input() {
+        const BASES: &[&str] = &[
+            "timestamp,open,high,low,close,volume\n2017-01-01T22:00:00Z,1,2,0.5,1.5,10\n2017-01-01T23:00:00+02:00,1,2,0.5,1.5,1E+3\n",
+            "Timestamps are UTC timezone,x\ndate,symbol,open,high,low,close,volume_btc,volume\n2019-10-17 09-AM,B,1,2,0.5,1.5,3,4\n",
+            "\"Date\";\"Time\";\"Open\";\"High\";\"Low\";\"Close\"\n02.01.2017;22:00:00.000;1,5;2;0,5;1\n1/2/2017;9 PM;1;2;0.5;1\n",
+            "open_time\topen\thigh\tlow\tclose\tvolume\n1483308000000\t1\t2\t0.5\t1.5\t10\n1483311600\t1\t2\t0.5\t1.5\t10\n",
+        ];
+        const TOKENS: &[&str] = &[
+            ",",
+            ";",
+            "\t",
+            "\"",
+            "\"\"",
+            "'",
+            "\n",
+            "\r\n",
+            " ",
+            "T",
+            "Z",
+            ":",
+            "/",
+            ".",
+            "-",
+            "+",
+            "AM",
+            "PM",
+            "GMT+0200",
+            "+99:99",
+            "1483308000",
+            "20170101",
+            "99999999999999999999",
+            "1e309",
+            "NaN",
+            "E",
+            "\u{e9}",
+            "\u{feff}",
+            "<",
+            ">",
+            "volume",
+            "close",
+            "date",
+            "time",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound.max(1) as u64) as usize
+        };
+        let path = Path::new("fuzz.csv");
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let mut bytes = BASES[next(BASES.len())].as_bytes().to_vec();
+            for _ in 0..next(4) {
+                let at = next(bytes.len() + 1);
+                match next(3) {
+                    0 => {
+                        let token = TOKENS[next(TOKENS.len())].as_bytes();
+                        bytes.splice(at..at, token.iter().copied());
+                    }
+                    1 => bytes.insert(at, next(256) as u8),
+                    _ => {
+                        let end = (at + next(8)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                }
+            }
+            if let Ok(bars) = parse_import(path, &bytes) {
+                accepted += 1;
+                assert!(bars.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+                let finite = |b: &Bar| {
+                    [b.open, b.high, b.low, b.close, b.volume]
+                        .iter()
+                        .all(|v| v.is_finite())
+                };
+                assert!(bars.iter().all(finite));
+            }
+        }
+        assert!(accepted > 1_000, "only {accepted} inputs were accepted");
+    }
+
+    fn bar(day: u32, close: f64) -> Bar {
+        let timestamp = NaiveDate::from_ymd_opt(2024, 1, day)
+            .unwrap()
+            .and_time(NaiveTime::MIN)
+            .and_utc();
+        Bar {
+            timestamp,
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close,
+            volume: 10.0,
+        }
+    }
+
+    fn stats(added: usize, replaced: usize, unchanged: usize, total: usize) -> MergeStats {
+        MergeStats {
+            added,
+            replaced,
+            unchanged,
+            total,
+        }
+    }
+
+    #[test]
+    fn merge_overlap_replaces_and_counts() {
+        let existing = vec![bar(1, 1.0), bar(2, 1.0), bar(3, 1.0)];
+        let incoming = vec![bar(2, 1.25), bar(3, 1.0), bar(4, 1.5)];
+        let (merged, got) = merge_bars(existing, incoming);
+        assert_eq!(
+            merged,
+            vec![bar(1, 1.0), bar(2, 1.25), bar(3, 1.0), bar(4, 1.5)]
+        );
+        assert_eq!(got, stats(1, 1, 1, 4));
+        assert_eq!(
+            serde_json::to_string(&got).unwrap(),
+            r#"{"added":1,"replaced":1,"unchanged":1,"total":4}"#
+        );
+    }
+
+    #[test]
+    fn merge_disjoint_interleaves() {
+        let (merged, got) = merge_bars(
+            vec![bar(1, 1.0), bar(3, 3.0)],
+            vec![bar(2, 2.0), bar(4, 4.0)],
+        );
+        assert_eq!(
+            merged,
+            vec![bar(1, 1.0), bar(2, 2.0), bar(3, 3.0), bar(4, 4.0)]
+        );
+        assert_eq!(got, stats(2, 0, 0, 4));
+
+        let (merged, got) = merge_bars(vec![bar(5, 5.0)], vec![bar(1, 1.0), bar(2, 2.0)]);
+        assert_eq!(merged, vec![bar(1, 1.0), bar(2, 2.0), bar(5, 5.0)]);
+        assert_eq!(got, stats(2, 0, 0, 3));
+    }
+
+    #[test]
+    fn merge_with_empty_sides() {
+        let series = vec![bar(1, 1.0), bar(2, 2.0)];
+        assert_eq!(
+            merge_bars(Vec::new(), series.clone()),
+            (series.clone(), stats(2, 0, 0, 2))
+        );
+        assert_eq!(
+            merge_bars(series.clone(), Vec::new()),
+            (series.clone(), stats(0, 0, 0, 2))
+        );
+        assert_eq!(
+            merge_bars(Vec::new(), Vec::new()),
+            (Vec::new(), stats(0, 0, 0, 0))
+        );
+        assert_eq!(
+            merge_bars(series.clone(), series.clone()),
+            (series, stats(0, 0, 2, 2))
+        );
+    }
+}

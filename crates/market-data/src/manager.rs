@@ -1,0 +1,367 @@
+//! `DataManager` and its `DataAdapter`: loading a series as a managed
+//! operation with per-segment progress and cancellation.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use orchestrator_core::{
+    BoxError, CancellationToken, ConfigError, HostServiceConfig, OperationContext, OperationError,
+    OperationId, OperationKind, OperationsService, ProgressReporter, ServiceAdapter,
+    ServiceOrchestrator,
+};
+use progress::{
+    DataContext, DataProgressRenderer, Items, ProgressContext, ProgressRenderer, ProgressState,
+    Step,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::task::TaskTracker;
+
+use crate::{Bar, DataError, GapReport, LocalStore, Symbol, Timeframe, find_gaps, resample};
+
+/// The service prefix: `USE_DATA_HOST_SERVICE`, `DATA_HOST_SERVICE_URL`.
+pub const DATA_SERVICE: &str = "DATA";
+/// Where the data host listens unless `DATA_HOST_SERVICE_URL` says otherwise.
+pub const DEFAULT_DATA_HOST_URL: &str = "http://127.0.0.1:50052";
+/// Bars read between two progress updates and cancellation checks.
+pub const DEFAULT_SEGMENT_BARS: usize = 10_000;
+
+/// How a load gets its bars. With the local adapter all four read the store;
+/// `tail`, `backfill` and `full` fetch missing bars from a data host when the
+/// host adapter is selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadMode {
+    #[default]
+    Local,
+    /// Newer bars than the store has.
+    Tail,
+    /// Older bars than the store has.
+    Backfill,
+    /// Everything in the requested range.
+    Full,
+}
+
+impl LoadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadMode::Local => "local",
+            LoadMode::Tail => "tail",
+            LoadMode::Backfill => "backfill",
+            LoadMode::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for LoadMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LoadMode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [
+            LoadMode::Local,
+            LoadMode::Tail,
+            LoadMode::Backfill,
+            LoadMode::Full,
+        ]
+        .into_iter()
+        .find(|mode| mode.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or_else(|| {
+            format!("unknown load mode {text:?}; expected local, tail, backfill or full")
+        })
+    }
+}
+
+/// What to load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadRequest {
+    pub symbol: Symbol,
+    pub timeframe: Timeframe,
+    /// First bar to keep (inclusive).
+    pub start: Option<DateTime<Utc>>,
+    /// Last bar to keep (inclusive).
+    pub end: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub mode: LoadMode,
+}
+
+/// Where the bars came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BarSource {
+    Store {
+        path: std::path::PathBuf,
+    },
+    /// Built on the fly from a lower timeframe the store has.
+    Resampled {
+        from: Timeframe,
+        path: std::path::PathBuf,
+    },
+}
+
+/// The result summary of a load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSummary {
+    pub symbol: Symbol,
+    pub timeframe: Timeframe,
+    pub mode: LoadMode,
+    pub bars: usize,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    pub source: BarSource,
+    pub gaps: GapReport,
+}
+
+/// Bars with their summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedSeries {
+    pub bars: Vec<Bar>,
+    pub summary: LoadSummary,
+}
+
+/// Where loads are served from: the local store, or (for the fetching modes)
+/// a data host.
+#[derive(Debug, Clone)]
+pub struct DataAdapter {
+    store: LocalStore,
+    host_url: Option<String>,
+    segment_bars: usize,
+}
+
+impl DataAdapter {
+    pub fn new(store: LocalStore, config: &HostServiceConfig) -> Self {
+        Self {
+            store,
+            host_url: config.url().map(str::to_owned),
+            segment_bars: DEFAULT_SEGMENT_BARS,
+        }
+    }
+
+    pub fn store(&self) -> &LocalStore {
+        &self.store
+    }
+
+    /// Loads one series, blocking; checks `token` between segments and
+    /// reports a [`DataContext`] after each.
+    pub fn load(
+        &self,
+        request: &LoadRequest,
+        token: &CancellationToken,
+        progress: &ProgressReporter,
+    ) -> Result<LoadedSeries, DataError> {
+        if let (Some(url), LoadMode::Tail | LoadMode::Backfill | LoadMode::Full) =
+            (&self.host_url, request.mode)
+        {
+            return Err(DataError::HostUnavailable {
+                url: url.clone(),
+                mode: request.mode.as_str(),
+            });
+        }
+        let (source_timeframe, source) = self.source_for(&request.symbol, request.timeframe)?;
+        let mut reader = self.store.open(&request.symbol, source_timeframe)?;
+        let mut bars: Vec<Bar> = Vec::new();
+        let mut segment = 0u32;
+        let report = |bars: usize, segment: u32, segments: u32, fraction: f64| {
+            progress.report(ProgressState {
+                percentage: 100.0 * fraction,
+                items: Some(Items {
+                    processed: bars as u64,
+                    total: None,
+                }),
+                context: ProgressContext::Data(DataContext {
+                    symbol: Some(request.symbol.to_string()),
+                    timeframe: Some(request.timeframe.to_string()),
+                    mode: Some(request.mode.to_string()),
+                    segment: (segments > 0).then(|| Step::new(segment, segments)),
+                    bars_loaded: bars as u64,
+                }),
+                ..ProgressState::default()
+            });
+        };
+        report(0, 0, 0, 0.0);
+        loop {
+            token.check("reading bars")?;
+            let Some(chunk) = reader.next_segment(self.segment_bars)? else {
+                break;
+            };
+            segment += 1;
+            bars.extend(chunk.into_iter().filter(|bar| in_range(bar, request)));
+            let fraction = reader.bytes_read() as f64 / reader.total_bytes().max(1) as f64;
+            // Segments so far, scaled up by the bytes still unread.
+            let estimated_segments =
+                ((f64::from(segment) / fraction.max(f64::EPSILON)).ceil() as u32).max(segment);
+            report(bars.len(), segment, estimated_segments, fraction);
+        }
+        token.check("resampling")?;
+        if source_timeframe != request.timeframe {
+            bars = resample(&bars, source_timeframe, request.timeframe)?;
+        }
+        token.check("finding gaps")?;
+        let gaps = find_gaps(&bars, request.timeframe);
+        report(bars.len(), segment, segment, 1.0);
+        let summary = LoadSummary {
+            symbol: request.symbol.clone(),
+            timeframe: request.timeframe,
+            mode: request.mode,
+            bars: bars.len(),
+            first: bars.first().map(|bar| bar.timestamp),
+            last: bars.last().map(|bar| bar.timestamp),
+            source,
+            gaps,
+        };
+        Ok(LoadedSeries { bars, summary })
+    }
+
+    /// The stored timeframe to read: the one asked for, else the highest
+    /// lower timeframe the store has that divides it.
+    fn source_for(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<(Timeframe, BarSource), DataError> {
+        if self.store.exists(symbol, timeframe) {
+            return Ok((
+                timeframe,
+                BarSource::Store {
+                    path: self.store.path(symbol, timeframe),
+                },
+            ));
+        }
+        Timeframe::ALL
+            .into_iter()
+            .rev()
+            .filter(|lower| *lower < timeframe && divides(*lower, timeframe))
+            .find(|lower| self.store.exists(symbol, *lower))
+            .map(|lower| {
+                (
+                    lower,
+                    BarSource::Resampled {
+                        from: lower,
+                        path: self.store.path(symbol, lower),
+                    },
+                )
+            })
+            .ok_or_else(|| DataError::NotFound {
+                symbol: symbol.clone(),
+                timeframe,
+                path: self.store.path(symbol, timeframe),
+            })
+    }
+}
+
+fn divides(lower: Timeframe, higher: Timeframe) -> bool {
+    let (lower, higher) = (
+        lower.duration().num_seconds(),
+        higher.duration().num_seconds(),
+    );
+    lower > 0 && higher % lower == 0
+}
+
+fn in_range(bar: &Bar, request: &LoadRequest) -> bool {
+    request.start.is_none_or(|start| bar.timestamp >= start)
+        && request.end.is_none_or(|end| bar.timestamp <= end)
+}
+
+impl ServiceAdapter for DataAdapter {
+    fn name(&self) -> &str {
+        if self.host_url.is_some() {
+            "data-host"
+        } else {
+            "local-store"
+        }
+    }
+
+    async fn health(&self) -> Result<(), BoxError> {
+        if let Some(url) = &self.host_url {
+            return Err(format!(
+                "the data host client is not built yet; {url} cannot be reached from trdr"
+            )
+            .into());
+        }
+        let dir = self.store.dir();
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(format!("data directory {} is not a directory", dir.display()).into()),
+            Err(error) => Err(format!("data directory {}: {error}", dir.display()).into()),
+        }
+    }
+}
+
+/// Loads market data as managed operations (`data_load`).
+#[derive(Debug)]
+pub struct DataManager {
+    operations: OperationsService,
+    adapter: Arc<DataAdapter>,
+    config: HostServiceConfig,
+    tasks: TaskTracker,
+}
+
+impl DataManager {
+    pub fn new(
+        operations: OperationsService,
+        store: LocalStore,
+        config: HostServiceConfig,
+    ) -> Self {
+        Self {
+            adapter: Arc::new(DataAdapter::new(store, &config)),
+            operations,
+            config,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Adapter mode from `USE_DATA_HOST_SERVICE` / `DATA_HOST_SERVICE_URL`.
+    pub fn from_env(operations: OperationsService, store: LocalStore) -> Result<Self, ConfigError> {
+        let config = HostServiceConfig::from_env(DATA_SERVICE, DEFAULT_DATA_HOST_URL)?;
+        Ok(Self::new(operations, store, config))
+    }
+
+    /// How many bars each segment holds (fewer means more progress updates).
+    pub fn with_segment_bars(mut self, bars: usize) -> Self {
+        Arc::make_mut(&mut self.adapter).segment_bars = bars.max(1);
+        self
+    }
+
+    /// Starts loading a series; the operation's result is its [`LoadSummary`].
+    pub fn load(&self, request: LoadRequest) -> Result<OperationId, OperationError> {
+        let params = serde_json::to_value(&request).expect("a load request serialises to JSON");
+        let adapter = Arc::clone(&self.adapter);
+        self.start_managed_operation(
+            OperationKind::DataLoad,
+            params,
+            move |context: OperationContext| async move {
+                tokio::task::spawn_blocking(move || {
+                    adapter
+                        .load(&request, &context.token, &context.progress)
+                        .map(|loaded| loaded.summary)
+                })
+                .await
+                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+                .map_err(BoxError::from)
+            },
+        )
+    }
+}
+
+impl ServiceOrchestrator for DataManager {
+    type Adapter = DataAdapter;
+
+    fn operations(&self) -> &OperationsService {
+        &self.operations
+    }
+    fn adapter(&self) -> &DataAdapter {
+        &self.adapter
+    }
+    fn host_config(&self) -> &HostServiceConfig {
+        &self.config
+    }
+    fn renderer(&self) -> Arc<dyn ProgressRenderer> {
+        Arc::new(DataProgressRenderer)
+    }
+    fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+}

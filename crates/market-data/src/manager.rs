@@ -365,3 +365,145 @@ impl ServiceOrchestrator for DataManager {
         &self.tasks
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use orchestrator_core::{CancelReason, Operation, OperationStatus};
+
+    use super::*;
+
+    fn sample_store() -> LocalStore {
+        LocalStore::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
+    }
+
+    fn request(symbol: &str, timeframe: Timeframe) -> LoadRequest {
+        LoadRequest {
+            symbol: symbol.parse().unwrap(),
+            timeframe,
+            start: None,
+            end: None,
+            mode: LoadMode::Local,
+        }
+    }
+
+    async fn run_to_end(manager: &DataManager, request: LoadRequest) -> Vec<Operation> {
+        let id = manager.load(request).unwrap();
+        let mut watch = manager.operations().watch(&id).unwrap();
+        let mut snapshots = Vec::new();
+        while let Some(snapshot) = watch.next().await {
+            snapshots.push(snapshot);
+        }
+        snapshots
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_reports_segments_and_returns_its_summary() {
+        let manager = DataManager::new(
+            OperationsService::in_memory(),
+            sample_store(),
+            HostServiceConfig::local(DATA_SERVICE),
+        )
+        .with_segment_bars(1000);
+        let snapshots = run_to_end(&manager, request("EURUSD", Timeframe::H1)).await;
+        let done = snapshots.last().unwrap();
+        assert_eq!(done.status, OperationStatus::Completed, "{:?}", done.error);
+        let summary: LoadSummary = serde_json::from_value(done.result.clone().unwrap()).unwrap();
+        assert_eq!(summary.bars, 6225);
+        assert_eq!(
+            (
+                summary.gaps.weekend,
+                summary.gaps.closures,
+                summary.gaps.holes
+            ),
+            (51, 1, 0)
+        );
+        let ProgressContext::Data(context) = &done.progress.context else {
+            panic!("not a data context: {:?}", done.progress.context)
+        };
+        assert_eq!(context.segment, Some(Step::new(7, 7)));
+        assert_eq!(context.bars_loaded, 6225);
+        assert_eq!(
+            done.progress.message,
+            "Loading EURUSD [1h] (local) [segment 7/7] 6225 bars ETA 0s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_date_range_and_a_missing_timeframe_are_served() {
+        let manager = DataManager::new(
+            OperationsService::in_memory(),
+            sample_store(),
+            HostServiceConfig::local(DATA_SERVICE),
+        );
+        let mut weekly = request("SP500", Timeframe::W1);
+        weekly.start = Some("2018-01-01T00:00:00Z".parse().unwrap());
+        weekly.end = Some("2018-12-31T23:59:59Z".parse().unwrap());
+        let done = run_to_end(&manager, weekly).await.pop().unwrap();
+        let summary: LoadSummary = serde_json::from_value(done.result.unwrap()).unwrap();
+        assert!(matches!(
+            summary.source,
+            BarSource::Resampled {
+                from: Timeframe::D1,
+                ..
+            }
+        ));
+        assert_eq!(summary.first, Some("2018-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(summary.bars, 53);
+    }
+
+    #[test]
+    fn cancelling_stops_between_segments() {
+        let operations = OperationsService::in_memory();
+        let context = operations
+            .create(OperationKind::DataLoad, serde_json::json!({}), None)
+            .unwrap();
+        let adapter = DataAdapter {
+            segment_bars: 100,
+            ..DataAdapter::new(sample_store(), &HostServiceConfig::local(DATA_SERVICE))
+        };
+        context.token.cancel(CancelReason::UserRequest(None));
+        let error = adapter
+            .load(
+                &request("BTCUSD", Timeframe::H1),
+                &context.token,
+                &context.progress,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&error, DataError::Cancelled(cancelled) if cancelled.stage == "reading bars"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn fetching_modes_on_a_data_host_fail_with_a_clear_message() {
+        let config = HostServiceConfig::host(DATA_SERVICE, "http://127.0.0.1:9").unwrap();
+        let manager = DataManager::new(OperationsService::in_memory(), sample_store(), config);
+        let mut tail = request("EURUSD", Timeframe::H1);
+        tail.mode = LoadMode::Tail;
+        let done = run_to_end(&manager, tail).await.pop().unwrap();
+        assert_eq!(done.status, OperationStatus::Failed);
+        assert_eq!(
+            done.error.as_deref(),
+            Some(
+                "data host http://127.0.0.1:9: loading in tail mode from a data host is not supported yet; \
+                 use --mode local or unset USE_DATA_HOST_SERVICE"
+            )
+        );
+        assert!(!manager.health_check().await.healthy);
+    }
+
+    #[test]
+    fn load_modes_parse_in_any_case() {
+        assert_eq!("Backfill".parse(), Ok(LoadMode::Backfill));
+        assert_eq!(
+            "sideways".parse::<LoadMode>(),
+            Err(
+                r#"unknown load mode "sideways"; expected local, tail, backfill or full"#
+                    .to_owned()
+            )
+        );
+    }
+}

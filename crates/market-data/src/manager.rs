@@ -16,7 +16,9 @@ use progress::{
 use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
 
-use crate::{Bar, DataError, GapReport, LocalStore, Symbol, Timeframe, find_gaps, resample};
+use crate::{
+    Bar, BarSource, DataError, GapReport, LocalStore, Symbol, Timeframe, find_gaps, resample,
+};
 
 /// The service prefix: `USE_DATA_HOST_SERVICE`, `DATA_HOST_SERVICE_URL`.
 pub const DATA_SERVICE: &str = "DATA";
@@ -88,20 +90,6 @@ pub struct LoadRequest {
     pub mode: LoadMode,
 }
 
-/// Where the bars came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum BarSource {
-    Store {
-        path: std::path::PathBuf,
-    },
-    /// Built on the fly from a lower timeframe the store has.
-    Resampled {
-        from: Timeframe,
-        path: std::path::PathBuf,
-    },
-}
-
 /// The result summary of a load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadSummary {
@@ -160,7 +148,8 @@ impl DataAdapter {
                 mode: request.mode.as_str(),
             });
         }
-        let (source_timeframe, source) = self.source_for(&request.symbol, request.timeframe)?;
+        let source = self.store.source_for(&request.symbol, request.timeframe)?;
+        let source_timeframe = source.timeframe(request.timeframe);
         let mut reader = self.store.open(&request.symbol, source_timeframe)?;
         let mut bars: Vec<Bar> = Vec::new();
         let mut segment = 0u32;
@@ -214,50 +203,6 @@ impl DataAdapter {
         };
         Ok(LoadedSeries { bars, summary })
     }
-
-    /// The stored timeframe to read: the one asked for, else the highest
-    /// lower timeframe the store has that divides it.
-    fn source_for(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-    ) -> Result<(Timeframe, BarSource), DataError> {
-        if self.store.exists(symbol, timeframe) {
-            return Ok((
-                timeframe,
-                BarSource::Store {
-                    path: self.store.path(symbol, timeframe),
-                },
-            ));
-        }
-        Timeframe::ALL
-            .into_iter()
-            .rev()
-            .filter(|lower| *lower < timeframe && divides(*lower, timeframe))
-            .find(|lower| self.store.exists(symbol, *lower))
-            .map(|lower| {
-                (
-                    lower,
-                    BarSource::Resampled {
-                        from: lower,
-                        path: self.store.path(symbol, lower),
-                    },
-                )
-            })
-            .ok_or_else(|| DataError::NotFound {
-                symbol: symbol.clone(),
-                timeframe,
-                path: self.store.path(symbol, timeframe),
-            })
-    }
-}
-
-fn divides(lower: Timeframe, higher: Timeframe) -> bool {
-    let (lower, higher) = (
-        lower.duration().num_seconds(),
-        higher.duration().num_seconds(),
-    );
-    lower > 0 && higher % lower == 0
 }
 
 fn in_range(bar: &Bar, request: &LoadRequest) -> bool {

@@ -8,10 +8,34 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::validate::{self, MAX_LINE_BYTES, RowParser};
 use crate::{Bar, DataError, Symbol, Timeframe};
+
+/// Where the bars came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BarSource {
+    Store {
+        path: std::path::PathBuf,
+    },
+    /// Built on the fly from a lower timeframe the store has.
+    Resampled {
+        from: Timeframe,
+        path: std::path::PathBuf,
+    },
+}
+
+impl BarSource {
+    /// The stored timeframe that is read to serve `requested`.
+    pub fn timeframe(&self, requested: Timeframe) -> Timeframe {
+        match self {
+            BarSource::Store { .. } => requested,
+            BarSource::Resampled { from, .. } => *from,
+        }
+    }
+}
 
 /// The CSV files of one data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +94,52 @@ impl LocalStore {
 
     pub fn exists(&self, symbol: &Symbol, timeframe: Timeframe) -> bool {
         self.path(symbol, timeframe).is_file()
+    }
+
+    /// Where bars of `timeframe` come from: its own file, else the file of
+    /// the highest lower timeframe that divides it (resampled on the fly).
+    pub fn source_for(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<BarSource, DataError> {
+        if self.exists(symbol, timeframe) {
+            return Ok(BarSource::Store {
+                path: self.path(symbol, timeframe),
+            });
+        }
+        Timeframe::ALL
+            .into_iter()
+            .rev()
+            .filter(|lower| *lower < timeframe && divides(*lower, timeframe))
+            .find(|lower| self.exists(symbol, *lower))
+            .map(|lower| BarSource::Resampled {
+                from: lower,
+                path: self.path(symbol, lower),
+            })
+            .ok_or_else(|| DataError::NotFound {
+                symbol: symbol.clone(),
+                timeframe,
+                path: self.path(symbol, timeframe),
+            })
+    }
+
+    /// The whole series of `timeframe`, resampled from a lower one when the
+    /// store lacks it.
+    pub fn read_or_resample(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<(Vec<Bar>, BarSource), DataError> {
+        let source = self.source_for(symbol, timeframe)?;
+        let stored = source.timeframe(timeframe);
+        let bars = self.read(symbol, stored)?;
+        let bars = if stored == timeframe {
+            bars
+        } else {
+            crate::resample(&bars, stored, timeframe)?
+        };
+        Ok((bars, source))
     }
 
     /// Opens a series for reading in segments; checks the header now.
@@ -493,6 +563,14 @@ fn random_u64() -> u64 {
         hasher.write_u128(since.as_nanos());
     }
     hasher.finish()
+}
+
+fn divides(lower: Timeframe, higher: Timeframe) -> bool {
+    let (lower, higher) = (
+        lower.duration().num_seconds(),
+        higher.duration().num_seconds(),
+    );
+    lower > 0 && higher % lower == 0
 }
 
 #[cfg(test)]

@@ -1,10 +1,16 @@
-//! `cargo xtask bench <name>`: runs one of the project's benchmarks by a short name.
+//! `cargo xtask bench <name> [FLAGS]`: runs one of the project's benchmarks by a short name.
 
 use std::path::Path;
 
 use crate::{CargoStep, Error};
 
 pub(crate) fn run(root: &Path, args: &[&str]) -> Result<(), Error> {
+    step(args)?.run(root)
+}
+
+/// The cargo command of the benchmark `args` names. Only `train` takes
+/// flags, which it hands on to the benchmark binary after `--`.
+fn step(args: &[&str]) -> Result<CargoStep, Error> {
     // A new benchmark is one more arm here (and its name in `USAGE`).
     let step = match args {
         ["core"] => CargoStep {
@@ -15,6 +21,16 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> Result<(), Error> {
             name: "bench data",
             args: &["bench", "-p", "market-data", "--bench", "data"],
         },
+        ["train", flags @ ..] => {
+            let mut args = vec!["bench", "-p", "local-trainer", "--bench", "train", "--"];
+            // xtask runs one command and exits, so leaking these few strings
+            // for the `'static` arguments of `CargoStep` costs nothing.
+            args.extend(flags.iter().map(|flag| &*flag.to_string().leak()));
+            CargoStep {
+                name: "bench train",
+                args: args.leak(),
+            }
+        }
         [] => return Err(Error::usage("`bench` needs the name of a benchmark")),
         [name] => return Err(Error::usage(format!("unknown benchmark `{name}`"))),
         [_, extra, ..] => {
@@ -23,5 +39,47 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> Result<(), Error> {
             )));
         }
     };
-    step.run(root)
+    Ok(step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_hands_its_flags_to_the_benchmark() {
+        let train = step(&["train", "--epochs", "1", "--skip-eurusd"]).unwrap();
+        assert_eq!(
+            train.args,
+            [
+                "bench",
+                "-p",
+                "local-trainer",
+                "--bench",
+                "train",
+                "--",
+                "--epochs",
+                "1",
+                "--skip-eurusd"
+            ]
+        );
+        let plain = step(&["train"]).unwrap();
+        assert_eq!(plain.args.last(), Some(&"--"));
+    }
+
+    #[test]
+    fn other_benchmarks_take_no_flags() {
+        assert!(matches!(
+            step(&["core"]),
+            Ok(CargoStep {
+                name: "bench core",
+                ..
+            })
+        ));
+        assert!(
+            matches!(step(&["core", "--quick"]), Err(Error::Usage(message)) if message.contains("--quick"))
+        );
+        assert!(matches!(step(&["nope"]), Err(Error::Usage(message)) if message.contains("nope")));
+        assert!(matches!(step(&[]), Err(Error::Usage(_))));
+    }
 }

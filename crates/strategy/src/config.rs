@@ -98,10 +98,22 @@ pub struct FuzzySet {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Membership {
     /// Rises from `a` to 1 at `b`, falls to 0 at `c`.
-    Triangular { a: f64, b: f64, c: f64 },
+    Triangular {
+        a: f64,
+        b: f64,
+        c: f64,
+    },
     /// Rises from `a` to 1 at `b`, stays 1 until `c`, falls to 0 at `d`.
-    Trapezoidal { a: f64, b: f64, c: f64, d: f64 },
-    Gaussian { mean: f64, sigma: f64 },
+    Trapezoidal {
+        a: f64,
+        b: f64,
+        c: f64,
+        d: f64,
+    },
+    Gaussian {
+        mean: f64,
+        sigma: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,5 +31,13 @@ pub enum StrategyError {
     },
     /// A series the strategy needs was not given.
     #[error("no bars given for {symbol} {timeframe}")]
-    MissingSeries { symbol: Symbol, timeframe: Timeframe },
+    MissingSeries {
+        symbol: Symbol,
+        timeframe: Timeframe,
+    },
+    /// A value of an already parsed strategy cannot be used (checked again
+    /// when features are built, for strategies not read from a file).
+    /// `key_path` as in [`StrategyError::Invalid`].
+    #[error("{key_path}: {message}")]
+    InvalidSetting { key_path: String, message: String },
 }

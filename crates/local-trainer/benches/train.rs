@@ -1,0 +1,788 @@
+//! `cargo xtask bench train [FLAGS]`: what training costs, measured side by
+//! side in one run.
+//!
+//! - synthetic: training samples per second per backend on seeded, learnable
+//!   random data of a shape set by flags, to compare with other frameworks
+//!   at the same shape;
+//! - eurusd: the EURUSD example end to end (`LocalTrainer::run` on
+//!   `strategies/eurusd_mlp.yaml`), seconds per phase and test accuracy;
+//! - check overhead: checking the cancellation token every batch against
+//!   never, in interleaved pairs, as the median extra time in percent;
+//! - cancel latency: from `cancel()` to `train` returning `Cancelled`, at
+//!   seeded random points of a training, with the mean batch time for scale.
+//!
+//! Prints one JSON line (for scripts and the history of notes), then a table;
+//! what it is doing goes to stderr. `--help` lists the flags.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark's output is its purpose; progress goes to stderr"
+)]
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use local_trainer::{
+    Backend, LocalTrainer, TrainError, TrainOptions, TrainedModel, TrainingRequest,
+    TrainingSummary, train,
+};
+use market_data::Timeframe;
+use orchestrator_core::{CancelReason, CancellationToken};
+use strategy::{
+    Activation, DataSplit, FeatureLayout, Label, LabelConfig, ModelConfig, ModelKind, Optimizer,
+    PreparedData, Samples, StrategyConfig, TrainingData,
+};
+
+const USAGE: &str = "\
+usage: cargo xtask bench train [FLAGS]
+
+synthetic training (also used for the overhead and latency measures):
+  --samples N        training samples; validation and test get N/10 each [20000]
+  --features F       features per bar [32]
+  --seq-len L        bars per sample [1 for mlp, 16 for lstm]
+  --hidden H         units of the one hidden layer (MLP) or LSTM layer [64]
+  --batch-size B     [64]
+  --epochs E         [3]
+  --model M          mlp | lstm [mlp]
+  --backend K        flex | ndarray | both [both]; overhead, latency and
+                     eurusd run on the first (flex for both)
+  --seed S           data, weights and cancel points [42]
+check overhead and cancel latency:
+  --pairs N          interleaved every/never pairs [5]
+  --cancels N        cancels at random points [20]
+eurusd example:
+  --eurusd-epochs N  train N epochs instead of the strategy's
+  --skip-eurusd      leave it out";
+
+/// Class boundaries of the synthetic labels: the score is standardised, so
+/// ±Φ⁻¹(2/3) splits it into three equally likely classes.
+const TERTILE: f32 = 0.4307;
+
+/// Goals the figures are judged by (not measured): the extra time of a token
+/// check at every batch, and how much longer than one batch a cancel may take.
+const OVERHEAD_GOAL_PERCENT: f64 = 0.5;
+const LATENCY_GOAL_SLACK_MS: f64 = 20.0;
+
+#[derive(Debug, Clone)]
+struct Args {
+    samples: usize,
+    features: usize,
+    seq_len: usize,
+    hidden: usize,
+    batch_size: usize,
+    epochs: usize,
+    model: ModelKind,
+    backends: Vec<Backend>,
+    seed: u64,
+    pairs: usize,
+    cancels: usize,
+    eurusd_epochs: Option<usize>,
+    skip_eurusd: bool,
+}
+
+impl Args {
+    /// `Ok(None)` when help was asked for.
+    fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+        let mut args = Args {
+            samples: 20_000,
+            features: 32,
+            seq_len: 0,
+            hidden: 64,
+            batch_size: 64,
+            epochs: 3,
+            model: ModelKind::Mlp,
+            backends: Backend::ALL.to_vec(),
+            seed: 42,
+            pairs: 5,
+            cancels: 20,
+            eurusd_epochs: None,
+            skip_eurusd: false,
+        };
+        let mut seq_len = None;
+        while let Some(flag) = words.next() {
+            let mut value = || {
+                words
+                    .next()
+                    .ok_or_else(|| format!("`{flag}` needs a value"))
+            };
+            match flag.as_str() {
+                "--help" | "-h" => return Ok(None),
+                // cargo bench passes it to every benchmark binary.
+                "--bench" => {}
+                "--samples" => args.samples = positive(&flag, &value()?)?,
+                "--features" => args.features = positive(&flag, &value()?)?,
+                "--seq-len" => seq_len = Some(positive(&flag, &value()?)?),
+                "--hidden" => args.hidden = positive(&flag, &value()?)?,
+                "--batch-size" => args.batch_size = positive(&flag, &value()?)?,
+                "--epochs" => args.epochs = positive(&flag, &value()?)?,
+                "--pairs" => args.pairs = positive(&flag, &value()?)?,
+                "--cancels" => args.cancels = positive(&flag, &value()?)?,
+                "--eurusd-epochs" => args.eurusd_epochs = Some(positive(&flag, &value()?)?),
+                "--skip-eurusd" => args.skip_eurusd = true,
+                "--seed" => {
+                    let text = value()?;
+                    args.seed = text
+                        .parse()
+                        .map_err(|_| format!("`--seed` wants a number, not `{text}`"))?;
+                }
+                "--model" => {
+                    args.model = match value()?.as_str() {
+                        "mlp" => ModelKind::Mlp,
+                        "lstm" => ModelKind::Lstm,
+                        other => return Err(format!("`--model` is mlp or lstm, not `{other}`")),
+                    };
+                }
+                "--backend" => {
+                    let text = value()?;
+                    args.backends = if text == "both" {
+                        Backend::ALL.to_vec()
+                    } else {
+                        vec![text.parse().map_err(|err| format!("`--backend`: {err}"))?]
+                    };
+                }
+                other => return Err(format!("unknown flag `{other}`")),
+            }
+        }
+        args.seq_len = seq_len.unwrap_or(match args.model {
+            ModelKind::Lstm => 16,
+            _ => 1,
+        });
+        Ok(Some(args))
+    }
+
+    /// The backend of the overhead, latency and EURUSD measures.
+    fn main_backend(&self) -> Backend {
+        self.backends[0]
+    }
+
+    fn options(&self, backend: Backend) -> TrainOptions {
+        TrainOptions {
+            backend,
+            ..TrainOptions::default()
+        }
+    }
+}
+
+fn positive(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) | Err(_) => Err(format!("`{flag}` wants a positive number, not `{text}`")),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = err.to_string();
+            let mut source = err.source();
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let strategy = synthetic_strategy(args);
+    let data = synthetic_data(args);
+
+    let mut synthetic = Vec::with_capacity(args.backends.len());
+    for &backend in &args.backends {
+        eprintln!("bench train: synthetic, {backend}");
+        synthetic.push(throughput(args, &strategy, &data, backend)?);
+    }
+    let eurusd = if args.skip_eurusd {
+        None
+    } else {
+        eprintln!("bench train: eurusd example, {}", args.main_backend());
+        Some(eurusd(args)?)
+    };
+    eprintln!(
+        "bench train: check overhead, {} pairs, {}",
+        args.pairs,
+        args.main_backend()
+    );
+    let overhead = check_overhead(args, &strategy, &data)?;
+    eprintln!(
+        "bench train: cancel latency, {} cancels, {}",
+        args.cancels,
+        args.main_backend()
+    );
+    let expected = synthetic[0].wall;
+    let latency = cancel_latency(args, &strategy, &data, expected)?;
+    let batch_ms = synthetic[0].batch_ms();
+
+    print_json(
+        args,
+        &data,
+        &synthetic,
+        eurusd.as_ref(),
+        &overhead,
+        &latency,
+        batch_ms,
+    );
+    print_table(
+        args,
+        &synthetic,
+        eurusd.as_ref(),
+        &overhead,
+        &latency,
+        batch_ms,
+    );
+    Ok(())
+}
+
+// ---- synthetic data ----
+
+fn synthetic_strategy(args: &Args) -> StrategyConfig {
+    StrategyConfig {
+        name: "bench_synthetic".to_owned(),
+        description: None,
+        source: None,
+        training_data: TrainingData {
+            symbols: vec![synthetic_symbol()],
+            timeframes: vec![Timeframe::H1],
+            base_timeframe: Timeframe::H1,
+        },
+        indicators: Vec::new(),
+        fuzzy_sets: Vec::new(),
+        model: ModelConfig {
+            kind: args.model,
+            hidden_layers: vec![args.hidden],
+            activation: Activation::Relu,
+            dropout: 0.0,
+            lookback_periods: args.seq_len - 1,
+            scale_features: false,
+            include_price_context: false,
+            symbol_embedding_dim: 0,
+            learning_rate: 1e-3,
+            batch_size: args.batch_size,
+            epochs: args.epochs,
+            optimizer: Optimizer::Adam,
+            early_stopping_patience: None,
+            seed: args.seed,
+        },
+        // Not used: the data is built here, not from bars.
+        labels: LabelConfig {
+            zigzag_threshold: 0.01,
+            label_lookahead: 1,
+        },
+        data_split: DataSplit {
+            train: 0.8,
+            validation: 0.1,
+            test: 0.1,
+        },
+    }
+}
+
+fn synthetic_symbol() -> market_data::Symbol {
+    "SYNTH".parse().expect("a valid symbol")
+}
+
+/// Uniform noise in [-1, 1]; the label is a hidden random linear score of the
+/// whole window, cut into three equally likely classes, so every model kind
+/// can learn it.
+fn synthetic_data(args: &Args) -> PreparedData {
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let inputs = args.seq_len * args.features;
+    let teacher: Vec<f32> = (0..inputs).map(|_| rng.f32() * 2.0 - 1.0).collect();
+    // Each input has variance 1/3, so the score's variance is |teacher|² / 3.
+    let scale = (teacher.iter().map(|w| w * w).sum::<f32>() / 3.0)
+        .sqrt()
+        .max(f32::EPSILON)
+        .recip();
+    let mut split = |len: usize| {
+        let mut samples = Samples {
+            features: Vec::with_capacity(len * inputs),
+            labels: Vec::with_capacity(len),
+            symbol_ids: vec![0; len],
+            timestamps: Vec::new(),
+        };
+        for _ in 0..len {
+            let first = samples.features.len();
+            samples
+                .features
+                .extend((0..inputs).map(|_| rng.f32() * 2.0 - 1.0));
+            let score = samples.features[first..]
+                .iter()
+                .zip(&teacher)
+                .map(|(x, w)| x * w)
+                .sum::<f32>()
+                * scale;
+            samples.labels.push(if score > TERTILE {
+                Label::Buy
+            } else if score < -TERTILE {
+                Label::Sell
+            } else {
+                Label::Hold
+            });
+        }
+        samples
+    };
+    let held_out = (args.samples / 10).max(1);
+    PreparedData {
+        layout: FeatureLayout {
+            window: args.seq_len,
+            names: (0..args.features).map(|i| format!("x{i}")).collect(),
+        },
+        symbols: vec![synthetic_symbol()],
+        train: split(args.samples),
+        validation: split(held_out),
+        test: split(held_out),
+        scaler: None,
+    }
+}
+
+fn timed_train(
+    strategy: &StrategyConfig,
+    data: &PreparedData,
+    options: &TrainOptions,
+) -> Result<(TrainedModel, Duration), TrainError> {
+    let token = CancellationToken::new();
+    let started = Instant::now();
+    let trained = train(strategy, data, options, &token, &mut |_| {})?;
+    Ok((trained, started.elapsed()))
+}
+
+// ---- (a) synthetic throughput ----
+
+#[derive(Debug)]
+struct Throughput {
+    backend: Backend,
+    /// The whole `train` call, validation included.
+    wall: Duration,
+    /// Training batches only, summed over epochs.
+    loop_seconds: f64,
+    samples_trained: usize,
+    batches: usize,
+    final_train_loss: f64,
+    test_accuracy: f64,
+    baseline_accuracy: f64,
+}
+
+impl Throughput {
+    fn samples_per_s(&self) -> f64 {
+        self.samples_trained as f64 / self.loop_seconds
+    }
+
+    fn batch_ms(&self) -> f64 {
+        self.loop_seconds * 1e3 / self.batches as f64
+    }
+}
+
+fn throughput(
+    args: &Args,
+    strategy: &StrategyConfig,
+    data: &PreparedData,
+    backend: Backend,
+) -> Result<Throughput, TrainError> {
+    let options = args.options(backend);
+    // One short epoch first, so that one-time costs (thread pools, first
+    // allocations) are not charged to the measured run.
+    let warm_up = PreparedData {
+        train: head(
+            &data.train,
+            (data.train.len() / 20).max(1),
+            data.layout.window * data.layout.width(),
+        ),
+        ..data.clone()
+    };
+    timed_train(
+        strategy,
+        &warm_up,
+        &TrainOptions {
+            epochs_override: Some(1),
+            ..options.clone()
+        },
+    )?;
+
+    let (trained, wall) = timed_train(strategy, data, &options)?;
+    let history = &trained.report.history;
+    let train_len = data.train.len();
+    let loop_seconds = history
+        .iter()
+        .map(|epoch| train_len as f64 / epoch.samples_per_second)
+        .sum();
+    let metrics = trained.evaluate(data, &CancellationToken::new())?;
+    Ok(Throughput {
+        backend,
+        wall,
+        loop_seconds,
+        samples_trained: history.len() * train_len,
+        batches: history.len() * train_len.div_ceil(args.batch_size),
+        final_train_loss: history.last().map_or(f64::NAN, |epoch| epoch.train_loss),
+        test_accuracy: metrics.accuracy,
+        baseline_accuracy: metrics.baseline.accuracy,
+    })
+}
+
+/// The first `len` samples of `samples`.
+fn head(samples: &Samples, len: usize, per_sample: usize) -> Samples {
+    let len = len.min(samples.len());
+    Samples {
+        features: samples.features[..len * per_sample].to_vec(),
+        labels: samples.labels[..len].to_vec(),
+        symbol_ids: samples.symbol_ids[..len].to_vec(),
+        timestamps: Vec::new(),
+    }
+}
+
+// ---- (b) EURUSD example ----
+
+#[derive(Debug)]
+struct Eurusd {
+    epochs: usize,
+    wall: Duration,
+    summary: TrainingSummary,
+}
+
+fn eurusd(args: &Args) -> Result<Eurusd, Box<dyn Error>> {
+    let root = workspace_root();
+    let strategy = StrategyConfig::from_file(&root.join("strategies/eurusd_mlp.yaml"))?;
+    let epochs = args.eurusd_epochs.unwrap_or(strategy.model.epochs);
+    let models = tempfile::tempdir()?;
+    let request = TrainingRequest {
+        strategy,
+        symbols: None,
+        timeframes: None,
+        start: None,
+        end: None,
+        data_dir: root.join("data"),
+        models_dir: models.path().to_owned(),
+        options: TrainOptions {
+            epochs_override: args.eurusd_epochs,
+            ..args.options(args.main_backend())
+        },
+    };
+    let started = Instant::now();
+    let summary = LocalTrainer.run(&request, &CancellationToken::new(), &mut |_| {})?;
+    Ok(Eurusd {
+        epochs,
+        wall: started.elapsed(),
+        summary,
+    })
+}
+
+/// The benchmark runs from the package folder; the example's files are at
+/// the workspace root.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/local-trainer sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+// ---- (c) check overhead ----
+
+#[derive(Debug)]
+struct Overhead {
+    /// `every / never - 1` per pair, in percent, in run order.
+    percents: Vec<f64>,
+    median_percent: f64,
+    every: Vec<Duration>,
+    never: Vec<Duration>,
+}
+
+/// Pairs of the same training with the token checked every batch and
+/// (within an epoch) never; the order alternates from pair to pair, so that
+/// a drift of the machine's speed favours neither.
+fn check_overhead(
+    args: &Args,
+    strategy: &StrategyConfig,
+    data: &PreparedData,
+) -> Result<Overhead, TrainError> {
+    let options = |check_every_batches| TrainOptions {
+        check_every_batches,
+        ..args.options(args.main_backend())
+    };
+    let (every_options, never_options) = (options(1), options(usize::MAX));
+    let mut overhead = Overhead {
+        percents: Vec::with_capacity(args.pairs),
+        median_percent: f64::NAN,
+        every: Vec::with_capacity(args.pairs),
+        never: Vec::with_capacity(args.pairs),
+    };
+    for pair in 0..args.pairs {
+        let (every, never) = if pair % 2 == 0 {
+            let every = timed_train(strategy, data, &every_options)?.1;
+            (every, timed_train(strategy, data, &never_options)?.1)
+        } else {
+            let never = timed_train(strategy, data, &never_options)?.1;
+            (timed_train(strategy, data, &every_options)?.1, never)
+        };
+        overhead
+            .percents
+            .push((every.as_secs_f64() / never.as_secs_f64() - 1.0) * 100.0);
+        overhead.every.push(every);
+        overhead.never.push(never);
+    }
+    overhead.median_percent = median(&overhead.percents);
+    Ok(overhead)
+}
+
+// ---- (d) cancel latency ----
+
+#[derive(Debug)]
+struct Latency {
+    /// From `cancel()` to `train` returning, one per cancel that landed.
+    millis: Vec<f64>,
+    /// Where the training noticed each cancel (`Cancelled::stage`).
+    stages: BTreeMap<String, usize>,
+    /// Cancels that came after the training had finished.
+    finished_first: usize,
+    /// The training duration the cancel points were drawn within.
+    expected: Duration,
+}
+
+/// Starts the synthetic training on a thread and cancels it from this one
+/// after a seeded random delay within `expected`, `args.cancels` times.
+fn cancel_latency(
+    args: &Args,
+    strategy: &StrategyConfig,
+    data: &PreparedData,
+    expected: Duration,
+) -> Result<Latency, TrainError> {
+    let options = args.options(args.main_backend());
+    let mut rng = fastrand::Rng::with_seed(args.seed ^ 0x0cac_e11a);
+    let mut latency = Latency {
+        millis: Vec::with_capacity(args.cancels),
+        stages: BTreeMap::new(),
+        finished_first: 0,
+        expected,
+    };
+    for _ in 0..args.cancels {
+        let delay = expected.mul_f64(rng.f64());
+        let token = CancellationToken::new();
+        let (result, cancelled_at, returned_at) = std::thread::scope(|scope| {
+            let training = scope.spawn(|| {
+                let result = train(strategy, data, &options, &token, &mut |_| {});
+                (result, Instant::now())
+            });
+            std::thread::sleep(delay);
+            let cancelled_at = Instant::now();
+            token.cancel(CancelReason::UserRequest(None));
+            let (result, returned_at) = training.join().expect("the training thread panicked");
+            (result, cancelled_at, returned_at)
+        });
+        match result {
+            Ok(_) => latency.finished_first += 1,
+            Err(TrainError::Cancelled(cancelled)) => {
+                let elapsed = returned_at.saturating_duration_since(cancelled_at);
+                latency.millis.push(elapsed.as_secs_f64() * 1e3);
+                *latency
+                    .stages
+                    .entry(cancelled.stage.into_owned())
+                    .or_default() += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(latency)
+}
+
+// ---- statistics and output ----
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Nearest-rank percentile, `p` in (0, 1].
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let factor = 10f64.powi(digits);
+    (value * factor).round() / factor
+}
+
+fn seconds(duration: Duration) -> f64 {
+    round(duration.as_secs_f64(), 3)
+}
+
+fn print_json(
+    args: &Args,
+    data: &PreparedData,
+    synthetic: &[Throughput],
+    eurusd: Option<&Eurusd>,
+    overhead: &Overhead,
+    latency: &Latency,
+    batch_ms: f64,
+) {
+    let backend = args.main_backend().as_str();
+    let p99 = percentile(&latency.millis, 0.99);
+    let json = serde_json::json!({
+        "bench": "train",
+        "cpus": std::thread::available_parallelism().map_or(0, usize::from),
+        "synthetic": {
+            "model": args.model.display_name(),
+            "samples": { "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len() },
+            "features": args.features,
+            "seq_len": args.seq_len,
+            "hidden": args.hidden,
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "backends": synthetic.iter().map(|run| serde_json::json!({
+                "backend": run.backend.as_str(),
+                "train_samples_per_s": run.samples_per_s().round(),
+                "batch_ms": round(run.batch_ms(), 4),
+                "train_loop_s": round(run.loop_seconds, 3),
+                "wall_s": seconds(run.wall),
+                "final_train_loss": round(run.final_train_loss, 4),
+                "test_accuracy": round(run.test_accuracy, 4),
+                "baseline_accuracy": round(run.baseline_accuracy, 4),
+            })).collect::<Vec<_>>(),
+        },
+        "eurusd": eurusd.map(|run| {
+            let summary = &run.summary;
+            let phases = summary.phase_seconds;
+            serde_json::json!({
+                "backend": summary.backend.as_str(),
+                "epochs": run.epochs,
+                "epochs_run": summary.report.epochs_run,
+                "best_epoch": summary.report.best_epoch,
+                "stopped_early": summary.report.stopped_early,
+                "samples": summary.samples,
+                "features_per_bar": summary.features_per_bar,
+                "phase_s": {
+                    "load_data": round(phases.load_data, 3),
+                    "build_features": round(phases.build_features, 3),
+                    "train": round(phases.train, 3),
+                    "evaluate_and_save": round(phases.evaluate_and_save, 3),
+                },
+                "wall_s": seconds(run.wall),
+                "test_accuracy": round(summary.metrics.accuracy, 4),
+                "baseline_accuracy": round(summary.metrics.baseline.accuracy, 4),
+                "baseline_class": summary.metrics.baseline.class,
+                "macro_f1": round(summary.metrics.macro_f1, 4),
+            })
+        }),
+        "check_overhead": {
+            "backend": backend,
+            "pairs": args.pairs,
+            "median_percent": round(overhead.median_percent, 3),
+            "percents": overhead.percents.iter().map(|p| round(*p, 3)).collect::<Vec<_>>(),
+            "every_batch_s": overhead.every.iter().map(|d| seconds(*d)).collect::<Vec<_>>(),
+            "never_s": overhead.never.iter().map(|d| seconds(*d)).collect::<Vec<_>>(),
+            "within_goal": overhead.median_percent < OVERHEAD_GOAL_PERCENT,
+        },
+        "cancel_latency": {
+            "backend": backend,
+            "cancels": args.cancels,
+            "landed": latency.millis.len(),
+            "finished_before_cancel": latency.finished_first,
+            "stages": latency.stages,
+            "window_s": seconds(latency.expected),
+            "p50_ms": round(percentile(&latency.millis, 0.5), 3),
+            "p99_ms": round(p99, 3),
+            "max_ms": round(latency.millis.iter().copied().fold(f64::NAN, f64::max), 3),
+            "mean_batch_ms": round(batch_ms, 4),
+            "within_goal": p99 <= batch_ms + LATENCY_GOAL_SLACK_MS,
+        },
+    });
+    println!("{json}");
+}
+
+fn print_table(
+    args: &Args,
+    synthetic: &[Throughput],
+    eurusd: Option<&Eurusd>,
+    overhead: &Overhead,
+    latency: &Latency,
+    batch_ms: f64,
+) {
+    println!();
+    println!(
+        "synthetic {}: {} train samples x {} bars x {} features, hidden {}, batch {}, {} epochs",
+        args.model.display_name(),
+        args.samples,
+        args.seq_len,
+        args.features,
+        args.hidden,
+        args.batch_size,
+        args.epochs
+    );
+    println!(
+        "  {:<8} {:>12} {:>10} {:>9} {:>14}",
+        "backend", "samples/s", "batch ms", "wall s", "test acc/base"
+    );
+    for run in synthetic {
+        println!(
+            "  {:<8} {:>12.0} {:>10.3} {:>9.2} {:>8.3}/{:.3}",
+            run.backend,
+            run.samples_per_s(),
+            run.batch_ms(),
+            run.wall.as_secs_f64(),
+            run.test_accuracy,
+            run.baseline_accuracy
+        );
+    }
+    if let Some(run) = eurusd {
+        let summary = &run.summary;
+        let phases = summary.phase_seconds;
+        println!(
+            "eurusd_mlp ({}, {} of {} epochs, {} train samples): load {:.2} s, features {:.2} s, \
+             train {:.2} s, evaluate+save {:.2} s; test accuracy {:.3} vs baseline {:.3}",
+            summary.backend,
+            summary.report.epochs_run,
+            run.epochs,
+            summary.samples.train,
+            phases.load_data,
+            phases.build_features,
+            phases.train,
+            phases.evaluate_and_save,
+            summary.metrics.accuracy,
+            summary.metrics.baseline.accuracy
+        );
+    }
+    println!(
+        "token check every batch vs never ({}, {} pairs): median {:+.2} % (goal < {OVERHEAD_GOAL_PERCENT} %)",
+        args.main_backend(),
+        args.pairs,
+        overhead.median_percent
+    );
+    println!(
+        "cancel -> Err(Cancelled) ({}, {} of {} landed): p50 {:.2} ms, p99 {:.2} ms; \
+         mean batch {:.3} ms (goal: p99 within a batch + {LATENCY_GOAL_SLACK_MS} ms)",
+        args.main_backend(),
+        latency.millis.len(),
+        args.cancels,
+        percentile(&latency.millis, 0.5),
+        percentile(&latency.millis, 0.99),
+        batch_ms
+    );
+}

@@ -86,6 +86,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
             "strategy",
             "orchestrator-core",
             "progress",
+            "market-data",
         ]),
     ),
     (
@@ -738,7 +739,7 @@ fn training_manager_must_not_reach_a_trainer_directly() {
         violations_with(&[("training-manager", "local-trainer", None)]),
         [
             "training-manager depends on local-trainer, which the design forbids \
-             (training-manager may depend on training-adapter, strategy, orchestrator-core, progress)"
+             (training-manager may depend on training-adapter, strategy, orchestrator-core, progress, market-data)"
         ]
     );
 }

@@ -346,7 +346,7 @@ fn range(first: Option<DateTime<Utc>>, last: Option<DateTime<Utc>>) -> String {
 }
 
 /// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339; times without a zone are UTC.
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc));
     }

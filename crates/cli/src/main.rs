@@ -13,6 +13,7 @@ mod display;
 mod embedded;
 mod exit;
 mod follow;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train the model a strategy file describes, with live progress.
+    Train(train::TrainArgs),
     /// Load, inspect, list and import market data.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
+            Command::Train(args) => train::run(args, &global).await,
             Command::Data(command) => data::run(command, &global).await,
         }
     });
@@ -89,6 +93,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -2,9 +2,15 @@
 //! processes, real files, real signals.
 
 mod data;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// The repository root (sample data, example strategies).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 /// The shipped sample data.
 fn sample_data() -> PathBuf {
@@ -19,6 +25,8 @@ fn trdr(state_dir: &Path) -> Command {
         .env("TRDR_STATE_DIR", state_dir)
         .env_remove("TRDR_DATA_DIR")
         .env_remove("USE_DATA_HOST_SERVICE")
+        .env_remove("USE_TRAINING_HOST_SERVICE")
+        .env_remove("TRDR_MODELS_DIR")
         .env("RUST_LOG", "warn");
     command
 }

@@ -1,0 +1,193 @@
+//! `TrainingManager`: a training is a managed operation, exactly as a data
+//! load is. It is a [`ServiceOrchestrator`] over the [`TrainingAdapter`]:
+//! it reads the strategy, builds the request and the training context
+//! (model type, symbols, timeframes), and hands both to the adapter with the
+//! operation's token and progress reporter. It never trains itself.
+//!
+//! ```no_run
+//! use orchestrator_core::OperationsService;
+//! use training_manager::{TrainRequest, TrainingManager};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let operations = OperationsService::in_memory();
+//! let manager = TrainingManager::from_env(operations.clone())?;
+//! let id = manager.train_multi_symbol_strategy(TrainRequest::new("strategies/eurusd_mlp.yaml"))?;
+//! let mut watch = operations.watch(&id)?;
+//! while let Some(snapshot) = watch.next().await {
+//!     // e.g. "Training MLP model on EURUSD [1h] [epoch 3/30] (batch 41/67) [3/4]"
+//!     let _ = snapshot.progress.message;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use market_data::{Symbol, Timeframe};
+use orchestrator_core::{
+    ConfigError, HostServiceConfig, OperationError, OperationId, OperationKind, OperationsService,
+    ServiceOrchestrator,
+};
+use progress::{ProgressRenderer, TrainingProgressRenderer};
+use serde::{Deserialize, Serialize};
+use strategy::{StrategyConfig, StrategyError};
+use tokio_util::task::TaskTracker;
+use training_adapter::{TrainOptions, TrainingAdapter, TrainingRequest};
+
+pub use training_adapter::{Backend, TrainingSummary};
+
+/// The service prefix: `USE_TRAINING_HOST_SERVICE`, `TRAINING_HOST_SERVICE_URL`.
+pub const TRAINING_SERVICE: &str = "TRAINING";
+/// Where the training host listens unless `TRAINING_HOST_SERVICE_URL` says otherwise.
+pub const DEFAULT_TRAINING_HOST_URL: &str = "http://127.0.0.1:50052";
+
+/// What to train: a strategy file and what to override in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainRequest {
+    pub strategy_path: PathBuf,
+    /// Instead of the strategy's symbols.
+    pub symbols: Option<Vec<Symbol>>,
+    /// Instead of the strategy's timeframes; the first is the base timeframe.
+    pub timeframes: Option<Vec<Timeframe>>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// Instead of the strategy's epochs.
+    pub epochs: Option<usize>,
+    pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
+    pub backend: Backend,
+}
+
+impl TrainRequest {
+    /// The strategy at `path` as written, data from `./data`, models to `./models`.
+    pub fn new(strategy_path: impl Into<PathBuf>) -> Self {
+        Self {
+            strategy_path: strategy_path.into(),
+            symbols: None,
+            timeframes: None,
+            start: None,
+            end: None,
+            epochs: None,
+            data_dir: PathBuf::from("data"),
+            models_dir: PathBuf::from("models"),
+            backend: Backend::default(),
+        }
+    }
+}
+
+/// Why a training could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainingManagerError {
+    #[error("cannot read the strategy")]
+    Strategy(#[from] StrategyError),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("cannot register the training")]
+    Operation(#[from] OperationError),
+}
+
+/// Trains strategies as managed `training` operations.
+#[derive(Debug)]
+pub struct TrainingManager {
+    operations: OperationsService,
+    adapter: TrainingAdapter,
+    config: HostServiceConfig,
+    tasks: TaskTracker,
+}
+
+impl TrainingManager {
+    /// At most `max_concurrent` local trainings run at once; later ones wait
+    /// (still `running`, reporting that they wait for a slot).
+    pub fn new(
+        operations: OperationsService,
+        config: HostServiceConfig,
+        max_concurrent: usize,
+    ) -> Self {
+        Self {
+            adapter: TrainingAdapter::new(&config, max_concurrent),
+            operations,
+            config,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Adapter mode from `USE_TRAINING_HOST_SERVICE` / `TRAINING_HOST_SERVICE_URL`;
+    /// one local training at a time.
+    pub fn from_env(operations: OperationsService) -> Result<Self, ConfigError> {
+        let config = HostServiceConfig::from_env(TRAINING_SERVICE, DEFAULT_TRAINING_HOST_URL)?;
+        Ok(Self::new(operations, config, 1))
+    }
+
+    /// Reads the strategy and starts training it; returns the operation at
+    /// once. A bad strategy or request fails here, before any operation is
+    /// registered. The operation's result is a [`TrainingSummary`].
+    pub fn train_multi_symbol_strategy(
+        &self,
+        request: TrainRequest,
+    ) -> Result<OperationId, TrainingManagerError> {
+        let strategy = StrategyConfig::from_file(&request.strategy_path)?;
+        if request.symbols.as_ref().is_some_and(Vec::is_empty) {
+            return Err(TrainingManagerError::InvalidRequest(
+                "the symbol list is empty".to_owned(),
+            ));
+        }
+        if request.timeframes.as_ref().is_some_and(Vec::is_empty) {
+            return Err(TrainingManagerError::InvalidRequest(
+                "the timeframe list is empty".to_owned(),
+            ));
+        }
+        if request.epochs == Some(0) {
+            return Err(TrainingManagerError::InvalidRequest(
+                "epochs must be at least 1".to_owned(),
+            ));
+        }
+        let params = serde_json::to_value(&request).expect("a training request serialises to JSON");
+        let training = TrainingRequest {
+            strategy,
+            symbols: request.symbols,
+            timeframes: request.timeframes,
+            start: request.start,
+            end: request.end,
+            data_dir: request.data_dir,
+            models_dir: request.models_dir,
+            options: TrainOptions {
+                backend: request.backend,
+                epochs_override: request.epochs,
+                ..TrainOptions::default()
+            },
+        };
+        let adapter = self.adapter.clone();
+        let id = self.start_managed_operation(
+            OperationKind::Training,
+            params,
+            move |context| async move {
+                adapter
+                    .train(training, context.token, context.progress)
+                    .await
+            },
+        )?;
+        Ok(id)
+    }
+}
+
+impl ServiceOrchestrator for TrainingManager {
+    type Adapter = TrainingAdapter;
+
+    fn operations(&self) -> &OperationsService {
+        &self.operations
+    }
+    fn adapter(&self) -> &TrainingAdapter {
+        &self.adapter
+    }
+    fn host_config(&self) -> &HostServiceConfig {
+        &self.config
+    }
+    fn renderer(&self) -> Arc<dyn ProgressRenderer> {
+        Arc::new(TrainingProgressRenderer)
+    }
+    fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+}

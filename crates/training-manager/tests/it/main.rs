@@ -1,0 +1,165 @@
+//! TrainingManager end to end in-process: typed progress reaching the
+//! renderer, concurrent trainings cancelled independently, bad requests.
+
+use std::path::{Path, PathBuf};
+
+use orchestrator_core::{
+    CancelReason, ListFilter, Operation, OperationId, OperationStatus, OperationsService,
+    ServiceOrchestrator,
+};
+use progress::{ProgressContext, ProgressRenderer, TrainingProgressRenderer};
+use training_manager::{TrainRequest, TrainingManager, TrainingManagerError, TrainingSummary};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn request(models_dir: &Path, epochs: usize) -> TrainRequest {
+    TrainRequest {
+        epochs: Some(epochs),
+        data_dir: root().join("data"),
+        models_dir: models_dir.to_owned(),
+        ..TrainRequest::new(root().join("strategies/eurusd_mlp.yaml"))
+    }
+}
+
+fn manager(max_concurrent: usize) -> TrainingManager {
+    let config = orchestrator_core::HostServiceConfig::local(training_manager::TRAINING_SERVICE);
+    TrainingManager::new(OperationsService::in_memory(), config, max_concurrent)
+}
+
+async fn snapshots_until_done(manager: &TrainingManager, id: &OperationId) -> Vec<Operation> {
+    let mut watch = manager.operations().watch(id).unwrap();
+    let mut snapshots = Vec::new();
+    while let Some(snapshot) = watch.next().await {
+        snapshots.push(snapshot);
+    }
+    snapshots
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_completes_with_its_summary_and_typed_progress() {
+    let models = tempfile::tempdir().unwrap();
+    let manager = manager(1);
+    let id = manager
+        .train_multi_symbol_strategy(request(models.path(), 2))
+        .unwrap();
+    let snapshots = snapshots_until_done(&manager, &id).await;
+
+    let done = snapshots.last().unwrap();
+    assert_eq!(done.status, OperationStatus::Completed, "{:?}", done.error);
+    let summary: TrainingSummary = serde_json::from_value(done.result.clone().unwrap()).unwrap();
+    assert_eq!(summary.report.epochs_run, 2);
+    assert!(summary.model_path.join("manifest.json").is_file());
+    assert!(summary.metrics.baseline.accuracy > 0.0);
+
+    // Every message is the renderer's view of the typed context, never the other way round.
+    let mut saw_batches = false;
+    for snapshot in &snapshots {
+        let progress = &snapshot.progress;
+        let ProgressContext::Training(context) = &progress.context else {
+            continue;
+        };
+        assert_eq!(progress.message, TrainingProgressRenderer.render(progress));
+        assert_eq!(context.model_type.as_deref(), Some("MLP"));
+        assert_eq!(context.symbols, ["EURUSD"]);
+        assert_eq!(context.timeframes, ["1h"]);
+        if let (Some(epoch), Some(batch)) = (context.epoch, context.batch) {
+            saw_batches = true;
+            assert_eq!(
+                progress.message,
+                format!(
+                    "Training MLP model on EURUSD [1h] [epoch {}/{}] (batch {}/{}) [3/4]",
+                    epoch.current, epoch.total, batch.current, batch.total
+                )
+            );
+        }
+    }
+    assert!(saw_batches, "no batch progress was reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trainings_at_once_are_cancelled_independently() {
+    let models = tempfile::tempdir().unwrap();
+    let manager = manager(2);
+    let long = manager
+        .train_multi_symbol_strategy(request(&models.path().join("long"), 500))
+        .unwrap();
+    let short = manager
+        .train_multi_symbol_strategy(request(&models.path().join("short"), 2))
+        .unwrap();
+
+    // Cancel the long one once it is training.
+    let mut watch = manager.operations().watch(&long).unwrap();
+    while let Some(snapshot) = watch.next().await {
+        let training = snapshot.progress.step.is_some_and(|step| step.current == 3);
+        if training && snapshot.status == OperationStatus::Running {
+            manager
+                .operations()
+                .cancel(&long, CancelReason::UserRequest(Some("test".into())))
+                .unwrap();
+        }
+    }
+    manager.drain().await;
+
+    let long = manager.operations().get(&long).unwrap();
+    assert_eq!(long.status, OperationStatus::Cancelled);
+    let short = manager.operations().get(&short).unwrap();
+    assert_eq!(
+        short.status,
+        OperationStatus::Completed,
+        "{:?}",
+        short.error
+    );
+    assert!(!models.path().join("long").exists() || no_manifest_under(&models.path().join("long")));
+}
+
+fn no_manifest_under(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .all(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                no_manifest_under(&path)
+            } else {
+                !path.ends_with("manifest.json")
+            }
+        })
+}
+
+#[tokio::test]
+async fn bad_requests_fail_before_any_operation_is_registered() {
+    let models = tempfile::tempdir().unwrap();
+    let manager = manager(1);
+
+    let missing = TrainRequest {
+        strategy_path: root().join("strategies/nope.yaml"),
+        ..request(models.path(), 1)
+    };
+    let error = manager.train_multi_symbol_strategy(missing).unwrap_err();
+    assert!(matches!(error, TrainingManagerError::Strategy(_)));
+    let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(chain.contains("strategies/nope.yaml"), "{chain}");
+
+    let no_symbols = TrainRequest {
+        symbols: Some(vec![]),
+        ..request(models.path(), 1)
+    };
+    assert_eq!(
+        manager
+            .train_multi_symbol_strategy(no_symbols)
+            .unwrap_err()
+            .to_string(),
+        "the symbol list is empty"
+    );
+    assert_eq!(
+        manager
+            .operations()
+            .list(&ListFilter::default())
+            .unwrap()
+            .total,
+        0
+    );
+}

@@ -94,8 +94,7 @@ fn ctrl_c_during_training_cancels_it_and_leaves_no_model() {
 
     // Wait until the train step reports batches, then interrupt.
     let mut line = String::new();
-    let mut last_epoch = 0;
-    loop {
+    let mut last_epoch = loop {
         line.clear();
         assert!(
             stdout.read_line(&mut line).unwrap() > 0,
@@ -103,10 +102,9 @@ fn ctrl_c_during_training_cancels_it_and_leaves_no_model() {
         );
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
         if let Some((epoch, _)) = epoch_and_batch(&event) {
-            last_epoch = epoch;
-            break;
+            break epoch;
         }
-    }
+    };
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -51,6 +51,8 @@ synthetic training (also used for the overhead and latency measures):
   --backend K        flex | ndarray | both [both]; overhead, latency and
                      eurusd run on the first (flex for both)
   --seed S           data, weights and cancel points [42]
+  --min-seconds S    time each backend's training again until S seconds have
+                     passed, and repeat it in each overhead run to last S [2]
 check overhead and cancel latency:
   --pairs N          interleaved every/never pairs [5]
   --cancels N        cancels at random points [20]
@@ -78,6 +80,7 @@ struct Args {
     model: ModelKind,
     backends: Vec<Backend>,
     seed: u64,
+    min_time: Duration,
     pairs: usize,
     cancels: usize,
     eurusd_epochs: Option<usize>,
@@ -97,6 +100,7 @@ impl Args {
             model: ModelKind::Mlp,
             backends: Backend::ALL.to_vec(),
             seed: 42,
+            min_time: Duration::from_secs(2),
             pairs: 5,
             cancels: 20,
             eurusd_epochs: None,
@@ -123,6 +127,14 @@ impl Args {
                 "--cancels" => args.cancels = positive(&flag, &value()?)?,
                 "--eurusd-epochs" => args.eurusd_epochs = Some(positive(&flag, &value()?)?),
                 "--skip-eurusd" => args.skip_eurusd = true,
+                "--min-seconds" => {
+                    let text = value()?;
+                    args.min_time = text
+                        .parse()
+                        .ok()
+                        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+                        .ok_or_else(|| format!("`--min-seconds` wants seconds, not `{text}`"))?;
+                }
                 "--seed" => {
                     let text = value()?;
                     args.seed = text
@@ -222,7 +234,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         args.pairs,
         args.main_backend()
     );
-    let overhead = check_overhead(args, &strategy, &data)?;
+    let overhead = check_overhead(args, &strategy, &data, synthetic[0].wall)?;
     eprintln!(
         "bench train: cancel latency, {} cancels, {}",
         args.cancels,
@@ -369,10 +381,13 @@ fn timed_train(
 #[derive(Debug)]
 struct Throughput {
     backend: Backend,
-    /// The whole `train` call, validation included.
+    /// Trainings timed (as many as fit in `--min-seconds`, at least one).
+    runs: usize,
+    /// The whole `train` call, validation included (median over the runs).
     wall: Duration,
-    /// Training batches only, summed over epochs.
+    /// Training batches only, summed over epochs (median over the runs).
     loop_seconds: f64,
+    /// Per run.
     samples_trained: usize,
     batches: usize,
     final_train_loss: f64,
@@ -390,6 +405,8 @@ impl Throughput {
     }
 }
 
+/// Trains on `backend` until `--min-seconds` have passed (each training is
+/// deterministic, so the runs differ only in time) and keeps the medians.
 fn throughput(
     args: &Args,
     strategy: &StrategyConfig,
@@ -398,7 +415,7 @@ fn throughput(
 ) -> Result<Throughput, TrainError> {
     let options = args.options(backend);
     // One short epoch first, so that one-time costs (thread pools, first
-    // allocations) are not charged to the measured run.
+    // allocations) are not charged to the measured runs.
     let warm_up = PreparedData {
         train: head(
             &data.train,
@@ -416,18 +433,32 @@ fn throughput(
         },
     )?;
 
-    let (trained, wall) = timed_train(strategy, data, &options)?;
-    let history = &trained.report.history;
     let train_len = data.train.len();
-    let loop_seconds = history
-        .iter()
-        .map(|epoch| train_len as f64 / epoch.samples_per_second)
-        .sum();
+    let started = Instant::now();
+    let mut walls = Vec::new();
+    let mut loops = Vec::new();
+    let trained = loop {
+        let (trained, wall) = timed_train(strategy, data, &options)?;
+        walls.push(wall.as_secs_f64());
+        loops.push(
+            trained
+                .report
+                .history
+                .iter()
+                .map(|epoch| train_len as f64 / epoch.samples_per_second)
+                .sum(),
+        );
+        if started.elapsed() >= args.min_time {
+            break trained;
+        }
+    };
+    let history = &trained.report.history;
     let metrics = trained.evaluate(data, &CancellationToken::new())?;
     Ok(Throughput {
         backend,
-        wall,
-        loop_seconds,
+        runs: walls.len(),
+        wall: Duration::from_secs_f64(median(&walls)),
+        loop_seconds: median(&loops),
         samples_trained: history.len() * train_len,
         batches: history.len() * train_len.div_ceil(args.batch_size),
         final_train_loss: history.last().map_or(f64::NAN, |epoch| epoch.train_loss),
@@ -497,6 +528,8 @@ fn workspace_root() -> PathBuf {
 
 #[derive(Debug)]
 struct Overhead {
+    /// Trainings per run.
+    repeats: usize,
     /// `every / never - 1` per pair, in percent, in run order.
     percents: Vec<f64>,
     median_percent: f64,
@@ -504,20 +537,33 @@ struct Overhead {
     never: Vec<Duration>,
 }
 
-/// Pairs of the same training with the token checked every batch and
-/// (within an epoch) never; the order alternates from pair to pair, so that
-/// a drift of the machine's speed favours neither.
+/// Pairs of runs of the same training with the token checked every batch
+/// and (within an epoch) never; each run repeats the training as often as
+/// fits in `--min-seconds`, given that one takes `one_training`. The order
+/// alternates from pair to pair, so that a drift of the machine's speed
+/// favours neither.
 fn check_overhead(
     args: &Args,
     strategy: &StrategyConfig,
     data: &PreparedData,
+    one_training: Duration,
 ) -> Result<Overhead, TrainError> {
     let options = |check_every_batches| TrainOptions {
         check_every_batches,
         ..args.options(args.main_backend())
     };
     let (every_options, never_options) = (options(1), options(usize::MAX));
+    let repeats = (args.min_time.as_secs_f64() / one_training.as_secs_f64().max(1e-6)).ceil();
+    let repeats = (repeats as usize).max(1);
+    let timed_run = |options: &TrainOptions| -> Result<Duration, TrainError> {
+        let mut total = Duration::ZERO;
+        for _ in 0..repeats {
+            total += timed_train(strategy, data, options)?.1;
+        }
+        Ok(total)
+    };
     let mut overhead = Overhead {
+        repeats,
         percents: Vec::with_capacity(args.pairs),
         median_percent: f64::NAN,
         every: Vec::with_capacity(args.pairs),
@@ -525,11 +571,11 @@ fn check_overhead(
     };
     for pair in 0..args.pairs {
         let (every, never) = if pair % 2 == 0 {
-            let every = timed_train(strategy, data, &every_options)?.1;
-            (every, timed_train(strategy, data, &never_options)?.1)
+            let every = timed_run(&every_options)?;
+            (every, timed_run(&never_options)?)
         } else {
-            let never = timed_train(strategy, data, &never_options)?.1;
-            (timed_train(strategy, data, &every_options)?.1, never)
+            let never = timed_run(&never_options)?;
+            (timed_run(&every_options)?, never)
         };
         overhead
             .percents
@@ -658,6 +704,7 @@ fn print_json(
             "seed": args.seed,
             "backends": synthetic.iter().map(|run| serde_json::json!({
                 "backend": run.backend.as_str(),
+                "runs": run.runs,
                 "train_samples_per_s": run.samples_per_s().round(),
                 "batch_ms": round(run.batch_ms(), 4),
                 "train_loop_s": round(run.loop_seconds, 3),
@@ -694,6 +741,7 @@ fn print_json(
         "check_overhead": {
             "backend": backend,
             "pairs": args.pairs,
+            "trainings_per_run": overhead.repeats,
             "median_percent": round(overhead.median_percent, 3),
             "percents": overhead.percents.iter().map(|p| round(*p, 3)).collect::<Vec<_>>(),
             "every_batch_s": overhead.every.iter().map(|d| seconds(*d)).collect::<Vec<_>>(),
@@ -737,13 +785,14 @@ fn print_table(
         args.epochs
     );
     println!(
-        "  {:<8} {:>12} {:>10} {:>9} {:>14}",
-        "backend", "samples/s", "batch ms", "wall s", "test acc/base"
+        "  {:<8} {:>5} {:>12} {:>10} {:>9} {:>9} {:>9}",
+        "backend", "runs", "samples/s", "batch ms", "wall s", "test acc", "baseline"
     );
     for run in synthetic {
         println!(
-            "  {:<8} {:>12.0} {:>10.3} {:>9.2} {:>8.3}/{:.3}",
+            "  {:<8} {:>5} {:>12.0} {:>10.3} {:>9.3} {:>9.3} {:>9.3}",
             run.backend,
+            run.runs,
             run.samples_per_s(),
             run.batch_ms(),
             run.wall.as_secs_f64(),
@@ -770,9 +819,11 @@ fn print_table(
         );
     }
     println!(
-        "token check every batch vs never ({}, {} pairs): median {:+.2} % (goal < {OVERHEAD_GOAL_PERCENT} %)",
+        "token check every batch vs never ({}, {} pairs of {} trainings): median {:+.2} % \
+         (goal < {OVERHEAD_GOAL_PERCENT} %)",
         args.main_backend(),
         args.pairs,
+        overhead.repeats,
         overhead.median_percent
     );
     println!(

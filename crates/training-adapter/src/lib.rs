@@ -22,6 +22,7 @@ use std::sync::Arc;
 use orchestrator_core::{
     BoxError, CancellationToken, Cancelled, HostServiceConfig, ProgressReporter, ServiceAdapter,
 };
+use progress::ProgressState;
 use tokio::sync::Semaphore;
 
 pub use local_trainer::{
@@ -72,14 +73,23 @@ impl TrainingAdapter {
         if let Some(url) = &self.host_url {
             return Err(AdapterError::HostUnavailable { url: url.clone() });
         }
-        let _slot = token
-            .run_until_cancelled(
-                "waiting for a training slot",
-                Arc::clone(&self.slots).acquire_owned(),
-            )
-            .await?
-            .expect("the training semaphore is never closed");
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                progress.report(ProgressState {
+                    message: "Waiting for a free training slot".to_owned(),
+                    ..ProgressState::default()
+                });
+                let waiting = Arc::clone(&self.slots).acquire_owned();
+                token
+                    .run_until_cancelled("waiting for a training slot", waiting)
+                    .await?
+                    .expect("the training semaphore is never closed")
+            }
+        };
         let run = tokio::task::spawn_blocking(move || {
+            // The slot is released when the training thread ends, not before.
+            let _slot = slot;
             local_trainer::LocalTrainer.run(&request, &token, &mut |state| progress.report(state))
         });
         match run.await {

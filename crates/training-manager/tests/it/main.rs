@@ -163,3 +163,46 @@ async fn bad_requests_fail_before_any_operation_is_registered() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_beyond_the_limit_says_it_waits_and_runs_after() {
+    let models = tempfile::tempdir().unwrap();
+    let manager = manager(1);
+    // A long training (the LSTM example, with early stopping only after
+    // several slow epochs) holds the only slot...
+    let long = TrainRequest {
+        strategy_path: root().join("strategies/btcusd_lstm.yaml"),
+        ..request(&models.path().join("first"), 500)
+    };
+    let first = manager.train_multi_symbol_strategy(long).unwrap();
+    let mut first_watch = manager.operations().watch(&first).unwrap();
+    while let Some(snapshot) = first_watch.next().await {
+        if snapshot.progress.step.is_some_and(|step| step.current >= 1) {
+            break;
+        }
+    }
+    // ...so the next one waits until it is cancelled.
+    let second = manager
+        .train_multi_symbol_strategy(request(&models.path().join("second"), 1))
+        .unwrap();
+
+    let mut watch = manager.operations().watch(&second).unwrap();
+    let mut waited = false;
+    while let Some(snapshot) = watch.next().await {
+        if snapshot.progress.message == "Waiting for a free training slot" && !waited {
+            waited = true;
+            manager
+                .operations()
+                .cancel(&first, CancelReason::UserRequest(None))
+                .unwrap();
+        }
+    }
+    assert!(waited, "the second training never reported waiting");
+    let second = manager.operations().get(&second).unwrap();
+    assert_eq!(
+        second.status,
+        OperationStatus::Completed,
+        "{:?}",
+        second.error
+    );
+}

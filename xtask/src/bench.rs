@@ -16,21 +16,18 @@ fn step(args: &[&str]) -> Result<CargoStep, Error> {
         ["core"] => CargoStep {
             name: "bench core",
             args: &["bench", "-p", "orchestrator-core", "--bench", "core"],
+            extra: Vec::new(),
         },
         ["data"] => CargoStep {
             name: "bench data",
             args: &["bench", "-p", "market-data", "--bench", "data"],
+            extra: Vec::new(),
         },
-        ["train", flags @ ..] => {
-            let mut args = vec!["bench", "-p", "local-trainer", "--bench", "train", "--"];
-            // xtask runs one command and exits, so leaking these few strings
-            // for the `'static` arguments of `CargoStep` costs nothing.
-            args.extend(flags.iter().map(|flag| &*flag.to_string().leak()));
-            CargoStep {
-                name: "bench train",
-                args: args.leak(),
-            }
-        }
+        ["train", flags @ ..] => CargoStep {
+            name: "bench train",
+            args: &["bench", "-p", "local-trainer", "--bench", "train", "--"],
+            extra: flags.iter().map(|flag| (*flag).to_owned()).collect(),
+        },
         [] => return Err(Error::usage("`bench` needs the name of a benchmark")),
         [name] => return Err(Error::usage(format!("unknown benchmark `{name}`"))),
         [_, extra, ..] => {
@@ -49,8 +46,14 @@ mod tests {
     #[test]
     fn train_hands_its_flags_to_the_benchmark() {
         let train = step(&["train", "--epochs", "1", "--skip-eurusd"]).unwrap();
+        let command: Vec<&str> = train
+            .args
+            .iter()
+            .copied()
+            .chain(train.extra.iter().map(String::as_str))
+            .collect();
         assert_eq!(
-            train.args,
+            command,
             [
                 "bench",
                 "-p",
@@ -65,6 +68,7 @@ mod tests {
         );
         let plain = step(&["train"]).unwrap();
         assert_eq!(plain.args.last(), Some(&"--"));
+        assert!(plain.extra.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::{CargoStep, Error, cargo};
 const FMT: CargoStep = CargoStep {
     name: "fmt",
     args: &["fmt", "--all", "--check"],
+    extra: Vec::new(),
 };
 
 const CLIPPY: CargoStep = CargoStep {
@@ -21,22 +22,26 @@ const CLIPPY: CargoStep = CargoStep {
         "-D",
         "warnings",
     ],
+    extra: Vec::new(),
 };
 
 const TESTS_NEXTEST: CargoStep = CargoStep {
     name: "tests",
     args: &["nextest", "run", "--workspace", "--locked"],
+    extra: Vec::new(),
 };
 
 const TESTS_CARGO: CargoStep = CargoStep {
     name: "tests",
     args: &["test", "--workspace", "--locked"],
+    extra: Vec::new(),
 };
 
 // nextest does not run doctests, so they get their own step either way.
 const DOCTESTS: CargoStep = CargoStep {
     name: "doctests",
     args: &["test", "--workspace", "--doc", "--locked"],
+    extra: Vec::new(),
 };
 
 pub(crate) fn run(root: &Path) -> Result<(), Error> {

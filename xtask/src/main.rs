@@ -97,6 +97,8 @@ pub(crate) struct CargoStep {
     /// Short name used in messages, e.g. `clippy`.
     pub(crate) name: &'static str,
     pub(crate) args: &'static [&'static str],
+    /// Arguments given by the user, appended after `args`.
+    pub(crate) extra: Vec<String>,
 }
 
 impl CargoStep {
@@ -106,6 +108,7 @@ impl CargoStep {
         eprintln!("==> {}: {shown}", self.name);
         let status = Command::new(cargo())
             .args(self.args)
+            .args(&self.extra)
             .current_dir(root)
             .status()
             .map_err(|err| Error::Failed {
@@ -127,7 +130,12 @@ impl CargoStep {
 
     fn command_line(&self) -> String {
         let mut line = String::from("cargo");
-        for arg in self.args {
+        for arg in self
+            .args
+            .iter()
+            .copied()
+            .chain(self.extra.iter().map(String::as_str))
+        {
             line.push(' ');
             line.push_str(arg);
         }

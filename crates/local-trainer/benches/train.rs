@@ -52,9 +52,9 @@ synthetic training (also used for the overhead and latency measures):
                      eurusd run on the first (flex for both)
   --seed S           data, weights and cancel points [42]
   --min-seconds S    time each backend's training again until S seconds have
-                     passed, and repeat it in each overhead run to last S [2]
+                     passed, and make each overhead pair last about S [2]
 check overhead and cancel latency:
-  --pairs N          interleaved every/never pairs [5]
+  --pairs N          interleaved every/never pairs [9]
   --cancels N        cancels at random points [20]
 eurusd example:
   --eurusd-epochs N  train N epochs instead of the strategy's
@@ -101,7 +101,7 @@ impl Args {
             backends: Backend::ALL.to_vec(),
             seed: 42,
             min_time: Duration::from_secs(2),
-            pairs: 5,
+            pairs: 9,
             cancels: 20,
             eurusd_epochs: None,
             skip_eurusd: false,
@@ -234,34 +234,40 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         args.pairs,
         args.main_backend()
     );
-    let overhead = check_overhead(args, &strategy, &data, synthetic[0].wall)?;
+    // The main backend's training sets the scale of the last two measures.
+    let one_training = synthetic[0].wall;
+    let overhead = check_overhead(args, &strategy, &data, one_training)?;
     eprintln!(
         "bench train: cancel latency, {} cancels, {}",
         args.cancels,
         args.main_backend()
     );
-    let expected = synthetic[0].wall;
-    let latency = cancel_latency(args, &strategy, &data, expected)?;
-    let batch_ms = synthetic[0].batch_ms();
+    let latency = cancel_latency(args, &strategy, &data, one_training)?;
 
-    print_json(
-        args,
-        &data,
-        &synthetic,
-        eurusd.as_ref(),
-        &overhead,
-        &latency,
-        batch_ms,
-    );
-    print_table(
-        args,
-        &synthetic,
-        eurusd.as_ref(),
-        &overhead,
-        &latency,
-        batch_ms,
-    );
+    let results = Results {
+        batch_ms: synthetic[0].batch_ms(),
+        split_sizes: [data.train.len(), data.validation.len(), data.test.len()],
+        synthetic,
+        eurusd,
+        overhead,
+        latency,
+    };
+    print_json(args, &results);
+    print_table(args, &results);
     Ok(())
+}
+
+/// Everything measured in one run.
+#[derive(Debug)]
+struct Results {
+    synthetic: Vec<Throughput>,
+    eurusd: Option<Eurusd>,
+    overhead: Overhead,
+    latency: Latency,
+    /// The main backend's mean time per training batch.
+    batch_ms: f64,
+    /// Train, validation and test samples of the synthetic data.
+    split_sizes: [usize; 3],
 }
 
 // ---- synthetic data ----
@@ -528,7 +534,7 @@ fn workspace_root() -> PathBuf {
 
 #[derive(Debug)]
 struct Overhead {
-    /// Trainings per run.
+    /// Trainings of each setting per pair.
     repeats: usize,
     /// `every / never - 1` per pair, in percent, in run order.
     percents: Vec<f64>,
@@ -538,10 +544,10 @@ struct Overhead {
 }
 
 /// Pairs of runs of the same training with the token checked every batch
-/// and (within an epoch) never; each run repeats the training as often as
-/// fits in `--min-seconds`, given that one takes `one_training`. The order
-/// alternates from pair to pair, so that a drift of the machine's speed
-/// favours neither.
+/// and (within an epoch) never. A pair repeats the training as often as fits
+/// in `--min-seconds` (given that one takes `one_training`), alternating the
+/// two settings training by training and swapping which goes first, so that
+/// bursts of load and drifts of the machine's speed hit both alike.
 fn check_overhead(
     args: &Args,
     strategy: &StrategyConfig,
@@ -553,15 +559,8 @@ fn check_overhead(
         ..args.options(args.main_backend())
     };
     let (every_options, never_options) = (options(1), options(usize::MAX));
-    let repeats = (args.min_time.as_secs_f64() / one_training.as_secs_f64().max(1e-6)).ceil();
+    let repeats = (args.min_time.as_secs_f64() / 2.0 / one_training.as_secs_f64().max(1e-6)).ceil();
     let repeats = (repeats as usize).max(1);
-    let timed_run = |options: &TrainOptions| -> Result<Duration, TrainError> {
-        let mut total = Duration::ZERO;
-        for _ in 0..repeats {
-            total += timed_train(strategy, data, options)?.1;
-        }
-        Ok(total)
-    };
     let mut overhead = Overhead {
         repeats,
         percents: Vec::with_capacity(args.pairs),
@@ -570,13 +569,16 @@ fn check_overhead(
         never: Vec::with_capacity(args.pairs),
     };
     for pair in 0..args.pairs {
-        let (every, never) = if pair % 2 == 0 {
-            let every = timed_run(&every_options)?;
-            (every, timed_run(&never_options)?)
-        } else {
-            let never = timed_run(&never_options)?;
-            (timed_run(&every_options)?, never)
-        };
+        let (mut every, mut never) = (Duration::ZERO, Duration::ZERO);
+        for repeat in 0..repeats {
+            if (pair + repeat) % 2 == 0 {
+                every += timed_train(strategy, data, &every_options)?.1;
+                never += timed_train(strategy, data, &never_options)?.1;
+            } else {
+                never += timed_train(strategy, data, &never_options)?.1;
+                every += timed_train(strategy, data, &every_options)?.1;
+            }
+        }
         overhead
             .percents
             .push((every.as_secs_f64() / never.as_secs_f64() - 1.0) * 100.0);
@@ -679,15 +681,16 @@ fn seconds(duration: Duration) -> f64 {
     round(duration.as_secs_f64(), 3)
 }
 
-fn print_json(
-    args: &Args,
-    data: &PreparedData,
-    synthetic: &[Throughput],
-    eurusd: Option<&Eurusd>,
-    overhead: &Overhead,
-    latency: &Latency,
-    batch_ms: f64,
-) {
+fn print_json(args: &Args, results: &Results) {
+    let Results {
+        synthetic,
+        eurusd,
+        overhead,
+        latency,
+        batch_ms,
+        split_sizes: [train, validation, test],
+    } = results;
+    let batch_ms = *batch_ms;
     let backend = args.main_backend().as_str();
     let p99 = percentile(&latency.millis, 0.99);
     let json = serde_json::json!({
@@ -695,7 +698,7 @@ fn print_json(
         "cpus": std::thread::available_parallelism().map_or(0, usize::from),
         "synthetic": {
             "model": args.model.display_name(),
-            "samples": { "train": data.train.len(), "validation": data.validation.len(), "test": data.test.len() },
+            "samples": { "train": train, "validation": validation, "test": test },
             "features": args.features,
             "seq_len": args.seq_len,
             "hidden": args.hidden,
@@ -714,7 +717,7 @@ fn print_json(
                 "baseline_accuracy": round(run.baseline_accuracy, 4),
             })).collect::<Vec<_>>(),
         },
-        "eurusd": eurusd.map(|run| {
+        "eurusd": eurusd.as_ref().map(|run| {
             let summary = &run.summary;
             let phases = summary.phase_seconds;
             serde_json::json!({
@@ -741,7 +744,7 @@ fn print_json(
         "check_overhead": {
             "backend": backend,
             "pairs": args.pairs,
-            "trainings_per_run": overhead.repeats,
+            "trainings_per_setting_per_pair": overhead.repeats,
             "median_percent": round(overhead.median_percent, 3),
             "percents": overhead.percents.iter().map(|p| round(*p, 3)).collect::<Vec<_>>(),
             "every_batch_s": overhead.every.iter().map(|d| seconds(*d)).collect::<Vec<_>>(),
@@ -765,14 +768,16 @@ fn print_json(
     println!("{json}");
 }
 
-fn print_table(
-    args: &Args,
-    synthetic: &[Throughput],
-    eurusd: Option<&Eurusd>,
-    overhead: &Overhead,
-    latency: &Latency,
-    batch_ms: f64,
-) {
+fn print_table(args: &Args, results: &Results) {
+    let Results {
+        synthetic,
+        eurusd,
+        overhead,
+        latency,
+        batch_ms,
+        ..
+    } = results;
+    let batch_ms = *batch_ms;
     println!();
     println!(
         "synthetic {}: {} train samples x {} bars x {} features, hidden {}, batch {}, {} epochs",
@@ -804,8 +809,8 @@ fn print_table(
         let summary = &run.summary;
         let phases = summary.phase_seconds;
         println!(
-            "eurusd_mlp ({}, {} of {} epochs, {} train samples): load {:.2} s, features {:.2} s, \
-             train {:.2} s, evaluate+save {:.2} s; test accuracy {:.3} vs baseline {:.3}",
+            "eurusd_mlp ({}, {} of {} epochs, {} train samples): load {:.3} s, features {:.3} s, \
+             train {:.3} s, evaluate+save {:.3} s; test accuracy {:.3} vs baseline {:.3}",
             summary.backend,
             summary.report.epochs_run,
             run.epochs,
@@ -819,12 +824,14 @@ fn print_table(
         );
     }
     println!(
-        "token check every batch vs never ({}, {} pairs of {} trainings): median {:+.2} % \
-         (goal < {OVERHEAD_GOAL_PERCENT} %)",
+        "token check every batch vs never ({}, {} pairs of {} trainings each): median {:+.2} % \
+         (pairs {:+.2} to {:+.2} %; goal < {OVERHEAD_GOAL_PERCENT} %)",
         args.main_backend(),
         args.pairs,
         overhead.repeats,
-        overhead.median_percent
+        overhead.median_percent,
+        overhead.percents.iter().copied().fold(f64::NAN, f64::min),
+        overhead.percents.iter().copied().fold(f64::NAN, f64::max),
     );
     println!(
         "cancel -> Err(Cancelled) ({}, {} of {} landed): p50 {:.2} ms, p99 {:.2} ms; \

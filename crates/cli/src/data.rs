@@ -4,19 +4,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use market_data::{
     Bar, DataManager, GapReport, LoadMode, LoadRequest, LoadSummary, LocalStore, Symbol, Timeframe,
     merge_bars, read_import_file,
 };
-use orchestrator_core::{Operation, OperationStatus, ServiceOrchestrator};
+use orchestrator_core::{Operation, ServiceOrchestrator};
 
 use crate::Global;
+use crate::args::parse_time;
 use crate::display::{OperationDisplay, OutputMode};
 use crate::embedded;
-use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
-use crate::follow::follow;
+use crate::follow::{follow, report_outcome};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DataCommand {
@@ -117,49 +117,6 @@ async fn load(args: LoadArgs, store: LocalStore, global: &Global) -> anyhow::Res
         print_load_summary(&summary, &finished);
         Ok(())
     })
-}
-
-/// Prints how an operation ended and gives the exit code: 0 completed,
-/// 1 failed, 130 cancelled. JSON mode has printed the final event already.
-pub(crate) fn report_outcome(
-    operation: &Operation,
-    json: bool,
-    print_result: impl FnOnce(&serde_json::Value) -> anyhow::Result<()>,
-) -> anyhow::Result<u8> {
-    match operation.status {
-        OperationStatus::Completed => {
-            if !json {
-                print_result(
-                    operation
-                        .result
-                        .as_ref()
-                        .unwrap_or(&serde_json::Value::Null),
-                )?;
-            }
-            Ok(0)
-        }
-        OperationStatus::Cancelled => {
-            if !json {
-                let reason = operation
-                    .cancel_reason
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                eprintln!("Cancelled {}: {reason}", operation.id);
-            }
-            Ok(EXIT_CANCELLED as u8)
-        }
-        _ => {
-            if !json {
-                eprintln!(
-                    "error: operation {} failed: {}",
-                    operation.id,
-                    operation.error.as_deref().unwrap_or("no error recorded")
-                );
-            }
-            Ok(EXIT_FAILURE as u8)
-        }
-    }
 }
 
 fn print_load_summary(summary: &LoadSummary, operation: &Operation) {
@@ -342,49 +299,5 @@ fn range(first: Option<DateTime<Utc>>, last: Option<DateTime<Utc>>) -> String {
             last.format("%Y-%m-%d %H:%M")
         ),
         _ => "empty".to_owned(),
-    }
-}
-
-/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339; times without a zone are UTC.
-pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
-    }
-    if let Ok(time) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
-        return Ok(time.and_utc());
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_utc());
-    }
-    Err(format!(
-        "{text:?} is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_parse_in_the_documented_forms() {
-        let expected = "2017-03-01T00:00:00+00:00";
-        assert_eq!(parse_time("2017-03-01").unwrap().to_rfc3339(), expected);
-        assert_eq!(
-            parse_time("2017-03-01 00:00:00").unwrap().to_rfc3339(),
-            expected
-        );
-        assert_eq!(
-            parse_time("2017-03-01T01:00:00+01:00")
-                .unwrap()
-                .to_rfc3339(),
-            expected
-        );
-        assert_eq!(
-            parse_time("01/03/2017").unwrap_err(),
-            r#""01/03/2017" is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339"#
-        );
     }
 }

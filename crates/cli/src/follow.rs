@@ -2,10 +2,12 @@
 //! (or SIGTERM) into a cancel of the operation.
 
 use anyhow::Context as _;
-use orchestrator_core::{CancelReason, Operation, OperationError, OperationId, OperationsService};
+use orchestrator_core::{
+    CancelReason, Operation, OperationError, OperationId, OperationStatus, OperationsService,
+};
 
 use crate::display::OperationDisplay;
-use crate::exit::EXIT_CANCELLED;
+use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
 
 /// Shows `id` until it ends and returns its terminal snapshot. The first
 /// interrupt cancels the operation and keeps watching until it reports
@@ -83,6 +85,49 @@ impl Interrupts {
         {
             let _ = tokio::signal::ctrl_c().await;
             interrupted
+        }
+    }
+}
+
+/// Prints how an operation ended and gives the exit code: 0 completed,
+/// 1 failed, 130 cancelled. JSON mode has printed the final event already.
+pub(crate) fn report_outcome(
+    operation: &Operation,
+    json: bool,
+    print_result: impl FnOnce(&serde_json::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    match operation.status {
+        OperationStatus::Completed => {
+            if !json {
+                print_result(
+                    operation
+                        .result
+                        .as_ref()
+                        .unwrap_or(&serde_json::Value::Null),
+                )?;
+            }
+            Ok(0)
+        }
+        OperationStatus::Cancelled => {
+            if !json {
+                let reason = operation
+                    .cancel_reason
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                eprintln!("Cancelled {}: {reason}", operation.id);
+            }
+            Ok(EXIT_CANCELLED as u8)
+        }
+        _ => {
+            if !json {
+                eprintln!(
+                    "error: operation {} failed: {}",
+                    operation.id,
+                    operation.error.as_deref().unwrap_or("no error recorded")
+                );
+            }
+            Ok(EXIT_FAILURE as u8)
         }
     }
 }

@@ -8,6 +8,7 @@
     reason = "the CLI's output is its purpose"
 )]
 
+mod args;
 mod data;
 mod display;
 mod embedded;

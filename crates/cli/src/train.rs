@@ -12,10 +12,10 @@ use orchestrator_core::{Operation, ServiceOrchestrator};
 use training_manager::{TrainRequest, TrainingManager, TrainingSummary};
 
 use crate::Global;
-use crate::data::{parse_time, report_outcome};
+use crate::args::parse_time;
 use crate::display::{OperationDisplay, OutputMode};
 use crate::embedded;
-use crate::follow::follow;
+use crate::follow::{follow, report_outcome};
 
 /// Train the model a strategy file describes.
 ///

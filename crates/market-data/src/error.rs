@@ -28,7 +28,7 @@ pub enum DataError {
     /// The data directory itself is missing (listing needs it to exist).
     #[error("data directory {} does not exist", path.display())]
     MissingDataDir { path: PathBuf },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

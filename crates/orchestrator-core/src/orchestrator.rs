@@ -36,7 +36,7 @@ pub enum ExecuteError {
     },
     #[error("operation {id} failed: {error}")]
     Failed { id: OperationId, error: String },
-    #[error("operation {id} result could not be read: {source}")]
+    #[error("operation {id} result could not be read")]
     Result {
         id: OperationId,
         #[source]

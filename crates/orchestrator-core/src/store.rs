@@ -31,19 +31,19 @@ pub trait OperationStore: Send + Sync + std::fmt::Debug {
 pub enum StoreError {
     #[error("operation {0} already exists")]
     Duplicate(OperationId),
-    #[error("operations database {path}: {source}")]
+    #[error("operations database {path}")]
     Sqlite {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("operations database {path}: {source}")]
+    #[error("operations database {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("operations database {path}: record of {id} is unreadable: {source}")]
+    #[error("operations database {path}: record of {id} is unreadable")]
     Corrupt {
         path: PathBuf,
         id: String,

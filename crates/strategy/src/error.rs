@@ -6,7 +6,7 @@ use market_data::{Symbol, Timeframe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StrategyError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

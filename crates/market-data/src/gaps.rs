@@ -206,6 +206,15 @@ mod tests {
         parse_timestamp(text).unwrap()
     }
 
+    /// Kind and size of each gap between bars at `times`.
+    fn kinds(times: &[&str], timeframe: Timeframe) -> Vec<(GapKind, u64)> {
+        find_gaps(&bars(times), timeframe)
+            .gaps
+            .iter()
+            .map(|gap| (gap.kind, gap.missing_bars))
+            .collect()
+    }
+
     fn bars(times: &[&str]) -> Vec<Bar> {
         times
             .iter()
@@ -355,13 +364,6 @@ mod tests {
 
     #[test]
     fn intraday_rules() {
-        let kinds = |times: &[&str], timeframe| {
-            find_gaps(&bars(times), timeframe)
-                .gaps
-                .iter()
-                .map(|gap| (gap.kind, gap.missing_bars))
-                .collect::<Vec<_>>()
-        };
         // 2017-01-06 is a Friday.
         assert_eq!(
             kinds(
@@ -449,13 +451,6 @@ mod tests {
 
     #[test]
     fn daily_and_weekly_rules() {
-        let kinds = |times: &[&str], timeframe| {
-            find_gaps(&bars(times), timeframe)
-                .gaps
-                .iter()
-                .map(|gap| (gap.kind, gap.missing_bars))
-                .collect::<Vec<_>>()
-        };
         // 2017-01-06 is a Friday; a five-weekday closure and a six-weekday hole.
         assert_eq!(
             kinds(

@@ -61,10 +61,7 @@ fn json_load_emits_ndjson_events_ending_with_the_result() {
         .output()
         .unwrap();
     assert_exit(&output, 0);
-    let events: Vec<serde_json::Value> = text(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = json_events(&output);
     assert!(events.len() >= 2);
     assert!(
         events[..events.len() - 1]

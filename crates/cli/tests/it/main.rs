@@ -35,6 +35,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The NDJSON events a `--json` run printed.
+fn json_events(output: &Output) -> Vec<serde_json::Value> {
+    text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 #[track_caller]
 fn assert_exit(output: &Output, code: i32) {
     assert_eq!(

@@ -44,10 +44,7 @@ fn train_completes_with_an_artifact_and_increasing_progress() {
         .output()
         .unwrap();
     assert_exit(&output, 0);
-    let events: Vec<serde_json::Value> = text(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let events = json_events(&output);
 
     let figures: Vec<(u64, u64)> = events.iter().filter_map(epoch_and_batch).collect();
     assert!(figures.len() >= 3, "{figures:?}");

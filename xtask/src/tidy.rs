@@ -58,7 +58,9 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ("rpc", Internal::Only(&["orchestrator-core", "progress"])),
     (
         "host-client",
-        Internal::Only(&["rpc", "orchestrator-core", "progress"]),
+        // market-data: the data host client hands back `Bar`s and implements
+        // market-data's `RemoteBars`, so the data path stays free of gRPC.
+        Internal::Only(&["rpc", "orchestrator-core", "progress", "market-data"]),
     ),
     (
         "host-service",
@@ -66,6 +68,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
             "rpc",
             "local-trainer",
             "market-data",
+            "strategy",
             "orchestrator-core",
             "progress",
         ]),

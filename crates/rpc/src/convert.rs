@@ -1,0 +1,486 @@
+//! Wire ⇄ core conversions. Core to wire cannot fail; wire to core checks
+//! what the type system of protobuf cannot (known enum values, valid ids,
+//! JSON fields) and names the field that was wrong.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use orchestrator_core::{CancelReason, Operation, OperationId, OperationKind, OperationStatus};
+use progress::{DataContext, Items, ProgressContext, ProgressState, Step, TrainingContext};
+
+use crate::proto;
+use crate::proto::cancel_reason::Kind as ReasonKind;
+
+/// A wire message that does not make a valid core value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field} in a message from the peer: {message}")]
+pub struct WireError {
+    /// The field, as `message.field`.
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl WireError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<WireError> for tonic::Status {
+    fn from(err: WireError) -> Self {
+        tonic::Status::invalid_argument(err.to_string())
+    }
+}
+
+/// A UTC time as a protobuf timestamp.
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    SystemTime::from(time).into()
+}
+
+/// A protobuf timestamp as a UTC time; `field` names it in the error.
+pub fn datetime(
+    stamp: prost_types::Timestamp,
+    field: &'static str,
+) -> Result<DateTime<Utc>, WireError> {
+    DateTime::from_timestamp(
+        stamp.seconds,
+        u32::try_from(stamp.nanos).unwrap_or(u32::MAX),
+    )
+    .ok_or_else(|| WireError::new(field, format!("{stamp} is not a representable time")))
+}
+
+fn system_time(
+    stamp: prost_types::Timestamp,
+    field: &'static str,
+) -> Result<SystemTime, WireError> {
+    SystemTime::try_from(stamp)
+        .map_err(|err| WireError::new(field, format!("not a representable time: {err}")))
+}
+
+impl From<Step> for proto::Step {
+    fn from(step: Step) -> Self {
+        Self {
+            current: step.current,
+            total: step.total,
+        }
+    }
+}
+
+impl From<proto::Step> for Step {
+    fn from(step: proto::Step) -> Self {
+        Step::new(step.current, step.total)
+    }
+}
+
+impl From<&TrainingContext> for proto::TrainingContext {
+    fn from(context: &TrainingContext) -> Self {
+        Self {
+            model_type: context.model_type.clone(),
+            symbols: context.symbols.clone(),
+            timeframes: context.timeframes.clone(),
+            epoch: context.epoch.map(Into::into),
+            batch: context.batch.map(Into::into),
+            train_loss: context.train_loss,
+            train_accuracy: context.train_accuracy,
+            val_loss: context.val_loss,
+            val_accuracy: context.val_accuracy,
+            samples_per_second: context.samples_per_second,
+        }
+    }
+}
+
+impl From<proto::TrainingContext> for TrainingContext {
+    fn from(context: proto::TrainingContext) -> Self {
+        Self {
+            model_type: context.model_type,
+            symbols: context.symbols,
+            timeframes: context.timeframes,
+            epoch: context.epoch.map(Into::into),
+            batch: context.batch.map(Into::into),
+            train_loss: context.train_loss,
+            train_accuracy: context.train_accuracy,
+            val_loss: context.val_loss,
+            val_accuracy: context.val_accuracy,
+            samples_per_second: context.samples_per_second,
+        }
+    }
+}
+
+impl From<&DataContext> for proto::DataContext {
+    fn from(context: &DataContext) -> Self {
+        Self {
+            symbol: context.symbol.clone(),
+            timeframe: context.timeframe.clone(),
+            mode: context.mode.clone(),
+            segment: context.segment.map(Into::into),
+            bars_loaded: context.bars_loaded,
+        }
+    }
+}
+
+impl From<proto::DataContext> for DataContext {
+    fn from(context: proto::DataContext) -> Self {
+        Self {
+            symbol: context.symbol,
+            timeframe: context.timeframe,
+            mode: context.mode,
+            segment: context.segment.map(Into::into),
+            bars_loaded: context.bars_loaded,
+        }
+    }
+}
+
+impl From<&ProgressState> for proto::Progress {
+    fn from(state: &ProgressState) -> Self {
+        use proto::progress::Context;
+        Self {
+            percentage: state.percentage,
+            message: state.message.clone(),
+            step: state.step.map(Into::into),
+            items: state.items.map(|items| proto::Items {
+                processed: items.processed,
+                total: items.total,
+            }),
+            // An ETA too long for protobuf (beyond 10 000 years) is as good as unknown.
+            eta: state
+                .eta
+                .and_then(|eta| prost_types::Duration::try_from(eta).ok()),
+            started_at: state.started_at.map(Into::into),
+            updated_at: state.updated_at.map(Into::into),
+            context: match &state.context {
+                ProgressContext::None => None,
+                ProgressContext::Training(context) => Some(Context::Training(context.into())),
+                ProgressContext::Data(context) => Some(Context::Data(context.into())),
+            },
+        }
+    }
+}
+
+impl TryFrom<proto::Progress> for ProgressState {
+    type Error = WireError;
+
+    fn try_from(wire: proto::Progress) -> Result<Self, Self::Error> {
+        use proto::progress::Context;
+        Ok(Self {
+            percentage: wire.percentage,
+            message: wire.message,
+            step: wire.step.map(Into::into),
+            items: wire.items.map(|items| Items {
+                processed: items.processed,
+                total: items.total,
+            }),
+            eta: wire
+                .eta
+                .map(|eta| {
+                    Duration::try_from(eta)
+                        .map_err(|err| WireError::new("Progress.eta", err.to_string()))
+                })
+                .transpose()?,
+            started_at: wire
+                .started_at
+                .map(|at| system_time(at, "Progress.started_at"))
+                .transpose()?,
+            updated_at: wire
+                .updated_at
+                .map(|at| system_time(at, "Progress.updated_at"))
+                .transpose()?,
+            context: match wire.context {
+                None => ProgressContext::None,
+                Some(Context::Training(context)) => ProgressContext::Training(context.into()),
+                Some(Context::Data(context)) => ProgressContext::Data(context.into()),
+            },
+        })
+    }
+}
+
+impl From<&CancelReason> for proto::CancelReason {
+    fn from(reason: &CancelReason) -> Self {
+        let (kind, note) = match reason {
+            CancelReason::UserRequest(note) => (ReasonKind::UserRequest, note.clone()),
+            CancelReason::Shutdown => (ReasonKind::Shutdown, None),
+            CancelReason::Timeout => (ReasonKind::Timeout, None),
+            CancelReason::HostLost => (ReasonKind::HostLost, None),
+        };
+        Self {
+            kind: kind.into(),
+            note,
+        }
+    }
+}
+
+impl From<proto::CancelReason> for CancelReason {
+    /// A kind this build does not know (a newer peer) reads as a user
+    /// request: somebody asked for the stop, and the note is kept.
+    fn from(reason: proto::CancelReason) -> Self {
+        match reason.kind() {
+            ReasonKind::Shutdown => CancelReason::Shutdown,
+            ReasonKind::Timeout => CancelReason::Timeout,
+            ReasonKind::HostLost => CancelReason::HostLost,
+            ReasonKind::UserRequest | ReasonKind::Unspecified => {
+                CancelReason::UserRequest(reason.note)
+            }
+        }
+    }
+}
+
+impl From<OperationKind> for proto::OperationKind {
+    fn from(kind: OperationKind) -> Self {
+        match kind {
+            OperationKind::DataLoad => proto::OperationKind::DataLoad,
+            OperationKind::Training => proto::OperationKind::Training,
+            // `OperationKind` is non-exhaustive; a kind added there must be
+            // added to the proto as well, which this arm reminds of.
+            _ => proto::OperationKind::Unspecified,
+        }
+    }
+}
+
+impl TryFrom<proto::OperationKind> for OperationKind {
+    type Error = WireError;
+    fn try_from(kind: proto::OperationKind) -> Result<Self, Self::Error> {
+        match kind {
+            proto::OperationKind::DataLoad => Ok(OperationKind::DataLoad),
+            proto::OperationKind::Training => Ok(OperationKind::Training),
+            proto::OperationKind::Unspecified => {
+                Err(WireError::new("Operation.kind", "unspecified"))
+            }
+        }
+    }
+}
+
+impl From<OperationStatus> for proto::OperationStatus {
+    fn from(status: OperationStatus) -> Self {
+        match status {
+            OperationStatus::Pending => proto::OperationStatus::Pending,
+            OperationStatus::Running => proto::OperationStatus::Running,
+            OperationStatus::Completed => proto::OperationStatus::Completed,
+            OperationStatus::Failed => proto::OperationStatus::Failed,
+            OperationStatus::Cancelled => proto::OperationStatus::Cancelled,
+        }
+    }
+}
+
+impl TryFrom<proto::OperationStatus> for OperationStatus {
+    type Error = WireError;
+    fn try_from(status: proto::OperationStatus) -> Result<Self, Self::Error> {
+        Ok(match status {
+            proto::OperationStatus::Pending => OperationStatus::Pending,
+            proto::OperationStatus::Running => OperationStatus::Running,
+            proto::OperationStatus::Completed => OperationStatus::Completed,
+            proto::OperationStatus::Failed => OperationStatus::Failed,
+            proto::OperationStatus::Cancelled => OperationStatus::Cancelled,
+            proto::OperationStatus::Unspecified => {
+                return Err(WireError::new("Operation.status", "unspecified"));
+            }
+        })
+    }
+}
+
+impl From<&Operation> for proto::Operation {
+    fn from(operation: &Operation) -> Self {
+        Self {
+            id: operation.id.to_string(),
+            kind: proto::OperationKind::from(operation.kind).into(),
+            status: proto::OperationStatus::from(operation.status).into(),
+            created_at: Some(timestamp(operation.created_at)),
+            started_at: operation.started_at.map(timestamp),
+            finished_at: operation.finished_at.map(timestamp),
+            params_json: operation.params.to_string(),
+            progress: Some((&operation.progress).into()),
+            result_json: operation.result.as_ref().map(ToString::to_string),
+            error: operation.error.clone(),
+            cancel_reason: operation.cancel_reason.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl TryFrom<proto::Operation> for Operation {
+    type Error = WireError;
+
+    fn try_from(wire: proto::Operation) -> Result<Self, Self::Error> {
+        let kind = proto::OperationKind::try_from(wire.kind)
+            .map_err(|_| WireError::new("Operation.kind", format!("unknown value {}", wire.kind)))?
+            .try_into()?;
+        let status = proto::OperationStatus::try_from(wire.status)
+            .map_err(|_| {
+                WireError::new("Operation.status", format!("unknown value {}", wire.status))
+            })?
+            .try_into()?;
+        let json = |field: &'static str, text: &str| {
+            serde_json::from_str(text).map_err(|err| WireError::new(field, err.to_string()))
+        };
+        Ok(Self {
+            id: wire
+                .id
+                .parse::<OperationId>()
+                .map_err(|err| WireError::new("Operation.id", err.to_string()))?,
+            kind,
+            status,
+            created_at: datetime(
+                wire.created_at
+                    .ok_or_else(|| WireError::new("Operation.created_at", "missing"))?,
+                "Operation.created_at",
+            )?,
+            started_at: wire
+                .started_at
+                .map(|at| datetime(at, "Operation.started_at"))
+                .transpose()?,
+            finished_at: wire
+                .finished_at
+                .map(|at| datetime(at, "Operation.finished_at"))
+                .transpose()?,
+            params: json("Operation.params_json", &wire.params_json)?,
+            progress: wire
+                .progress
+                .map(ProgressState::try_from)
+                .transpose()?
+                .unwrap_or_default(),
+            result: wire
+                .result_json
+                .map(|text| json("Operation.result_json", &text))
+                .transpose()?,
+            error: wire.error,
+            cancel_reason: wire.cancel_reason.map(Into::into),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn full_progress() -> ProgressState {
+        ProgressState {
+            percentage: 61.5,
+            message: "Training LSTM model on BTCUSD [1h] [epoch 3/10] (batch 7/40) [3/4]".into(),
+            step: Some(Step::new(3, 4)),
+            items: Some(Items {
+                processed: 7,
+                total: Some(40),
+            }),
+            eta: Some(Duration::from_millis(12_345)),
+            started_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            updated_at: Some(UNIX_EPOCH + Duration::new(1_700_000_012, 5_000)),
+            context: ProgressContext::Training(TrainingContext {
+                model_type: Some("LSTM".into()),
+                symbols: vec!["BTCUSD".into(), "EURUSD".into()],
+                timeframes: vec!["1h".into()],
+                epoch: Some(Step::new(3, 10)),
+                batch: Some(Step::new(7, 40)),
+                train_loss: Some(0.91),
+                train_accuracy: Some(0.52),
+                val_loss: None,
+                val_accuracy: Some(0.49),
+                samples_per_second: Some(81_000.0),
+            }),
+        }
+    }
+
+    #[test]
+    fn progress_of_every_context_survives_the_wire() {
+        let data = ProgressState {
+            context: ProgressContext::Data(DataContext {
+                symbol: Some("EURUSD".into()),
+                timeframe: Some("1h".into()),
+                mode: Some("tail".into()),
+                segment: Some(Step::new(2, 5)),
+                bars_loaded: 20_000,
+            }),
+            ..ProgressState::default()
+        };
+        for state in [full_progress(), data, ProgressState::default()] {
+            let wire = proto::Progress::from(&state);
+            assert_eq!(ProgressState::try_from(wire).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn a_negative_eta_from_the_peer_names_the_field() {
+        let mut wire = proto::Progress::from(&full_progress());
+        wire.eta = Some(prost_types::Duration {
+            seconds: -1,
+            nanos: 0,
+        });
+        assert_eq!(
+            ProgressState::try_from(wire).unwrap_err().field,
+            "Progress.eta"
+        );
+    }
+
+    #[test]
+    fn every_cancel_reason_survives_the_wire() {
+        for reason in [
+            CancelReason::UserRequest(None),
+            CancelReason::UserRequest(Some("wrong symbol".into())),
+            CancelReason::Shutdown,
+            CancelReason::Timeout,
+            CancelReason::HostLost,
+        ] {
+            assert_eq!(
+                CancelReason::from(proto::CancelReason::from(&reason)),
+                reason
+            );
+        }
+    }
+
+    #[test]
+    fn an_operation_survives_the_wire() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 9, 30, 0).unwrap();
+        let mut operation = Operation::new(
+            OperationKind::Training,
+            json!({"strategy": "strategies/eurusd_mlp.yaml", "epochs": 3}),
+            at,
+        );
+        operation.status = OperationStatus::Cancelled;
+        operation.started_at = Some(at + chrono::Duration::seconds(1));
+        operation.finished_at = Some(at + chrono::Duration::milliseconds(2_500));
+        operation.progress = full_progress();
+        operation.result = Some(json!({"accuracy": 0.53}));
+        operation.error = Some("stopped".into());
+        operation.cancel_reason = Some(CancelReason::UserRequest(Some("ctrl-c".into())));
+        let wire = proto::Operation::from(&operation);
+        assert_eq!(Operation::try_from(wire).unwrap(), operation);
+    }
+
+    #[test]
+    fn a_bad_operation_from_the_peer_names_the_field() {
+        let operation = Operation::new(OperationKind::DataLoad, json!({}), Utc::now());
+        let good = proto::Operation::from(&operation);
+        type Spoil = fn(&mut proto::Operation);
+        let cases: [(Spoil, &str); 5] = [
+            (|op| op.id = "op_nope".into(), "Operation.id"),
+            (|op| op.kind = 99, "Operation.kind"),
+            (|op| op.status = 0, "Operation.status"),
+            (|op| op.created_at = None, "Operation.created_at"),
+            (|op| op.params_json = "{".into(), "Operation.params_json"),
+        ];
+        for (spoil, field) in cases {
+            let mut wire = good.clone();
+            spoil(&mut wire);
+            assert_eq!(Operation::try_from(wire).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn timestamps_round_trip_and_bad_ones_are_named() {
+        let at = Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap()
+            + chrono::Duration::nanoseconds(123);
+        assert_eq!(datetime(timestamp(at), "x").unwrap(), at);
+        let absurd = prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
+        assert_eq!(
+            datetime(absurd, "Request.start").unwrap_err().field,
+            "Request.start"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! trdr's gRPC services, generated at build time from `proto/trdr/v1/*.proto`
+//! with a pure-Rust protobuf compiler, and the conversions between wire
+//! messages and the core types of `progress` and `orchestrator-core`.
+//!
+//! - [`proto`]: messages, clients (`proto::training_host_client::…`) and
+//!   server traits (`proto::operations_server::…`) of the `TrainingHost`,
+//!   `DataHost` and `Operations` services.
+//! - Conversions: `From<&ProgressState> for proto::Progress` and back,
+//!   likewise for [`Operation`], [`CancelReason`], statuses and kinds. Wire
+//!   messages that cannot be core values give a [`WireError`] naming the field.
+//! - [`auth`]: the shared-token check every server applies, and the header
+//!   clients send.
+//! - [`reflection_service`], [`MAX_MESSAGE_BYTES`]: what every server serves
+//!   and how large a message may be.
+//!
+//! ```
+//! use progress::{ProgressContext, ProgressState, Step, TrainingContext};
+//!
+//! let state = ProgressState {
+//!     percentage: 42.0,
+//!     message: "Training MLP model on EURUSD [1h] [epoch 3/10]".into(),
+//!     context: ProgressContext::Training(TrainingContext {
+//!         epoch: Some(Step::new(3, 10)),
+//!         ..TrainingContext::default()
+//!     }),
+//!     ..ProgressState::default()
+//! };
+//! let wire = rpc::proto::Progress::from(&state);
+//! assert_eq!(ProgressState::try_from(wire).unwrap(), state);
+//! ```
+
+pub mod auth;
+mod convert;
+
+pub use convert::{WireError, datetime, timestamp};
+
+/// Code generated from `proto/trdr/v1/*.proto` (package `trdr.v1`).
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod proto {
+    tonic::include_proto!("trdr.v1");
+}
+
+/// The encoded descriptors of every trdr service, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/trdr_descriptor.bin"));
+
+/// The largest message a trdr server or client sends or accepts. Bars and
+/// artifacts travel in chunks well below it.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The gRPC server reflection service (v1) describing every trdr service, so
+/// tools such as `grpcurl` work without the `.proto` files.
+pub fn reflection_service() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptors compiled into this crate are valid")
+}

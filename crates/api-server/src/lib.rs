@@ -1,1 +1,186 @@
-//! The operations API server (trdr serve): trainings and data loads over gRPC, watched and cancelled from any terminal.
+//! The operations API server behind `trdr serve`: trainings and data loads
+//! over gRPC, watched and cancelled from any terminal.
+//!
+//! One [`OperationsService`] over a SQLite store is shared by a
+//! `TrainingManager` and a `DataManager`; the `trdr.v1.Operations` service
+//! starts, lists, streams and cancels their operations. History survives
+//! restarts: operations a dead process left running are marked `failed`
+//! when the store is opened. The health (`grpc.health.v1`) and reflection
+//! services are served beside it; with an auth token, only `Operations`
+//! calls need it.
+//!
+//! ```no_run
+//! use api_server::{ServerOptions, serve};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("listening on {}", listener.local_addr()?);
+//! let options = ServerOptions::new("operations.db");
+//! // Stops accepting work on Ctrl-C, cancels what runs, waits, returns.
+//! serve(listener, options, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`OperationsService`]: orchestrator_core::OperationsService
+
+mod service;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use market_data::{DataManager, LocalStore};
+use orchestrator_core::store::StoreError;
+use orchestrator_core::{CancelReason, ConfigError, OperationsService, ServiceOrchestrator};
+use rpc::auth::RequireToken;
+use rpc::proto::operations_server::OperationsServer;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use training_manager::TrainingManager;
+
+use crate::service::OperationsApi;
+
+/// How `trdr serve` is set up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// The SQLite operations store (created when missing).
+    pub db: PathBuf,
+    /// The local data store trainings and loads read.
+    pub data_dir: PathBuf,
+    /// Where trainings write their model artifacts.
+    pub models_dir: PathBuf,
+    /// Trainings beyond this many stay `pending` and start in order.
+    pub max_concurrent_trainings: usize,
+    /// Calls to `Operations` must carry this token; `None` accepts all.
+    pub auth_token: Option<String>,
+}
+
+impl ServerOptions {
+    /// The store at `db`, data in `./data`, models to `./models`, one
+    /// training at a time, no token.
+    pub fn new(db: impl Into<PathBuf>) -> Self {
+        Self {
+            db: db.into(),
+            data_dir: PathBuf::from("data"),
+            models_dir: PathBuf::from("models"),
+            max_concurrent_trainings: 1,
+            auth_token: None,
+        }
+    }
+}
+
+// The token stays out of logs.
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("db", &self.db)
+            .field("data_dir", &self.data_dir)
+            .field("models_dir", &self.models_dir)
+            .field("max_concurrent_trainings", &self.max_concurrent_trainings)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiServerError {
+    #[error("cannot open the operations store {}", path.display())]
+    Store { path: PathBuf, source: StoreError },
+    #[error("invalid host service configuration")]
+    Config(#[from] ConfigError),
+    #[error("the gRPC server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Pings idle connections so a vanished client (a closed laptop, a dropped
+/// network) frees its watch streams instead of holding them forever.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the operations API on `listener` until `shutdown` completes, then
+/// stops accepting work (new `Start*` calls get `UNAVAILABLE`), cancels the
+/// running operations, waits for them to end `cancelled`, and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ApiServerError> {
+    let operations =
+        OperationsService::open_sqlite(&options.db).map_err(|source| ApiServerError::Store {
+            path: options.db.clone(),
+            source,
+        })?;
+    let training = Arc::new(TrainingManager::new(
+        operations.clone(),
+        orchestrator_core::HostServiceConfig::from_env(
+            training_manager::TRAINING_SERVICE,
+            training_manager::DEFAULT_TRAINING_HOST_URL,
+        )?,
+        options.max_concurrent_trainings,
+    ));
+    let data = Arc::new(DataManager::from_env(
+        operations.clone(),
+        LocalStore::new(&options.data_dir),
+    )?);
+    let api = OperationsApi::new(
+        operations.clone(),
+        Arc::clone(&training),
+        Arc::clone(&data),
+        options.data_dir.clone(),
+        options.models_dir.clone(),
+    );
+    let gate = api.gate();
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<OperationsServer<OperationsApi>>()
+        .await;
+    let operations_server = OperationsServer::new(api)
+        .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(rpc::MAX_MESSAGE_BYTES);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(rpc::reflection_service())
+        .add_service(InterceptedService::new(
+            operations_server,
+            RequireToken::new(options.auth_token.as_deref()),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(server);
+    tracing::info!(db = %options.db.display(), "operations server ready");
+
+    tokio::select! {
+        result = &mut server => return result.map_err(Into::into),
+        () = shutdown => {}
+    }
+
+    // The server keeps serving while operations wind down, so watchers see
+    // them end `cancelled`; only new work is refused.
+    gate.close();
+    health_reporter
+        .set_not_serving::<OperationsServer<OperationsApi>>()
+        .await;
+    let cancelled = operations.cancel_active(CancelReason::Shutdown);
+    tracing::info!(
+        operations = cancelled.len(),
+        "shutting down: cancelled running operations, waiting for them to stop"
+    );
+    tokio::join!(training.drain(), data.drain());
+    let _ = stop.send(());
+    server.await?;
+    tracing::info!("operations server stopped");
+    Ok(())
+}

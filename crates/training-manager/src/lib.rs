@@ -33,6 +33,7 @@ use orchestrator_core::{
 use progress::{ProgressRenderer, TrainingProgressRenderer};
 use serde::{Deserialize, Serialize};
 use strategy::{StrategyConfig, StrategyError};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use training_adapter::{TrainOptions, TrainingAdapter, TrainingRequest};
 
@@ -95,11 +96,12 @@ pub struct TrainingManager {
     adapter: TrainingAdapter,
     config: HostServiceConfig,
     tasks: TaskTracker,
+    admission: Arc<Semaphore>,
 }
 
 impl TrainingManager {
-    /// At most `max_concurrent` local trainings run at once; later ones wait
-    /// (still `running`, reporting that they wait for a slot).
+    /// At most `max_concurrent` (at least one) trainings run at once; later
+    /// ones stay `pending` and start in the order they were submitted.
     pub fn new(
         operations: OperationsService,
         config: HostServiceConfig,
@@ -110,6 +112,7 @@ impl TrainingManager {
             operations,
             config,
             tasks: TaskTracker::new(),
+            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
     }
 
@@ -189,5 +192,10 @@ impl ServiceOrchestrator for TrainingManager {
     }
     fn tasks(&self) -> &TaskTracker {
         &self.tasks
+    }
+    // Waiting trainings stay `pending` (visible as queued to every watcher);
+    // the adapter's own slots still bound trainings started elsewhere.
+    fn admission(&self) -> Option<&Arc<Semaphore>> {
+        Some(&self.admission)
     }
 }

@@ -128,23 +128,8 @@ pub(crate) fn save_artifact_with(
 ) -> Result<PathBuf, ArtifactError> {
     const STAGE: &str = "saving model";
     token.check(STAGE)?;
-    let parent = models_dir.join(checked_name(&strategy.name)?);
-    fs::create_dir_all(&parent).map_err(io_error("create", &parent))?;
-    let prefix = format!(
-        "{}_{}_v",
-        join(strategy.training_data.symbols.iter().map(Symbol::as_str)),
-        join(
-            strategy
-                .training_data
-                .timeframes
-                .iter()
-                .map(|tf| tf.as_str())
-        ),
-    );
-    let first_version = next_version(&parent, &prefix)?;
-
-    let temp = TempDir::create(&parent, &format!("{prefix}{first_version}"))?;
-    let dir = temp.path();
+    let pending = PendingArtifact::create(models_dir, strategy)?;
+    let dir = pending.path();
 
     let weights = trained
         .model
@@ -199,36 +184,117 @@ pub(crate) fn save_artifact_with(
             .to_vec(),
         },
     )?;
-    sync_dir(dir)?;
     before_commit(dir).map_err(io_error("prepare", dir))?;
-    // The last moment a cancellation can stop the save; after the rename the
-    // artifact is complete and stays.
-    token.check(STAGE)?;
+    pending.commit_at(token, STAGE)
+}
 
-    for version in (first_version..).take(VERSION_ATTEMPTS) {
-        let target = parent.join(format!("{prefix}{version}"));
-        if !target.exists() {
-            match fs::rename(dir, &target) {
-                Ok(()) => {
-                    temp.keep();
-                    // The artifact is complete either way; only its
-                    // durability across a crash is in doubt.
-                    if let Err(err) = sync_dir(&parent) {
-                        tracing::warn!(error = %err, "cannot sync the models folder");
+/// An artifact folder being filled from elsewhere (a training host), then
+/// committed as the next free version of its strategy, exactly as a local
+/// save is: the files go to a hidden temporary folder, renamed into place by
+/// [`commit`](Self::commit). Dropped uncommitted, the folder is removed.
+///
+/// ```
+/// use local_trainer::{MANIFEST_FILE, PendingArtifact};
+/// use orchestrator_core::CancellationToken;
+/// # fn demo(strategy: &strategy::StrategyConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// let models = tempfile::tempdir()?;
+/// let pending = PendingArtifact::create(models.path(), strategy)?;
+/// // ... write the received files, manifest.json included, into pending.path() ...
+/// std::fs::write(pending.path().join(MANIFEST_FILE), b"{}")?;
+/// let installed = pending.commit(&CancellationToken::new())?;
+/// assert!(installed.join(MANIFEST_FILE).is_file());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct PendingArtifact {
+    /// `MODELS_DIR/{strategy}`.
+    parent: PathBuf,
+    /// `{SYMBOLS}_{TIMEFRAMES}_v`.
+    prefix: String,
+    first_version: u32,
+    temp: TempDir,
+}
+
+impl PendingArtifact {
+    /// A new, empty temporary folder for an artifact of `strategy` (with the
+    /// symbols and timeframes it was trained on) under `models_dir`.
+    pub fn create(models_dir: &Path, strategy: &StrategyConfig) -> Result<Self, ArtifactError> {
+        let parent = models_dir.join(checked_name(&strategy.name)?);
+        fs::create_dir_all(&parent).map_err(io_error("create", &parent))?;
+        let prefix = format!(
+            "{}_{}_v",
+            join(strategy.training_data.symbols.iter().map(Symbol::as_str)),
+            join(
+                strategy
+                    .training_data
+                    .timeframes
+                    .iter()
+                    .map(|tf| tf.as_str())
+            ),
+        );
+        let first_version = next_version(&parent, &prefix)?;
+        let temp = TempDir::create(&parent, &format!("{prefix}{first_version}"))?;
+        Ok(Self {
+            parent,
+            prefix,
+            first_version,
+            temp,
+        })
+    }
+
+    /// The temporary folder to write the artifact's files into.
+    pub fn path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Renames the folder into place as the next free version and returns
+    /// where it went. Fails when `manifest.json` is missing (the artifact is
+    /// incomplete) or `token` was cancelled; the folder is removed then.
+    pub fn commit(self, token: &CancellationToken) -> Result<PathBuf, ArtifactError> {
+        self.commit_at(token, "installing the model")
+    }
+
+    fn commit_at(
+        self,
+        token: &CancellationToken,
+        stage: &'static str,
+    ) -> Result<PathBuf, ArtifactError> {
+        let dir = self.temp.path();
+        if !dir.join(MANIFEST_FILE).is_file() {
+            return Err(ArtifactError::Incomplete(dir.to_owned()));
+        }
+        sync_dir(dir)?;
+        // The last moment a cancellation can stop the save; after the rename
+        // the artifact is complete and stays.
+        token.check(stage)?;
+
+        let parent = &self.parent;
+        for version in (self.first_version..).take(VERSION_ATTEMPTS) {
+            let target = parent.join(format!("{}{version}", self.prefix));
+            if !target.exists() {
+                match fs::rename(dir, &target) {
+                    Ok(()) => {
+                        self.temp.keep();
+                        // The artifact is complete either way; only its
+                        // durability across a crash is in doubt.
+                        if let Err(err) = sync_dir(parent) {
+                            tracing::warn!(error = %err, "cannot sync the models folder");
+                        }
+                        return Ok(target);
                     }
-                    return Ok(target);
+                    // Another save took this version between the check and the rename.
+                    Err(err)
+                        if matches!(
+                            err.kind(),
+                            io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+                        ) => {}
+                    Err(err) => return Err(io_error("rename into", &target)(err)),
                 }
-                // Another save took this version between the check and the rename.
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
-                    ) => {}
-                Err(err) => return Err(io_error("rename into", &target)(err)),
             }
         }
+        Err(ArtifactError::NoFreeVersion(parent.join(&self.prefix)))
     }
-    Err(ArtifactError::NoFreeVersion(parent.join(prefix)))
 }
 
 /// Reads the artifact in `path` and builds its model on `backend`.
@@ -324,6 +390,7 @@ fn next_version(parent: &Path, prefix: &str) -> Result<u32, ArtifactError> {
 }
 
 /// A hidden folder that is removed when dropped, unless kept.
+#[derive(Debug)]
 struct TempDir {
     path: Option<PathBuf>,
 }

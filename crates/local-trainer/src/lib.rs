@@ -8,7 +8,8 @@
 //! validates every epoch, stops early when configured and keeps the best
 //! epoch's weights. [`TrainedModel::evaluate`] scores the test split
 //! ([`Metrics`]), [`save_artifact`] writes a versioned artifact folder
-//! atomically and [`load_artifact`] reads one back.
+//! atomically and [`load_artifact`] reads one back; [`PendingArtifact`]
+//! installs an artifact received from a training host the same way.
 //!
 //! ```
 //! use local_trainer::{Backend, TrainOptions, load_artifact, save_artifact, train};
@@ -86,8 +87,8 @@ mod test_data;
 mod train;
 
 pub use artifact::{
-    Artifact, FEATURES_FILE, FeatureSpec, MANIFEST_FILE, METRICS_FILE, Manifest, STRATEGY_FILE,
-    WEIGHTS_FILE, load_artifact, save_artifact,
+    Artifact, FEATURES_FILE, FeatureSpec, MANIFEST_FILE, METRICS_FILE, Manifest, PendingArtifact,
+    STRATEGY_FILE, WEIGHTS_FILE, load_artifact, save_artifact,
 };
 pub use backend::{Backend, UnknownBackend};
 pub use error::{ArtifactError, TrainError};

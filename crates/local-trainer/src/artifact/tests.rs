@@ -183,3 +183,83 @@ fn the_recorded_burn_version_is_the_one_the_workspace_uses() {
         "update BURN_VERSION to the workspace's burn version"
     );
 }
+
+/// Fills `pending` with a copy of the files of `artifact`.
+fn copy_files(artifact: &Path, pending: &PendingArtifact, with_manifest: bool) {
+    for entry in fs::read_dir(artifact).unwrap() {
+        let entry = entry.unwrap();
+        if with_manifest || entry.file_name() != MANIFEST_FILE {
+            fs::copy(entry.path(), pending.path().join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_received_artifact_is_installed_as_the_next_version_and_loads() {
+    let (strategy, data, trained, metrics) = trained(ModelKind::Mlp);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let token = CancellationToken::new();
+    let source = save_artifact(
+        elsewhere.path(),
+        &strategy,
+        &data,
+        &trained,
+        &metrics,
+        &token,
+    )
+    .unwrap();
+    save_artifact(models.path(), &strategy, &data, &trained, &metrics, &token).unwrap();
+
+    let pending = PendingArtifact::create(models.path(), &strategy).unwrap();
+    assert!(pending.path().starts_with(models.path().join("synthetic")));
+    copy_files(&source, &pending, true);
+    let installed = pending.commit(&token).unwrap();
+
+    assert_eq!(installed, models.path().join("synthetic/AAA-BBB_1h-4h_v2"));
+    assert_eq!(
+        entries(&models.path().join("synthetic")),
+        ["AAA-BBB_1h-4h_v1", "AAA-BBB_1h-4h_v2"]
+    );
+    let artifact = load_artifact(&installed, Backend::Flex).unwrap();
+    assert_eq!(artifact.metrics, metrics);
+}
+
+#[test]
+fn a_pending_artifact_dropped_or_without_manifest_or_cancelled_leaves_nothing() {
+    let (strategy, data, trained, metrics) = trained(ModelKind::Mlp);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let token = CancellationToken::new();
+    let source = save_artifact(
+        elsewhere.path(),
+        &strategy,
+        &data,
+        &trained,
+        &metrics,
+        &token,
+    )
+    .unwrap();
+    let folder = models.path().join("synthetic");
+
+    let dropped = PendingArtifact::create(models.path(), &strategy).unwrap();
+    copy_files(&source, &dropped, true);
+    drop(dropped);
+    assert!(entries(&folder).is_empty());
+
+    let incomplete = PendingArtifact::create(models.path(), &strategy).unwrap();
+    copy_files(&source, &incomplete, false);
+    let err = incomplete.commit(&token).unwrap_err();
+    assert!(matches!(err, ArtifactError::Incomplete(_)), "{err:?}");
+    assert!(entries(&folder).is_empty());
+
+    let cancelled = PendingArtifact::create(models.path(), &strategy).unwrap();
+    copy_files(&source, &cancelled, true);
+    token.cancel(CancelReason::UserRequest(None));
+    let err = cancelled.commit(&token).unwrap_err();
+    assert!(
+        err.source().is_some_and(|source| source.is::<Cancelled>()),
+        "{err:?}"
+    );
+    assert!(entries(&folder).is_empty());
+}

@@ -1,1 +1,30 @@
-//! gRPC clients of the training host and data host: progress in, cancellation out, every failure naming the host.
+//! gRPC clients of trdr's hosts: the training host (`trdr host-service`)
+//! and the data host it also serves.
+//!
+//! - [`HostEndpoint`] connects with a deadline, retrying only connection
+//!   set-up (with back-off), and keeps the connection checked with HTTP/2
+//!   keep-alive pings so a host that dies is noticed within seconds.
+//! - Every failure is a [`HostError`] naming the host URL; `tonic::Status`
+//!   never leaves this crate.
+//!
+//! ```no_run
+//! use host_client::{ConnectOptions, HostEndpoint, HostKind};
+//! use orchestrator_core::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), host_client::HostError> {
+//! let endpoint = HostEndpoint::new(
+//!     HostKind::Training,
+//!     "http://127.0.0.1:50052",
+//!     ConnectOptions::from_env(),
+//! );
+//! // Fails within the connect deadline, naming the URL, when nothing listens there.
+//! endpoint.check_reachable(&CancellationToken::new()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod endpoint;
+mod error;
+
+pub use endpoint::{ConnectOptions, HostEndpoint};
+pub use error::{HostError, HostKind};

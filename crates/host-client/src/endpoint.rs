@@ -1,0 +1,248 @@
+//! [`HostEndpoint`]: where a host is and how to connect to it. Connection
+//! set-up is retried with back-off until a deadline; calls themselves are
+//! never retried, since they start work on the host.
+
+use std::time::Duration;
+
+use orchestrator_core::CancellationToken;
+use rpc::auth::{AUTH_TOKEN_ENV, SendToken};
+use tokio::time::Instant;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{HostError, HostKind};
+
+/// A connected channel that adds the auth token to every call.
+pub(crate) type Connection = InterceptedService<Channel, SendToken>;
+
+/// How to connect to a host.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Total time for setting up the connection, retries included: a host
+    /// that is down fails a call within about this long.
+    pub connect_deadline: Duration,
+    /// How often to ping the host over HTTP/2 while a call runs.
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the host counts as lost.
+    pub keepalive_timeout: Duration,
+    /// Sent as `authorization: Bearer <token>` when set.
+    pub auth_token: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("connect_deadline", &self.connect_deadline)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("keepalive_timeout", &self.keepalive_timeout)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_deadline: Duration::from_millis(1500),
+            keepalive_interval: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(2),
+            auth_token: None,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The defaults, with the auth token from `TRDR_AUTH_TOKEN` if set.
+    pub fn from_env() -> Self {
+        Self {
+            auth_token: std::env::var(AUTH_TOKEN_ENV)
+                .ok()
+                .filter(|token| !token.is_empty()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A host at a URL (`http://host:port`; a bare `host:port` means http).
+#[derive(Debug, Clone)]
+pub struct HostEndpoint {
+    kind: HostKind,
+    url: String,
+    options: ConnectOptions,
+}
+
+/// First pause between connection attempts; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_millis(400);
+
+impl HostEndpoint {
+    pub fn new(kind: HostKind, url: impl Into<String>, options: ConnectOptions) -> Self {
+        let url = url.into();
+        let url = if url.contains("://") {
+            url
+        } else {
+            format!("http://{url}")
+        };
+        Self { kind, url, options }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn kind(&self) -> HostKind {
+        self.kind
+    }
+
+    /// Connects and disconnects: an error here names why calls would fail.
+    pub async fn check_reachable(&self, token: &CancellationToken) -> Result<(), HostError> {
+        self.connect(token).await.map(drop)
+    }
+
+    /// A connection, or `None` when `token` was cancelled first. Retries
+    /// refused or timed-out attempts with back-off until the deadline.
+    pub(crate) async fn connect(
+        &self,
+        token: &CancellationToken,
+    ) -> Result<Option<Connection>, HostError> {
+        let endpoint = self.endpoint()?;
+        let auth = SendToken::new(self.options.auth_token.as_deref()).map_err(|err| {
+            HostError::BadUrl {
+                kind: self.kind,
+                url: self.url.clone(),
+                reason: format!("{err} ({AUTH_TOKEN_ENV})"),
+            }
+        })?;
+        let deadline = Instant::now() + self.options.connect_deadline;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = endpoint
+                .clone()
+                .connect_timeout(remaining.max(Duration::from_millis(1)));
+            let last_error = tokio::select! {
+                () = token.cancelled() => return Ok(None),
+                connected = attempt.connect() => match connected {
+                    Ok(channel) => return Ok(Some(InterceptedService::new(channel, auth))),
+                    Err(err) => error_chain(&err),
+                },
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(HostError::Unreachable {
+                    kind: self.kind,
+                    url: self.url.clone(),
+                    reason: format!(
+                        "{last_error} (gave up after {:.1} s)",
+                        self.options.connect_deadline.as_secs_f64()
+                    ),
+                });
+            }
+            tracing::debug!(url = %self.url, error = %last_error, "connecting again");
+            tokio::select! {
+                () = token.cancelled() => return Ok(None),
+                () = tokio::time::sleep(backoff.min(remaining)) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The error a failed call to this host stands for.
+    pub(crate) fn status_error(&self, status: &tonic::Status) -> HostError {
+        HostError::from_status(self.kind, &self.url, status)
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, HostError> {
+        let endpoint =
+            Endpoint::from_shared(self.url.clone()).map_err(|err| HostError::BadUrl {
+                kind: self.kind,
+                url: self.url.clone(),
+                reason: error_chain(&err),
+            })?;
+        Ok(endpoint
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(self.options.keepalive_interval)
+            .keep_alive_timeout(self.options.keepalive_timeout)
+            .keep_alive_while_idle(true))
+    }
+}
+
+/// An error and its sources, as one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_port() -> u16 {
+        // Bound and released: nothing listens there afterwards.
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_down_fails_within_the_deadline_naming_the_url() {
+        let url = format!("http://127.0.0.1:{}", free_port());
+        let endpoint = HostEndpoint::new(HostKind::Training, &url, ConnectOptions::default());
+        let started = std::time::Instant::now();
+        let error = endpoint
+            .check_reachable(&CancellationToken::new())
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(
+            took >= Duration::from_millis(1400),
+            "gave up early: {took:?}"
+        );
+        assert!(matches!(error, HostError::Unreachable { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("training host at {url} is not reachable"))
+        );
+    }
+
+    #[tokio::test]
+    async fn cancelling_stops_connecting_at_once() {
+        let endpoint = HostEndpoint::new(
+            HostKind::Data,
+            format!("127.0.0.1:{}", free_port()),
+            ConnectOptions::default(),
+        );
+        let token = CancellationToken::new();
+        token.cancel(orchestrator_core::CancelReason::UserRequest(None));
+        let started = std::time::Instant::now();
+        assert!(endpoint.connect(&token).await.unwrap().is_none());
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_bare_address_means_http_and_a_broken_url_is_named() {
+        let endpoint = HostEndpoint::new(HostKind::Data, "localhost:1", ConnectOptions::default());
+        assert_eq!(endpoint.url(), "http://localhost:1");
+        let broken =
+            HostEndpoint::new(HostKind::Data, "http://bad host", ConnectOptions::default());
+        let error = broken.endpoint().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("data host URL \"http://bad host\" is not valid")
+        );
+    }
+}

@@ -4,6 +4,10 @@
 //! - [`HostEndpoint`] connects with a deadline, retrying only connection
 //!   set-up (with back-off), and keeps the connection checked with HTTP/2
 //!   keep-alive pings so a host that dies is noticed within seconds.
+//! - [`TrainingHostClient`] runs one training on a training host: events
+//!   become progress of the local operation, cancelling the token sends
+//!   `CancelTraining` and drops the event stream, and the finished model's
+//!   files are fetched into a folder.
 //! - Every failure is a [`HostError`] naming the host URL; `tonic::Status`
 //!   never leaves this crate.
 //!
@@ -25,6 +29,11 @@
 
 mod endpoint;
 mod error;
+mod training;
 
 pub use endpoint::{ConnectOptions, HostEndpoint};
 pub use error::{HostError, HostKind};
+pub use training::{
+    RemoteCompletion, RemoteStop, RemoteTrainingError, RemoteTrainingOptions,
+    RemoteTrainingRequest, TrainingHostClient,
+};

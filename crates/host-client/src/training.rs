@@ -1,0 +1,500 @@
+//! [`TrainingHostClient`]: runs one training on a training host, turning its
+//! events into progress of the local operation and forwarding cancellation
+//! (an explicit `CancelTraining`, then dropping the event stream), and
+//! fetches the finished model's files.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use orchestrator_core::{CancelReason, CancellationToken, Cancelled};
+use progress::ProgressState;
+use rpc::proto;
+use rpc::proto::training_event::Event;
+use rpc::proto::training_host_client::TrainingHostClient as GrpcClient;
+use tonic::Streaming;
+
+use crate::endpoint::Connection;
+use crate::{HostEndpoint, HostError};
+
+/// How long an explicit `CancelTraining` may take before the local operation
+/// ends anyway, with the remote stop unconfirmed.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What to train on the host.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTrainingRequest {
+    /// The parsed, validated strategy (overrides applied) as JSON.
+    pub strategy_json: String,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub options: RemoteTrainingOptions,
+}
+
+/// How the host trains; unset fields take the host's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTrainingOptions {
+    /// `flex` or `ndarray`.
+    pub backend: Option<String>,
+    /// Instead of the strategy's epochs.
+    pub epochs: Option<u32>,
+    pub check_every_batches: Option<u32>,
+    pub progress_interval: Option<Duration>,
+}
+
+/// A training the host completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCompletion {
+    /// Names the session for [`TrainingHostClient::fetch_artifact`].
+    pub session_id: String,
+    /// The trainer's result summary as JSON; its model path is the host's.
+    pub summary_json: String,
+}
+
+/// What became of the host's side of a cancelled training.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteStop {
+    /// Nothing ran on the host (cancelled before the training started, or
+    /// while fetching files).
+    NothingRunning,
+    /// The host answered the cancel request or reported the cancellation.
+    Confirmed,
+    /// The host did not answer; the training there stops when it notices the
+    /// closed event stream, if it is still alive.
+    NotConfirmed(String),
+}
+
+impl fmt::Display for RemoteStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteStop::NothingRunning => f.write_str("nothing was running on the host"),
+            RemoteStop::Confirmed => f.write_str("the host confirmed the stop"),
+            RemoteStop::NotConfirmed(why) => {
+                write!(f, "the remote stop was not confirmed: {why}")
+            }
+        }
+    }
+}
+
+/// Why a remote training or an artifact fetch gave no result.
+///
+/// A cancellation keeps the [`Cancelled`] as its source, so the operation
+/// that ran it ends `cancelled`.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteTrainingError {
+    /// The host could not be reached, was lost, or refused the call.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The training ran on the host and failed there.
+    #[error("training on the host at {url} failed: {message}")]
+    Failed { url: String, message: String },
+    /// Cancelled locally or on the host.
+    #[error("training on the host at {url} cancelled; {stop}")]
+    Cancelled {
+        url: String,
+        stop: RemoteStop,
+        #[source]
+        cancelled: Cancelled,
+    },
+    /// A fetched file could not be written.
+    #[error("cannot write {path} fetched from the host")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The client of one training host.
+///
+/// ```no_run
+/// use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteTrainingRequest, TrainingHostClient};
+/// use orchestrator_core::CancellationToken;
+///
+/// # async fn demo(strategy_json: String) -> Result<(), host_client::RemoteTrainingError> {
+/// let host = TrainingHostClient::new(HostEndpoint::new(
+///     HostKind::Training,
+///     "http://127.0.0.1:50052",
+///     ConnectOptions::from_env(),
+/// ));
+/// let token = CancellationToken::new();
+/// let request = RemoteTrainingRequest { strategy_json, ..RemoteTrainingRequest::default() };
+/// let done = host
+///     .train(&request, &token, |state| println!("{}", state.message))
+///     .await?;
+/// let dir = std::path::Path::new("incoming");
+/// host.fetch_artifact(&done.session_id, dir, &token).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TrainingHostClient {
+    endpoint: HostEndpoint,
+}
+
+impl TrainingHostClient {
+    pub fn new(endpoint: HostEndpoint) -> Self {
+        Self { endpoint }
+    }
+
+    pub fn endpoint(&self) -> &HostEndpoint {
+        &self.endpoint
+    }
+
+    /// Runs `request` on the host until it completes, fails or is cancelled,
+    /// handing every progress event to `on_progress`.
+    ///
+    /// Cancelling `token` sends `CancelTraining` (answered within a second or
+    /// not waited for), closes the event stream and returns
+    /// [`RemoteTrainingError::Cancelled`] saying whether the host confirmed.
+    /// A connection that breaks mid-training is [`HostError::Lost`].
+    pub async fn train(
+        &self,
+        request: &RemoteTrainingRequest,
+        token: &CancellationToken,
+        mut on_progress: impl FnMut(ProgressState) + Send,
+    ) -> Result<RemoteCompletion, RemoteTrainingError> {
+        let Some(mut client) = self.client(token).await? else {
+            return Err(self.cancelled(token, "connecting", RemoteStop::NothingRunning));
+        };
+        let started = tokio::select! {
+            biased;
+            () = token.cancelled() => {
+                // The call is dropped here; the host cancels a session whose
+                // stream goes away, but no session id came back to confirm it.
+                return Err(self.cancelled(
+                    token,
+                    "starting the training on the host",
+                    RemoteStop::NotConfirmed("the host had not accepted the training yet".to_owned()),
+                ));
+            }
+            started = client.start_training(wire_request(request)) => started,
+        };
+        let mut events = started
+            .map_err(|status| self.endpoint.status_error(&status))?
+            .into_inner();
+        let mut session_id = None;
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = token.cancelled() => {
+                    let stop = self.cancel_remote(&client, session_id.as_deref(), token).await;
+                    drop(events);
+                    return Err(self.cancelled(token, "training on the host", stop));
+                }
+                event = events.message() => event,
+            };
+            match self.on_event(event, &mut session_id, &mut on_progress)? {
+                Some(completion) => return Ok(completion),
+                None => continue,
+            }
+        }
+    }
+
+    /// Streams the files of a completed session's artifact into `into_dir`
+    /// (which must exist) and returns their names. Every file name must be
+    /// a plain name and every chunk must continue its file where the last
+    /// one ended; anything else is refused as a protocol error.
+    pub async fn fetch_artifact(
+        &self,
+        session_id: &str,
+        into_dir: &Path,
+        token: &CancellationToken,
+    ) -> Result<Vec<String>, RemoteTrainingError> {
+        const STAGE: &str = "fetching the model from the host";
+        let Some(mut client) = self.client(token).await? else {
+            return Err(self.cancelled(token, STAGE, RemoteStop::NothingRunning));
+        };
+        let request = proto::FetchArtifactRequest {
+            session_id: session_id.to_owned(),
+        };
+        let cancelled = || self.cancelled(token, STAGE, RemoteStop::NothingRunning);
+        let mut chunks: Streaming<proto::ArtifactChunk> = token
+            .run_until_cancelled(STAGE, client.fetch_artifact(request))
+            .await
+            .map_err(|_| cancelled())?
+            .map_err(|status| self.endpoint.status_error(&status))?
+            .into_inner();
+        let mut files = Vec::new();
+        let mut open: Option<OpenFile> = None;
+        loop {
+            let chunk = token
+                .run_until_cancelled(STAGE, chunks.message())
+                .await
+                .map_err(|_| cancelled())?
+                .map_err(|status| self.endpoint.status_error(&status))?;
+            let Some(chunk) = chunk else { break };
+            let file = match open.take() {
+                Some(file) if file.name == chunk.file => file,
+                Some(file) => {
+                    return Err(self.protocol(format!(
+                        "artifact file {:?} ended without its last chunk",
+                        file.name
+                    )));
+                }
+                None => {
+                    if files.contains(&chunk.file) {
+                        return Err(
+                            self.protocol(format!("artifact file {:?} sent twice", chunk.file))
+                        );
+                    }
+                    OpenFile::create(into_dir, &chunk.file).map_err(|err| self.chunk_error(err))?
+                }
+            };
+            let file = file.append(&chunk).map_err(|err| self.chunk_error(err))?;
+            if chunk.last {
+                file.finish().map_err(|err| self.chunk_error(err))?;
+                files.push(chunk.file);
+            } else {
+                open = Some(file);
+            }
+        }
+        if let Some(file) = open {
+            return Err(self.protocol(format!(
+                "the artifact ended before the last chunk of {:?}",
+                file.name
+            )));
+        }
+        if files.is_empty() {
+            return Err(self.protocol(format!("session {session_id} sent no artifact files")));
+        }
+        Ok(files)
+    }
+
+    /// A client on a fresh connection; `None` when `token` was cancelled first.
+    async fn client(
+        &self,
+        token: &CancellationToken,
+    ) -> Result<Option<GrpcClient<Connection>>, HostError> {
+        Ok(self.endpoint.connect(token).await?.map(|connection| {
+            GrpcClient::new(connection)
+                .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(rpc::MAX_MESSAGE_BYTES)
+        }))
+    }
+
+    /// Handles one read of the event stream: `Some` once the training completed.
+    fn on_event(
+        &self,
+        event: Result<Option<proto::TrainingEvent>, tonic::Status>,
+        session_id: &mut Option<String>,
+        on_progress: &mut impl FnMut(ProgressState),
+    ) -> Result<Option<RemoteCompletion>, RemoteTrainingError> {
+        let event = match event {
+            Ok(Some(event)) => event.event,
+            Ok(None) => {
+                return Err(HostError::Lost {
+                    kind: self.endpoint.kind(),
+                    url: self.endpoint.url().to_owned(),
+                    reason: "the event stream ended before the training did".to_owned(),
+                }
+                .into());
+            }
+            Err(status) => return Err(self.endpoint.status_error(&status).into()),
+        };
+        match event {
+            Some(Event::Accepted(accepted)) => {
+                tracing::debug!(url = %self.endpoint.url(), session = %accepted.session_id, "training accepted");
+                *session_id = Some(accepted.session_id);
+            }
+            Some(Event::Progress(progress)) => {
+                let state = ProgressState::try_from(progress)
+                    .map_err(|err| self.protocol(format!("progress: {err}")))?;
+                on_progress(state);
+            }
+            Some(Event::Completed(completed)) => {
+                let session_id = session_id.take().ok_or_else(|| {
+                    self.protocol("completed before accepting the training".to_owned())
+                })?;
+                return Ok(Some(RemoteCompletion {
+                    session_id,
+                    summary_json: completed.summary_json,
+                }));
+            }
+            Some(Event::Failed(failed)) => {
+                return Err(RemoteTrainingError::Failed {
+                    url: self.endpoint.url().to_owned(),
+                    message: failed.message,
+                });
+            }
+            Some(Event::Cancelled(cancelled)) => {
+                let reason = cancelled
+                    .reason
+                    .map_or(CancelReason::Shutdown, CancelReason::from);
+                return Err(RemoteTrainingError::Cancelled {
+                    url: self.endpoint.url().to_owned(),
+                    stop: RemoteStop::Confirmed,
+                    cancelled: Cancelled {
+                        reason,
+                        stage: format!("{} on the host", cancelled.stage).into(),
+                    },
+                });
+            }
+            None => {
+                return Err(self.protocol("an event of a kind this client does not know".to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks the host to stop `session_id`, on a new call over the same
+    /// connection, waiting at most [`CANCEL_TIMEOUT`].
+    async fn cancel_remote(
+        &self,
+        client: &GrpcClient<Connection>,
+        session_id: Option<&str>,
+        token: &CancellationToken,
+    ) -> RemoteStop {
+        let Some(session_id) = session_id else {
+            return RemoteStop::NotConfirmed(
+                "the host had not accepted the training yet".to_owned(),
+            );
+        };
+        let request = proto::CancelTrainingRequest {
+            session_id: session_id.to_owned(),
+            reason: Some(proto::CancelReason::from(
+                &token.reason().unwrap_or(CancelReason::UserRequest(None)),
+            )),
+        };
+        let mut client = client.clone();
+        match tokio::time::timeout(CANCEL_TIMEOUT, client.cancel_training(request)).await {
+            Ok(Ok(_session)) => RemoteStop::Confirmed,
+            Ok(Err(status)) => {
+                RemoteStop::NotConfirmed(self.endpoint.status_error(&status).to_string())
+            }
+            Err(_elapsed) => RemoteStop::NotConfirmed(format!(
+                "{} did not answer the cancel request within {} s",
+                self.endpoint.url(),
+                CANCEL_TIMEOUT.as_secs_f64()
+            )),
+        }
+    }
+
+    fn cancelled(
+        &self,
+        token: &CancellationToken,
+        stage: &'static str,
+        stop: RemoteStop,
+    ) -> RemoteTrainingError {
+        RemoteTrainingError::Cancelled {
+            url: self.endpoint.url().to_owned(),
+            stop,
+            cancelled: token.cancelled_error(stage),
+        }
+    }
+
+    fn protocol(&self, message: String) -> RemoteTrainingError {
+        HostError::Protocol {
+            kind: self.endpoint.kind(),
+            url: self.endpoint.url().to_owned(),
+            message,
+        }
+        .into()
+    }
+
+    fn chunk_error(&self, err: ChunkError) -> RemoteTrainingError {
+        match err {
+            ChunkError::Invalid(message) => self.protocol(message),
+            ChunkError::Io { path, source } => RemoteTrainingError::Io { path, source },
+        }
+    }
+}
+
+fn wire_request(request: &RemoteTrainingRequest) -> proto::StartTrainingRequest {
+    let options = &request.options;
+    proto::StartTrainingRequest {
+        strategy_json: request.strategy_json.clone(),
+        start: request.start.map(rpc::timestamp),
+        end: request.end.map(rpc::timestamp),
+        options: Some(proto::TrainingOptions {
+            backend: options.backend.clone().unwrap_or_default(),
+            epochs: options.epochs,
+            check_every_batches: options.check_every_batches.unwrap_or(0),
+            progress_interval_ms: options.progress_interval.map_or(0, |interval| {
+                // 0 means the host's default: ask for at least 1 ms.
+                u32::try_from(interval.as_millis())
+                    .unwrap_or(u32::MAX)
+                    .max(1)
+            }),
+        }),
+    }
+}
+
+/// Why a chunk was not written.
+enum ChunkError {
+    Invalid(String),
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A fetched file being written.
+struct OpenFile {
+    name: String,
+    path: PathBuf,
+    file: File,
+    written: u64,
+}
+
+impl OpenFile {
+    fn create(dir: &Path, name: &str) -> Result<Self, ChunkError> {
+        if !is_plain_name(name) {
+            return Err(ChunkError::Invalid(format!(
+                "artifact file name {name:?} is not a plain file name"
+            )));
+        }
+        let path = dir.join(name);
+        // `create_new`: a name sent twice never overwrites what came first.
+        let file = File::create_new(&path).map_err(|source| ChunkError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            path,
+            file,
+            written: 0,
+        })
+    }
+
+    fn append(mut self, chunk: &proto::ArtifactChunk) -> Result<Self, ChunkError> {
+        if chunk.offset != self.written {
+            return Err(ChunkError::Invalid(format!(
+                "artifact file {:?}: a chunk at offset {} after {} bytes",
+                self.name, chunk.offset, self.written
+            )));
+        }
+        self.file
+            .write_all(&chunk.data)
+            .map_err(|source| ChunkError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.written += chunk.data.len() as u64;
+        Ok(self)
+    }
+
+    fn finish(self) -> Result<(), ChunkError> {
+        self.file.sync_all().map_err(|source| ChunkError::Io {
+            path: self.path,
+            source,
+        })
+    }
+}
+
+/// One path component that stays inside its folder and is not hidden.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | ':') || c.is_control())
+}
+
+#[cfg(test)]
+mod tests;

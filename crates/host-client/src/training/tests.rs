@@ -1,0 +1,562 @@
+//! The training client against a scripted fake host served on loopback.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use orchestrator_core::CancelReason;
+use progress::{ProgressContext, Step, TrainingContext};
+use rpc::auth::RequireToken;
+use rpc::proto::training_host_server::{TrainingHost, TrainingHostServer};
+use tokio_stream::{Stream, StreamExt};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use super::*;
+use crate::{ConnectOptions, HostKind};
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::TrainingEvent, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ArtifactChunk, Status>> + Send>>;
+
+/// A host that answers every call from a script.
+#[derive(Clone, Default)]
+struct FakeHost {
+    /// Sent in order by `StartTraining`.
+    events: Vec<Event>,
+    /// Keep the event stream open after the script, as a long training does.
+    then_wait: bool,
+    /// Never answer `CancelTraining`, as a host that hangs.
+    ignore_cancel: bool,
+    cancels: Arc<Mutex<Vec<proto::CancelTrainingRequest>>>,
+    artifact: Vec<proto::ArtifactChunk>,
+}
+
+#[tonic::async_trait]
+impl TrainingHost for FakeHost {
+    type StartTrainingStream = EventStream;
+    type FetchArtifactStream = ChunkStream;
+
+    async fn start_training(
+        &self,
+        _request: Request<proto::StartTrainingRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let events = self
+            .events
+            .clone()
+            .into_iter()
+            .map(|event| Ok(proto::TrainingEvent { event: Some(event) }));
+        let events = tokio_stream::iter(events);
+        Ok(Response::new(if self.then_wait {
+            Box::pin(events.chain(tokio_stream::pending()))
+        } else {
+            Box::pin(events)
+        }))
+    }
+
+    async fn cancel_training(
+        &self,
+        request: Request<proto::CancelTrainingRequest>,
+    ) -> Result<Response<proto::Session>, Status> {
+        let request = request.into_inner();
+        self.cancels.lock().unwrap().push(request.clone());
+        if self.ignore_cancel {
+            std::future::pending::<()>().await;
+        }
+        Ok(Response::new(proto::Session {
+            session_id: request.session_id,
+            status: proto::SessionStatus::Cancelled.into(),
+            ..proto::Session::default()
+        }))
+    }
+
+    async fn get_session(
+        &self,
+        _request: Request<proto::GetSessionRequest>,
+    ) -> Result<Response<proto::Session>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn list_sessions(
+        &self,
+        _request: Request<proto::ListSessionsRequest>,
+    ) -> Result<Response<proto::ListSessionsResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn fetch_artifact(
+        &self,
+        _request: Request<proto::FetchArtifactRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            self.artifact.clone().into_iter().map(Ok),
+        ))))
+    }
+}
+
+/// The fake host, served by a runtime of its own so that [`kill`](Self::kill)
+/// can drop its connections at once, as a killed process would.
+struct Running {
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Running {
+    fn start(host: FakeHost, auth_token: Option<&str>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let auth = RequireToken::new(auth_token);
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            Server::builder()
+                .add_service(InterceptedService::new(TrainingHostServer::new(host), auth))
+                .serve_with_incoming(TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        });
+        Self {
+            url: format!("http://{addr}"),
+            runtime: Some(runtime),
+        }
+    }
+
+    fn client(&self) -> TrainingHostClient {
+        client_at(&self.url, None)
+    }
+
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn client_at(url: &str, auth_token: Option<&str>) -> TrainingHostClient {
+    TrainingHostClient::new(HostEndpoint::new(
+        HostKind::Training,
+        url,
+        ConnectOptions {
+            auth_token: auth_token.map(str::to_owned),
+            ..ConnectOptions::default()
+        },
+    ))
+}
+
+fn accepted() -> Event {
+    Event::Accepted(proto::Accepted {
+        session_id: "sess_1".to_owned(),
+    })
+}
+
+fn epoch(current: u32) -> ProgressState {
+    ProgressState {
+        percentage: f64::from(current) * 10.0,
+        message: format!("epoch {current}"),
+        context: ProgressContext::Training(TrainingContext {
+            epoch: Some(Step::new(current, 10)),
+            ..TrainingContext::default()
+        }),
+        ..ProgressState::default()
+    }
+}
+
+fn progress(state: &ProgressState) -> Event {
+    Event::Progress(proto::Progress::from(state))
+}
+
+fn request() -> RemoteTrainingRequest {
+    RemoteTrainingRequest {
+        strategy_json: "{}".to_owned(),
+        ..RemoteTrainingRequest::default()
+    }
+}
+
+fn user_cancel() -> CancelReason {
+    CancelReason::UserRequest(Some("enough".to_owned()))
+}
+
+#[track_caller]
+fn assert_cancelled(err: &RemoteTrainingError) -> &RemoteStop {
+    let RemoteTrainingError::Cancelled {
+        stop, cancelled, ..
+    } = err
+    else {
+        panic!("not a cancellation: {err:?}");
+    };
+    // The operation finds the cancellation in the error's chain.
+    let source = std::error::Error::source(err).unwrap();
+    assert_eq!(source.downcast_ref::<Cancelled>(), Some(cancelled));
+    stop
+}
+
+#[tokio::test]
+async fn progress_events_arrive_as_progress_states_then_the_completion() {
+    let states = [epoch(1), epoch(2), epoch(3)];
+    let host = Running::start(
+        FakeHost {
+            events: [accepted()]
+                .into_iter()
+                .chain(states.iter().map(progress))
+                .chain([Event::Completed(proto::Completed {
+                    summary_json: r#"{"strategy":"demo"}"#.to_owned(),
+                })])
+                .collect(),
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let mut seen = Vec::new();
+    let done = host
+        .client()
+        .train(&request(), &CancellationToken::new(), |state| {
+            seen.push(state)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, states);
+    assert_eq!(
+        done,
+        RemoteCompletion {
+            session_id: "sess_1".to_owned(),
+            summary_json: r#"{"strategy":"demo"}"#.to_owned(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_failure_or_cancellation_on_the_host_is_reported_as_such() {
+    let failing = Running::start(
+        FakeHost {
+            events: vec![
+                accepted(),
+                Event::Failed(proto::Failed {
+                    message: "loading data: no EURUSD_1h.csv".to_owned(),
+                }),
+            ],
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let err = failing
+        .client()
+        .train(&request(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "training on the host at {} failed: loading data: no EURUSD_1h.csv",
+            failing.url
+        )
+    );
+
+    let shutting_down = Running::start(
+        FakeHost {
+            events: vec![
+                accepted(),
+                Event::Cancelled(proto::Cancelled {
+                    reason: Some(proto::CancelReason::from(&CancelReason::Shutdown)),
+                    stage: "batch".to_owned(),
+                }),
+            ],
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let err = shutting_down
+        .client()
+        .train(&request(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(assert_cancelled(&err), &RemoteStop::Confirmed);
+    let RemoteTrainingError::Cancelled { cancelled, .. } = &err else {
+        unreachable!()
+    };
+    assert_eq!(cancelled.reason, CancelReason::Shutdown);
+}
+
+#[tokio::test]
+async fn cancelling_sends_cancel_training_and_ends_confirmed() {
+    let fake = FakeHost {
+        events: vec![accepted(), progress(&epoch(1))],
+        then_wait: true,
+        ..FakeHost::default()
+    };
+    let cancels = Arc::clone(&fake.cancels);
+    let host = Running::start(fake, None);
+    let token = CancellationToken::new();
+    let err = host
+        .client()
+        .train(&request(), &token, |_| token.cancel(user_cancel()))
+        .await
+        .unwrap_err();
+
+    assert_eq!(assert_cancelled(&err), &RemoteStop::Confirmed);
+    let cancels = cancels.lock().unwrap().clone();
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].session_id, "sess_1");
+    assert_eq!(
+        CancelReason::from(cancels[0].reason.clone().unwrap()),
+        user_cancel()
+    );
+    assert!(
+        err.to_string()
+            .ends_with("cancelled; the host confirmed the stop"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn cancelling_after_the_host_died_ends_promptly_unconfirmed() {
+    let mut host = Running::start(
+        FakeHost {
+            events: vec![accepted(), progress(&epoch(1))],
+            then_wait: true,
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let token = CancellationToken::new();
+    let (seen, mut progressed) = tokio::sync::mpsc::unbounded_channel();
+    let client = host.client();
+    let request = request();
+    let training = client.train(&request, &token, move |state| {
+        let _ = seen.send(state);
+    });
+    tokio::pin!(training);
+    tokio::select! {
+        outcome = &mut training => panic!("ended before cancelling: {outcome:?}"),
+        _ = progressed.recv() => {}
+    }
+    // The training is not polled between these two, so it sees the
+    // cancellation before it could notice the host is gone.
+    host.kill();
+    token.cancel(user_cancel());
+    let started = Instant::now();
+    let err = training.await.unwrap_err();
+
+    assert!(started.elapsed() < CANCEL_TIMEOUT + Duration::from_millis(300));
+    let stop = assert_cancelled(&err);
+    assert!(matches!(stop, RemoteStop::NotConfirmed(_)), "{stop:?}");
+    assert!(
+        err.to_string()
+            .contains("the remote stop was not confirmed: "),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_the_cancel_is_not_waited_for() {
+    let host = Running::start(
+        FakeHost {
+            events: vec![accepted(), progress(&epoch(1))],
+            then_wait: true,
+            ignore_cancel: true,
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let token = CancellationToken::new();
+    let mut cancelled_at = None;
+    let err = host
+        .client()
+        .train(&request(), &token, |_| {
+            cancelled_at = Some(Instant::now());
+            token.cancel(user_cancel());
+        })
+        .await
+        .unwrap_err();
+    let took = cancelled_at.unwrap().elapsed();
+    assert!(
+        took < CANCEL_TIMEOUT + Duration::from_millis(300),
+        "{took:?}"
+    );
+    assert_eq!(
+        assert_cancelled(&err),
+        &RemoteStop::NotConfirmed(format!(
+            "{} did not answer the cancel request within 1 s",
+            host.url
+        ))
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_host_that_dies_mid_training_is_lost() {
+    let mut host = Running::start(
+        FakeHost {
+            events: vec![accepted(), progress(&epoch(1))],
+            then_wait: true,
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let (seen, mut progressed) = tokio::sync::mpsc::unbounded_channel();
+    let client = host.client();
+    let request = request();
+    let token = CancellationToken::new();
+    let training = client.train(&request, &token, move |state| {
+        let _ = seen.send(state);
+    });
+    tokio::pin!(training);
+    tokio::select! {
+        outcome = &mut training => panic!("ended before the host died: {outcome:?}"),
+        _ = progressed.recv() => {}
+    }
+    host.kill();
+    let started = Instant::now();
+    let err = training.await.unwrap_err();
+
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(err, RemoteTrainingError::Host(HostError::Lost { .. })),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "training host lost: {} stopped answering",
+            host.url
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_is_not_running_is_unreachable_and_a_wrong_token_is_refused() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let started = Instant::now();
+    let err = client_at(&url, None)
+        .train(&request(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        matches!(
+            err,
+            RemoteTrainingError::Host(HostError::Unreachable { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&url), "{err}");
+
+    let host = Running::start(
+        FakeHost {
+            events: vec![accepted()],
+            ..FakeHost::default()
+        },
+        Some("secret"),
+    );
+    let err = client_at(&host.url, Some("guess"))
+        .train(&request(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RemoteTrainingError::Host(HostError::Unauthenticated { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+fn chunk(file: &str, offset: u64, data: &[u8], last: bool) -> proto::ArtifactChunk {
+    proto::ArtifactChunk {
+        file: file.to_owned(),
+        offset,
+        data: data.to_vec(),
+        last,
+    }
+}
+
+async fn fetch(
+    artifact: Vec<proto::ArtifactChunk>,
+    into: &Path,
+) -> Result<Vec<String>, RemoteTrainingError> {
+    let host = Running::start(
+        FakeHost {
+            artifact,
+            ..FakeHost::default()
+        },
+        None,
+    );
+    host.client()
+        .fetch_artifact("sess_1", into, &CancellationToken::new())
+        .await
+}
+
+#[tokio::test]
+async fn artifact_files_arrive_whole_in_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = fetch(
+        vec![
+            chunk("model.bpk", 0, b"abc", false),
+            chunk("model.bpk", 3, b"def", true),
+            chunk("manifest.json", 0, b"{}", true),
+        ],
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(files, ["model.bpk", "manifest.json"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("model.bpk")).unwrap(),
+        b"abcdef"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("manifest.json")).unwrap(),
+        b"{}"
+    );
+}
+
+#[tokio::test]
+async fn artifact_chunks_that_leave_the_folder_or_skip_bytes_are_refused() {
+    let outer = tempfile::tempdir().unwrap();
+    let into = outer.path().join("artifact");
+    std::fs::create_dir(&into).unwrap();
+    for (chunks, expected) in [
+        (
+            vec![chunk("../escaped", 0, b"x", true)],
+            "is not a plain file name",
+        ),
+        (
+            vec![chunk("a/b", 0, b"x", true)],
+            "is not a plain file name",
+        ),
+        (vec![chunk("..", 0, b"x", true)], "is not a plain file name"),
+        (
+            vec![
+                chunk("model.bpk", 0, b"abc", false),
+                chunk("model.bpk", 4, b"e", true),
+            ],
+            "a chunk at offset 4 after 3 bytes",
+        ),
+        (
+            vec![chunk("model.bpk", 0, b"abc", false)],
+            "ended before the last chunk",
+        ),
+    ] {
+        let err = fetch(chunks, &into).await.unwrap_err();
+        assert!(
+            matches!(err, RemoteTrainingError::Host(HostError::Protocol { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(expected), "{err}");
+        let _ = std::fs::remove_file(into.join("model.bpk"));
+    }
+    assert!(!outer.path().join("escaped").exists());
+}

@@ -44,11 +44,21 @@ pub enum DataError {
         to: Timeframe,
         reason: &'static str,
     },
+    /// A fetching load mode was asked for, but this process has no data
+    /// host to fetch from.
     #[error(
-        "data host {url}: loading in {mode} mode from a data host is not supported yet; \
-         use --mode local or unset USE_DATA_HOST_SERVICE"
+        "loading in {mode} mode needs a data host (set USE_DATA_HOST_SERVICE=true and \
+         DATA_HOST_SERVICE_URL), or use --mode local"
     )]
-    HostUnavailable { url: String, mode: &'static str },
+    NoDataHost { mode: &'static str },
+    /// The data host could not give the bars; the source names the host.
+    #[error("fetching {symbol} {timeframe} bars")]
+    Remote {
+        symbol: Symbol,
+        timeframe: Timeframe,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Not `transparent`: the orchestrator finds `Cancelled` in the source
     /// chain to end the operation `cancelled` rather than `failed`.
     #[error("{0}")]

@@ -29,6 +29,7 @@ mod error;
 mod gaps;
 mod import;
 mod manager;
+mod remote;
 mod resample;
 mod store;
 mod timeframe;
@@ -42,6 +43,7 @@ pub use manager::{
     DATA_SERVICE, DEFAULT_DATA_HOST_URL, DEFAULT_SEGMENT_BARS, DataAdapter, DataManager, LoadMode,
     LoadRequest, LoadSummary, LoadedSeries,
 };
+pub use remote::{BarBatch, FetchRange, FetchSummary, RemoteBars};
 pub use resample::resample;
 pub use store::{BarSource, LocalStore, SeriesInfo, SeriesReader};
 pub use timeframe::{Timeframe, UnknownTimeframe};

@@ -16,6 +16,7 @@ use progress::{
 use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
 
+use crate::remote::{FetchSummary, RemoteBars, fetch_into_store};
 use crate::{
     Bar, BarSource, DataError, GapReport, LocalStore, Symbol, Timeframe, find_gaps, resample,
 };
@@ -28,8 +29,8 @@ pub const DEFAULT_DATA_HOST_URL: &str = "http://127.0.0.1:50052";
 pub const DEFAULT_SEGMENT_BARS: usize = 10_000;
 
 /// How a load gets its bars. With the local adapter all four read the store;
-/// `tail`, `backfill` and `full` fetch missing bars from a data host when the
-/// host adapter is selected.
+/// with the host adapter `tail`, `backfill` and `full` first fetch the
+/// missing bars from the data host into the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadMode {
@@ -101,6 +102,9 @@ pub struct LoadSummary {
     pub last: Option<DateTime<Utc>>,
     pub source: BarSource,
     pub gaps: GapReport,
+    /// What a fetching mode took from the data host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<FetchSummary>,
 }
 
 /// Bars with their summary.
@@ -110,22 +114,36 @@ pub struct LoadedSeries {
     pub summary: LoadSummary,
 }
 
-/// Where loads are served from: the local store, or (for the fetching modes)
-/// a data host.
+/// Where loads are served from: the local store, after fetching missing
+/// bars from a data host for the fetching modes in host mode.
 #[derive(Debug, Clone)]
 pub struct DataAdapter {
     store: LocalStore,
     host_url: Option<String>,
+    remote: Option<Arc<dyn RemoteBars>>,
     segment_bars: usize,
 }
 
+/// Share of the progress bar the fetch takes before the store is read.
+const FETCH_SHARE: f64 = 50.0;
+
 impl DataAdapter {
+    /// Serves from `store`. In host mode (`config`), fetching modes also need
+    /// a remote: see [`with_remote`](Self::with_remote).
     pub fn new(store: LocalStore, config: &HostServiceConfig) -> Self {
         Self {
             store,
             host_url: config.url().map(str::to_owned),
+            remote: None,
             segment_bars: DEFAULT_SEGMENT_BARS,
         }
+    }
+
+    /// Fetches the missing bars of `tail`, `backfill` and `full` loads from
+    /// `remote` (in host mode).
+    pub fn with_remote(mut self, remote: Arc<dyn RemoteBars>) -> Self {
+        self.remote = Some(remote);
+        self
     }
 
     pub fn store(&self) -> &LocalStore {
@@ -140,36 +158,37 @@ impl DataAdapter {
         token: &CancellationToken,
         progress: &ProgressReporter,
     ) -> Result<LoadedSeries, DataError> {
-        if let (Some(url), LoadMode::Tail | LoadMode::Backfill | LoadMode::Full) =
-            (&self.host_url, request.mode)
-        {
-            return Err(DataError::HostUnavailable {
-                url: url.clone(),
-                mode: request.mode.as_str(),
-            });
-        }
+        let report_from = |start: f64, span: f64| {
+            move |bars: usize, segment: u32, segments: u32, fraction: f64| {
+                progress.report(ProgressState {
+                    percentage: start + span * fraction,
+                    items: Some(Items {
+                        processed: bars as u64,
+                        total: None,
+                    }),
+                    context: ProgressContext::Data(DataContext {
+                        symbol: Some(request.symbol.to_string()),
+                        timeframe: Some(request.timeframe.to_string()),
+                        mode: Some(request.mode.to_string()),
+                        segment: (segments > 0).then(|| Step::new(segment, segments)),
+                        bars_loaded: bars as u64,
+                    }),
+                    ..ProgressState::default()
+                });
+            }
+        };
+        let fetched = self.fetch_missing(request, token, &report_from(0.0, FETCH_SHARE))?;
+        let report = if fetched.is_some() {
+            report_from(FETCH_SHARE, 100.0 - FETCH_SHARE)
+        } else {
+            report_from(0.0, 100.0)
+        };
+
         let source = self.store.source_for(&request.symbol, request.timeframe)?;
         let source_timeframe = source.timeframe(request.timeframe);
         let mut reader = self.store.open(&request.symbol, source_timeframe)?;
         let mut bars: Vec<Bar> = Vec::new();
         let mut segment = 0u32;
-        let report = |bars: usize, segment: u32, segments: u32, fraction: f64| {
-            progress.report(ProgressState {
-                percentage: 100.0 * fraction,
-                items: Some(Items {
-                    processed: bars as u64,
-                    total: None,
-                }),
-                context: ProgressContext::Data(DataContext {
-                    symbol: Some(request.symbol.to_string()),
-                    timeframe: Some(request.timeframe.to_string()),
-                    mode: Some(request.mode.to_string()),
-                    segment: (segments > 0).then(|| Step::new(segment, segments)),
-                    bars_loaded: bars as u64,
-                }),
-                ..ProgressState::default()
-            });
-        };
         report(0, 0, 0, 0.0);
         loop {
             token.check("reading bars")?;
@@ -200,8 +219,43 @@ impl DataAdapter {
             last: bars.last().map(|bar| bar.timestamp),
             source,
             gaps,
+            fetched,
         };
         Ok(LoadedSeries { bars, summary })
+    }
+
+    /// For a fetching mode in host mode, brings the missing bars from the
+    /// remote into the store, reporting each batch as a segment.
+    fn fetch_missing(
+        &self,
+        request: &LoadRequest,
+        token: &CancellationToken,
+        report: &dyn Fn(usize, u32, u32, f64),
+    ) -> Result<Option<FetchSummary>, DataError> {
+        if request.mode == LoadMode::Local || self.host_url.is_none() {
+            return Ok(None);
+        }
+        let Some(remote) = &self.remote else {
+            return Err(DataError::NoDataHost {
+                mode: request.mode.as_str(),
+            });
+        };
+        let mut batches = 0u32;
+        let summary = fetch_into_store(
+            &self.store,
+            remote.as_ref(),
+            request,
+            token,
+            &mut |received, total| {
+                batches += 1;
+                // Batches so far, scaled up by the share of bars still to come.
+                let fraction = received as f64 / total.max(1) as f64;
+                let estimated =
+                    ((f64::from(batches) / fraction.max(f64::EPSILON)).ceil() as u32).max(batches);
+                report(received, batches, estimated, fraction.min(1.0));
+            },
+        )?;
+        Ok(Some(summary))
     }
 }
 
@@ -212,7 +266,7 @@ fn in_range(bar: &Bar, request: &LoadRequest) -> bool {
 
 impl ServiceAdapter for DataAdapter {
     fn name(&self) -> &str {
-        if self.host_url.is_some() {
+        if self.remote.is_some() {
             "data-host"
         } else {
             "local-store"
@@ -220,11 +274,8 @@ impl ServiceAdapter for DataAdapter {
     }
 
     async fn health(&self) -> Result<(), BoxError> {
-        if let Some(url) = &self.host_url {
-            return Err(format!(
-                "the data host client is not built yet; {url} cannot be reached from trdr"
-            )
-            .into());
+        if let (Some(url), None) = (&self.host_url, &self.remote) {
+            return Err(format!("no data host client for {url} in this process").into());
         }
         let dir = self.store.dir();
         match std::fs::metadata(dir) {
@@ -262,6 +313,14 @@ impl DataManager {
     pub fn from_env(operations: OperationsService, store: LocalStore) -> Result<Self, ConfigError> {
         let config = HostServiceConfig::from_env(DATA_SERVICE, DEFAULT_DATA_HOST_URL)?;
         Ok(Self::new(operations, store, config))
+    }
+
+    /// Fetches the missing bars of `tail`, `backfill` and `full` loads from
+    /// `remote` when in host mode (see [`DataAdapter::with_remote`]).
+    pub fn with_remote(mut self, remote: Arc<dyn RemoteBars>) -> Self {
+        let adapter = Arc::make_mut(&mut self.adapter);
+        adapter.remote = Some(remote);
+        self
     }
 
     /// How many bars each segment holds (fewer means more progress updates).
@@ -423,7 +482,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fetching_modes_on_a_data_host_fail_with_a_clear_message() {
+    async fn fetching_modes_on_a_data_host_without_a_client_fail_with_a_clear_message() {
         let config = HostServiceConfig::host(DATA_SERVICE, "http://127.0.0.1:9").unwrap();
         let manager = DataManager::new(OperationsService::in_memory(), sample_store(), config);
         let mut tail = request("EURUSD", Timeframe::H1);
@@ -433,11 +492,49 @@ mod tests {
         assert_eq!(
             done.error.as_deref(),
             Some(
-                "data host http://127.0.0.1:9: loading in tail mode from a data host is not supported yet; \
-                 use --mode local or unset USE_DATA_HOST_SERVICE"
+                "loading in tail mode needs a data host (set USE_DATA_HOST_SERVICE=true and \
+                 DATA_HOST_SERVICE_URL), or use --mode local"
             )
         );
         assert!(!manager.health_check().await.healthy);
+    }
+
+    #[tokio::test]
+    async fn a_tail_load_on_a_data_host_fetches_the_missing_bars_then_reads_the_store() {
+        let host_bars = sample_store()
+            .read(&"EURUSD".parse().unwrap(), Timeframe::H1)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let stored = host_bars.len() - 2500;
+        store
+            .write(
+                &"EURUSD".parse().unwrap(),
+                Timeframe::H1,
+                &host_bars[..stored],
+            )
+            .unwrap();
+        let config = HostServiceConfig::host(DATA_SERVICE, "http://127.0.0.1:9").unwrap();
+        let manager = DataManager::new(OperationsService::in_memory(), store.clone(), config)
+            .with_remote(Arc::new(crate::remote::tests::FakeRemote::new(
+                host_bars.clone(),
+            )));
+        let mut tail = request("EURUSD", Timeframe::H1);
+        tail.mode = LoadMode::Tail;
+        let snapshots = run_to_end(&manager, tail).await;
+        let done = snapshots.last().unwrap();
+        assert_eq!(done.status, OperationStatus::Completed, "{:?}", done.error);
+        let summary: LoadSummary = serde_json::from_value(done.result.clone().unwrap()).unwrap();
+        let fetched = summary.fetched.unwrap();
+        assert_eq!((fetched.received, fetched.added), (2500, 2500));
+        assert_eq!(summary.bars, host_bars.len());
+        assert_eq!(
+            store
+                .read(&"EURUSD".parse().unwrap(), Timeframe::H1)
+                .unwrap(),
+            host_bars
+        );
+        assert!(manager.health_check().await.healthy);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   become progress of the local operation, cancelling the token sends
 //!   `CancelTraining` and drops the event stream, and the finished model's
 //!   files are fetched into a folder.
+//! - [`DataHostClient`] streams bars from a data host; it is market-data's
+//!   `RemoteBars`, which `DataManager::with_remote` takes for the fetching
+//!   load modes.
 //! - Every failure is a [`HostError`] naming the host URL; `tonic::Status`
 //!   never leaves this crate.
 //!
@@ -27,10 +30,12 @@
 //! # }
 //! ```
 
+mod data;
 mod endpoint;
 mod error;
 mod training;
 
+pub use data::{DataHostClient, data_manager_from_env};
 pub use endpoint::{ConnectOptions, HostEndpoint};
 pub use error::{HostError, HostKind};
 pub use training::{

@@ -94,8 +94,10 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ),
     (
         "api-server",
+        // host-client: data loads in host mode fetch from the data host.
         Internal::Only(&[
             "rpc",
+            "host-client",
             "training-manager",
             "market-data",
             "orchestrator-core",

@@ -2,6 +2,9 @@
 //! processes, real files, real signals.
 
 mod data;
+mod data_host;
+mod host_service;
+mod serve;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -52,4 +55,59 @@ fn assert_exit(output: &Output, code: i32) {
         text(&output.stdout),
         text(&output.stderr)
     );
+}
+
+/// A `trdr serve` or `trdr host-service` process listening on a loopback
+/// port it chose and announced on its first stdout line; killed when dropped.
+struct Listening {
+    child: std::process::Child,
+    url: String,
+    // Kept open: the process's stdout must not hit a closed pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Listening {
+    /// Starts `command` (which must pass `--listen 127.0.0.1:0`) and waits
+    /// for its `listening on ADDRESS` line.
+    fn start(mut command: Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let address = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        assert!(address.starts_with("127.0.0.1:"), "{address}");
+        Self {
+            url: format!("http://{address}"),
+            child,
+            _stdout: stdout,
+        }
+    }
+
+    /// Sends `signal` (as `kill` spells it, e.g. `-INT`).
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -3,6 +3,13 @@
 //! to a training host. Nothing is global: the request, the operation's
 //! token and its progress reporter are passed in.
 //!
+//! On a host (`USE_TRAINING_HOST_SERVICE=true`, `TRAINING_HOST_SERVICE_URL`)
+//! the effective strategy travels as JSON, the host's progress events become
+//! the operation's progress, a cancel is forwarded to the host, and the
+//! finished model is fetched into the request's local models folder as the
+//! next free version, so the summary's `model_path` is a local path. The
+//! host reads its own data folder.
+//!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
 //! use training_adapter::{TrainingAdapter, TrainingRequest};
@@ -19,12 +26,18 @@
 
 use std::sync::Arc;
 
+use host_client::{
+    ConnectOptions, HostEndpoint, HostKind, RemoteTrainingOptions, RemoteTrainingRequest,
+    TrainingHostClient,
+};
+use local_trainer::{ArtifactError, PendingArtifact};
 use orchestrator_core::{
     BoxError, CancellationToken, Cancelled, HostServiceConfig, ProgressReporter, ServiceAdapter,
 };
 use progress::ProgressState;
 use tokio::sync::Semaphore;
 
+pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
 pub use local_trainer::{
     Backend, Metrics, PipelineError, TrainOptions, TrainingRequest, TrainingSummary,
 };
@@ -34,11 +47,22 @@ pub use local_trainer::{
 pub enum AdapterError {
     #[error("training failed")]
     Pipeline(#[from] PipelineError),
-    #[error(
-        "training host {url}: training on a host service is not supported yet; \
-         unset USE_TRAINING_HOST_SERVICE to train locally"
-    )]
-    HostUnavailable { url: String },
+    /// The host was not reachable or was lost, refused the training, or the
+    /// training failed or was cancelled there (the message names the URL).
+    #[error(transparent)]
+    Host(#[from] RemoteTrainingError),
+    #[error("the training host at {url} sent a result summary this trdr cannot read")]
+    HostSummary {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot install the model trained on the host at {url}")]
+    Install {
+        url: String,
+        #[source]
+        source: ArtifactError,
+    },
     #[error("training cancelled while waiting for a free training slot")]
     Cancelled(#[from] Cancelled),
 }
@@ -46,32 +70,39 @@ pub enum AdapterError {
 /// Where trainings run.
 #[derive(Debug, Clone)]
 pub struct TrainingAdapter {
-    host_url: Option<String>,
+    host: Option<TrainingHostClient>,
     /// Permits for concurrent local trainings: each one keeps CPU cores busy.
     slots: Arc<Semaphore>,
 }
 
 impl TrainingAdapter {
-    /// Trains locally unless `config` selects a host; at most
-    /// `max_concurrent` local trainings run at once (at least one).
+    /// Trains locally unless `config` selects a host (then the auth token
+    /// comes from `TRDR_AUTH_TOKEN`); at most `max_concurrent` local
+    /// trainings run at once (at least one).
     pub fn new(config: &HostServiceConfig, max_concurrent: usize) -> Self {
         Self {
-            host_url: config.url().map(str::to_owned),
+            host: config.url().map(|url| {
+                TrainingHostClient::new(HostEndpoint::new(
+                    HostKind::Training,
+                    url,
+                    ConnectOptions::from_env(),
+                ))
+            }),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
     }
 
     /// Runs one training to its end. Local trainings run on a blocking
     /// thread; the async caller is never blocked. Cancelling `token` stops
-    /// the training loop within a batch.
+    /// the training loop within a batch, locally or on the host.
     pub async fn train(
         &self,
         request: TrainingRequest,
         token: CancellationToken,
         progress: ProgressReporter,
     ) -> Result<TrainingSummary, AdapterError> {
-        if let Some(url) = &self.host_url {
-            return Err(AdapterError::HostUnavailable { url: url.clone() });
+        if let Some(host) = &self.host {
+            return train_on_host(host, &request, &token, &progress).await;
         }
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(slot) => slot,
@@ -100,9 +131,54 @@ impl TrainingAdapter {
     }
 }
 
+/// Trains on `host`, then installs its model in the request's models folder.
+async fn train_on_host(
+    host: &TrainingHostClient,
+    request: &TrainingRequest,
+    token: &CancellationToken,
+    progress: &ProgressReporter,
+) -> Result<TrainingSummary, AdapterError> {
+    let strategy = request.effective_strategy();
+    let options = &request.options;
+    let remote = RemoteTrainingRequest {
+        strategy_json: serde_json::to_string(&strategy)
+            .expect("a strategy is plain data with string keys and always encodes"),
+        start: request.start,
+        end: request.end,
+        options: RemoteTrainingOptions {
+            backend: Some(options.backend.as_str().to_owned()),
+            epochs: options.epochs_override.map(saturating_u32),
+            check_every_batches: Some(saturating_u32(options.check_every_batches)),
+            progress_interval: Some(options.progress_interval),
+        },
+    };
+    let done = host
+        .train(&remote, token, |state| progress.report(state))
+        .await?;
+    let url = host.endpoint().url();
+    let mut summary: TrainingSummary =
+        serde_json::from_str(&done.summary_json).map_err(|source| AdapterError::HostSummary {
+            url: url.to_owned(),
+            source,
+        })?;
+    let install = |source| AdapterError::Install {
+        url: url.to_owned(),
+        source,
+    };
+    let pending = PendingArtifact::create(&request.models_dir, &strategy).map_err(install)?;
+    host.fetch_artifact(&done.session_id, pending.path(), token)
+        .await?;
+    summary.model_path = pending.commit(token).map_err(install)?;
+    Ok(summary)
+}
+
+fn saturating_u32(value: usize) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
 impl ServiceAdapter for TrainingAdapter {
     fn name(&self) -> &str {
-        if self.host_url.is_some() {
+        if self.host.is_some() {
             "training-host"
         } else {
             "local-trainer"
@@ -110,12 +186,12 @@ impl ServiceAdapter for TrainingAdapter {
     }
 
     async fn health(&self) -> Result<(), BoxError> {
-        match &self.host_url {
+        match &self.host {
             None => Ok(()),
-            Some(url) => Err(format!(
-                "the training host client is not built yet; {url} cannot be reached from trdr"
-            )
-            .into()),
+            Some(host) => Ok(host
+                .endpoint()
+                .check_reachable(&CancellationToken::new())
+                .await?),
         }
     }
 }

@@ -1,0 +1,165 @@
+//! The host route of `TrainingAdapter` against a real training host served
+//! in-process on loopback: the model comes back into the local models
+//! folder, progress reaches the operation, a cancel ends it cancelled.
+
+use std::error::Error as _;
+use std::path::{Path, PathBuf};
+
+use orchestrator_core::{
+    CancelReason, Cancelled, HostServiceConfig, OperationKind, OperationsService, ServiceAdapter,
+};
+use progress::ProgressContext;
+use strategy::StrategyConfig;
+use training_adapter::{
+    AdapterError, RemoteStop, RemoteTrainingError, TrainOptions, TrainingAdapter, TrainingRequest,
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A training host on `127.0.0.1:0` writing its models to `models_dir`;
+/// stops when the returned sender is dropped.
+async fn start_host(models_dir: &Path) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = host_service::HostOptions {
+        data_dir: root().join("data"),
+        models_dir: models_dir.to_owned(),
+        max_concurrent: 1,
+        auth_token: None,
+    };
+    tokio::spawn(host_service::serve(listener, options, async {
+        let _ = stopped.await;
+    }));
+    (url, stop)
+}
+
+fn request(models_dir: &Path, epochs: usize) -> TrainingRequest {
+    TrainingRequest {
+        strategy: StrategyConfig::from_file(&root().join("strategies/eurusd_mlp.yaml")).unwrap(),
+        symbols: None,
+        timeframes: None,
+        start: None,
+        end: None,
+        // The host reads its own data folder; this one must not matter.
+        data_dir: PathBuf::from("/nonexistent"),
+        models_dir: models_dir.to_owned(),
+        options: TrainOptions {
+            epochs_override: Some(epochs),
+            ..TrainOptions::default()
+        },
+    }
+}
+
+fn adapter(url: &str) -> TrainingAdapter {
+    TrainingAdapter::new(&HostServiceConfig::host("TRAINING", url).unwrap(), 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_training_brings_its_model_back_into_the_local_models_folder() {
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let (url, _stop) = start_host(host_models.path()).await;
+    let operations = OperationsService::in_memory();
+    let context = operations
+        .create(OperationKind::Training, serde_json::json!({}), None)
+        .unwrap();
+
+    let mut watch = operations.watch(&context.id).unwrap();
+    let adapter = adapter(&url);
+    let training = adapter.train(
+        request(local_models.path(), 2),
+        context.token,
+        context.progress,
+    );
+    tokio::pin!(training);
+    let mut epochs_seen = Vec::new();
+    let summary = loop {
+        tokio::select! {
+            summary = &mut training => break summary.unwrap(),
+            Some(snapshot) = watch.next() => {
+                if let ProgressContext::Training(training) = snapshot.progress.context {
+                    epochs_seen.extend(training.epoch);
+                }
+            }
+        }
+    };
+
+    assert_eq!(summary.report.epochs_run, 2);
+    assert!(
+        summary.model_path.starts_with(local_models.path()),
+        "{summary:?}"
+    );
+    assert!(
+        summary.model_path.ends_with("eurusd_mlp/EURUSD_1h_v1"),
+        "{summary:?}"
+    );
+    let local =
+        local_trainer::load_artifact(&summary.model_path, training_adapter::Backend::Flex).unwrap();
+    assert_eq!(local.metrics, summary.metrics);
+    // The host's typed progress reached the local operation.
+    assert!(
+        epochs_seen
+            .iter()
+            .any(|epoch| epoch.current == 2 && epoch.total == 2),
+        "{epochs_seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_the_host_training_and_installs_nothing() {
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let (url, _stop) = start_host(host_models.path()).await;
+    let operations = OperationsService::in_memory();
+    let context = operations
+        .create(OperationKind::Training, serde_json::json!({}), None)
+        .unwrap();
+    let token = context.token.clone();
+    let mut watch = operations.watch(&context.id).unwrap();
+    let training = tokio::spawn({
+        let adapter = adapter(&url);
+        let request = request(local_models.path(), 500);
+        async move {
+            adapter
+                .train(request, context.token, context.progress)
+                .await
+        }
+    });
+    // Cancel once the host trains (its first batch report).
+    while let Some(snapshot) = watch.next().await {
+        if let ProgressContext::Training(training) = &snapshot.progress.context
+            && training.batch.is_some()
+        {
+            break;
+        }
+    }
+    token.cancel(CancelReason::UserRequest(None));
+    let err = training.await.unwrap().unwrap_err();
+
+    let AdapterError::Host(RemoteTrainingError::Cancelled { stop, .. }) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(stop, &RemoteStop::Confirmed);
+    assert!(
+        err.source().is_some_and(|source| source.is::<Cancelled>()),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(local_models.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn the_health_of_a_host_that_is_down_names_its_url() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let adapter = adapter(&url);
+    assert_eq!(adapter.name(), "training-host");
+    let problem = adapter.health().await.unwrap_err().to_string();
+    assert!(
+        problem.starts_with(&format!("training host at {url} is not reachable")),
+        "{problem}"
+    );
+}

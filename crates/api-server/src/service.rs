@@ -1,0 +1,328 @@
+//! The `trdr.v1.Operations` gRPC service: requests checked and turned into
+//! manager calls, core errors turned into gRPC statuses that name what was
+//! wrong.
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use market_data::{DataManager, LoadMode, LoadRequest};
+use orchestrator_core::{
+    CancelReason, ListFilter, OperationError, OperationId, OperationKind, OperationStatus,
+    OperationsService,
+};
+use rpc::proto;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use training_manager::{Backend, TrainRequest, TrainingManager, TrainingManagerError};
+
+/// Lets work in until shutdown begins. Registration happens under the read
+/// lock, so once `close` returns no new operation can slip past the
+/// shutdown's cancel.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gate(Arc<RwLock<bool>>);
+
+impl Gate {
+    pub(crate) fn close(&self) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    fn admit<T>(&self, register: impl FnOnce() -> Result<T, Status>) -> Result<T, Status> {
+        let closed = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return Err(Status::unavailable(
+                "the server is shutting down and accepts no new operations",
+            ));
+        }
+        register()
+    }
+}
+
+/// The service state: the managers share one operations store.
+#[derive(Debug)]
+pub(crate) struct OperationsApi {
+    operations: OperationsService,
+    training: Arc<TrainingManager>,
+    data: Arc<DataManager>,
+    data_dir: PathBuf,
+    models_dir: PathBuf,
+    gate: Gate,
+}
+
+impl OperationsApi {
+    pub(crate) fn new(
+        operations: OperationsService,
+        training: Arc<TrainingManager>,
+        data: Arc<DataManager>,
+        data_dir: PathBuf,
+        models_dir: PathBuf,
+    ) -> Self {
+        Self {
+            operations,
+            training,
+            data,
+            data_dir,
+            models_dir,
+            gate: Gate::default(),
+        }
+    }
+
+    pub(crate) fn gate(&self) -> Gate {
+        self.gate.clone()
+    }
+
+    fn snapshot(&self, id: &OperationId) -> Result<Response<proto::Operation>, Status> {
+        let operation = self.operations.get(id).map_err(operation_status)?;
+        Ok(Response::new(proto::Operation::from(&operation)))
+    }
+
+    fn train_request(
+        &self,
+        wire: proto::StartTrainingOperationRequest,
+    ) -> Result<TrainRequest, Status> {
+        if wire.strategy_path.trim().is_empty() {
+            return Err(Status::invalid_argument("strategy_path is empty"));
+        }
+        let strategy_path = PathBuf::from(&wire.strategy_path);
+        if !strategy_path.is_file() {
+            return Err(Status::not_found(format!(
+                "strategy file {} does not exist on the server",
+                strategy_path.display()
+            )));
+        }
+        let backend = if wire.backend.is_empty() {
+            Backend::default()
+        } else {
+            parse_field("backend", &wire.backend)?
+        };
+        Ok(TrainRequest {
+            strategy_path,
+            symbols: parse_list("symbols", &wire.symbols)?,
+            timeframes: parse_list("timeframes", &wire.timeframes)?,
+            start: time(wire.start, "StartTrainingOperationRequest.start")?,
+            end: time(wire.end, "StartTrainingOperationRequest.end")?,
+            epochs: wire.epochs.map(|epochs| epochs as usize),
+            data_dir: self.data_dir.clone(),
+            models_dir: self.models_dir.clone(),
+            backend,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl proto::operations_server::Operations for OperationsApi {
+    async fn start_training(
+        &self,
+        request: Request<proto::StartTrainingOperationRequest>,
+    ) -> Result<Response<proto::Operation>, Status> {
+        let request = self.train_request(request.into_inner())?;
+        let id = self.gate.admit(|| {
+            self.training
+                .train_multi_symbol_strategy(request)
+                .map_err(training_status)
+        })?;
+        tracing::info!(operation = %id, "training submitted");
+        self.snapshot(&id)
+    }
+
+    async fn start_data_load(
+        &self,
+        request: Request<proto::StartDataLoadRequest>,
+    ) -> Result<Response<proto::Operation>, Status> {
+        let wire = request.into_inner();
+        let request = LoadRequest {
+            symbol: parse_field("symbol", &wire.symbol)?,
+            timeframe: parse_field("timeframe", &wire.timeframe)?,
+            start: time(wire.start, "StartDataLoadRequest.start")?,
+            end: time(wire.end, "StartDataLoadRequest.end")?,
+            mode: if wire.mode.is_empty() {
+                LoadMode::default()
+            } else {
+                parse_field("mode", &wire.mode)?
+            },
+        };
+        let id = self
+            .gate
+            .admit(|| self.data.load(request).map_err(operation_status))?;
+        tracing::info!(operation = %id, "data load submitted");
+        self.snapshot(&id)
+    }
+
+    async fn get_operation(
+        &self,
+        request: Request<proto::GetOperationRequest>,
+    ) -> Result<Response<proto::Operation>, Status> {
+        self.snapshot(&parse_id(&request.into_inner().id)?)
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<proto::ListOperationsRequest>,
+    ) -> Result<Response<proto::ListOperationsResponse>, Status> {
+        let wire = request.into_inner();
+        let statuses = wire
+            .statuses
+            .iter()
+            .map(|&status| {
+                proto::OperationStatus::try_from(status)
+                    .ok()
+                    .and_then(|status| OperationStatus::try_from(status).ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!("statuses: unknown status {status}"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let kind = wire
+            .kind
+            .map(|kind| {
+                proto::OperationKind::try_from(kind)
+                    .ok()
+                    .and_then(|kind| OperationKind::try_from(kind).ok())
+                    .ok_or_else(|| Status::invalid_argument(format!("kind: unknown kind {kind}")))
+            })
+            .transpose()?;
+        let filter = ListFilter {
+            statuses,
+            kind,
+            active_only: wire.active_only,
+            limit: (wire.limit > 0).then_some(wire.limit as usize),
+            offset: wire.offset as usize,
+        };
+        let page = self.operations.list(&filter).map_err(operation_status)?;
+        // Counted in the store, so operations of other processes sharing it count too.
+        let active = self
+            .operations
+            .list(&ListFilter {
+                active_only: true,
+                limit: Some(0),
+                ..ListFilter::default()
+            })
+            .map_err(operation_status)?
+            .total;
+        Ok(Response::new(proto::ListOperationsResponse {
+            operations: page.operations.iter().map(proto::Operation::from).collect(),
+            total: page.total as u64,
+            active: active as u64,
+        }))
+    }
+
+    type WatchOperationStream = ReceiverStream<Result<proto::Operation, Status>>;
+
+    async fn watch_operation(
+        &self,
+        request: Request<proto::WatchOperationRequest>,
+    ) -> Result<Response<Self::WatchOperationStream>, Status> {
+        let id = parse_id(&request.into_inner().id)?;
+        let mut watch = self.operations.watch(&id).map_err(operation_status)?;
+        // Room for one snapshot: while the client is slow, the watch channel
+        // coalesces, so the client gets the latest state, never a backlog.
+        let (sender, receiver) = mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                let snapshot = tokio::select! {
+                    snapshot = watch.next() => snapshot,
+                    // A client that hung up should not keep the task waiting
+                    // on an operation that may run for hours.
+                    () = sender.closed() => break,
+                };
+                let Some(snapshot) = snapshot else { break };
+                if sender
+                    .send(Ok(proto::Operation::from(&snapshot)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn cancel_operation(
+        &self,
+        request: Request<proto::CancelOperationRequest>,
+    ) -> Result<Response<proto::Operation>, Status> {
+        let wire = request.into_inner();
+        let id = parse_id(&wire.id)?;
+        let note = wire.reason.filter(|reason| !reason.trim().is_empty());
+        self.operations
+            .cancel(&id, CancelReason::UserRequest(note))
+            .map_err(operation_status)?;
+        tracing::info!(operation = %id, "cancelled on request");
+        self.snapshot(&id)
+    }
+}
+
+fn parse_id(text: &str) -> Result<OperationId, Status> {
+    text.parse()
+        .map_err(|error| Status::invalid_argument(format!("id: {error}")))
+}
+
+fn parse_field<T>(field: &str, text: &str) -> Result<T, Status>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|error| Status::invalid_argument(format!("{field}: {error}")))
+}
+
+/// `None` for an empty list: the strategy's own values are kept.
+fn parse_list<T>(field: &str, items: &[String]) -> Result<Option<Vec<T>>, Status>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    if items.is_empty() {
+        return Ok(None);
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| parse_field(&format!("{field}[{index}]"), item))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn time(
+    stamp: Option<prost_types::Timestamp>,
+    field: &'static str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
+    Ok(stamp.map(|stamp| rpc::datetime(stamp, field)).transpose()?)
+}
+
+fn operation_status(error: OperationError) -> Status {
+    match &error {
+        OperationError::NotFound(_) => Status::not_found(error.to_string()),
+        OperationError::AlreadyFinished { .. } | OperationError::OwnedElsewhere { .. } => {
+            Status::failed_precondition(error.to_string())
+        }
+        OperationError::Store(_) => {
+            tracing::error!(error = %chain(&error), "operations store failed");
+            Status::internal(chain(&error))
+        }
+    }
+}
+
+fn training_status(error: TrainingManagerError) -> Status {
+    match error {
+        TrainingManagerError::Operation(error) => operation_status(error),
+        TrainingManagerError::Strategy(_) | TrainingManagerError::InvalidRequest(_) => {
+            Status::invalid_argument(chain(&error))
+        }
+    }
+}
+
+/// The error and its sources, as one line.
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -23,6 +23,11 @@ fn step(args: &[&str]) -> Result<CargoStep, Error> {
             args: &["bench", "-p", "market-data", "--bench", "data"],
             extra: Vec::new(),
         },
+        ["ops"] => CargoStep {
+            name: "bench ops",
+            args: &["bench", "-p", "cli", "--bench", "ops"],
+            extra: Vec::new(),
+        },
         ["train", flags @ ..] => CargoStep {
             name: "bench train",
             args: &["bench", "-p", "local-trainer", "--bench", "train", "--"],

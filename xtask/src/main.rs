@@ -26,7 +26,7 @@ usage: cargo xtask <command>
 
 commands:
   ci            run formatting, clippy, the tests and the doctests, cheapest first
-  bench <name>  run a benchmark; names: core, data, train
+  bench <name>  run a benchmark; names: core, data, train, ops
                 (`bench train [FLAGS]` passes FLAGS on; `bench train --help` lists them)
   help          print this message";
 

@@ -75,6 +75,10 @@ pub(crate) struct LoadArgs {
     /// Bars read between two progress updates and cancellation checks.
     #[arg(long, default_value_t = market_data::DEFAULT_SEGMENT_BARS, value_name = "N")]
     segment_bars: usize,
+    /// Submit to this `trdr serve` (e.g. http://127.0.0.1:50051) and follow
+    /// it there; the server's data directory and segment size apply.
+    #[arg(long, env = crate::remote::SERVER_ENV, value_name = "URL")]
+    server: Option<String>,
 }
 
 pub(crate) async fn run(command: DataCommand, global: &Global) -> anyhow::Result<u8> {
@@ -96,6 +100,32 @@ pub(crate) async fn run(command: DataCommand, global: &Global) -> anyhow::Result
 }
 
 async fn load(args: LoadArgs, store: LocalStore, global: &Global) -> anyhow::Result<u8> {
+    let finished = match &args.server {
+        Some(server) => {
+            let request = rpc::proto::StartDataLoadRequest {
+                symbol: args.symbol.to_string(),
+                timeframe: args.timeframe.to_string(),
+                start: args.start.map(rpc::timestamp),
+                end: args.end.map(rpc::timestamp),
+                mode: args.mode.to_string(),
+            };
+            crate::remote::load(server, request, global).await?
+        }
+        None => load_embedded(args, store, global).await?,
+    };
+    report_outcome(&finished, global.json, |result| {
+        let summary: LoadSummary =
+            serde_json::from_value(result.clone()).context("unreadable load summary")?;
+        print_load_summary(&summary, &finished);
+        Ok(())
+    })
+}
+
+async fn load_embedded(
+    args: LoadArgs,
+    store: LocalStore,
+    global: &Global,
+) -> anyhow::Result<Operation> {
     let operations = embedded::operations()?;
     let manager =
         DataManager::from_env(operations.clone(), store)?.with_segment_bars(args.segment_bars);
@@ -111,12 +141,7 @@ async fn load(args: LoadArgs, store: LocalStore, global: &Global) -> anyhow::Res
     let finished = follow(&operations, &id, &mut display).await?;
     // The work stops at its next segment; let it, so nothing is cut mid-read.
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.drain()).await;
-    report_outcome(&finished, global.json, |result| {
-        let summary: LoadSummary =
-            serde_json::from_value(result.clone()).context("unreadable load summary")?;
-        print_load_summary(&summary, &finished);
-        Ok(())
-    })
+    Ok(finished)
 }
 
 fn print_load_summary(summary: &LoadSummary, operation: &Operation) {

@@ -1,13 +1,100 @@
 //! Following an operation to its end: shows every snapshot, and turns Ctrl-C
-//! (or SIGTERM) into a cancel of the operation.
+//! (or SIGTERM) into a cancel of the operation. The snapshots come from an
+//! in-process [`OperationWatch`] or from a server's `WatchOperation` stream
+//! (see [`Snapshots`]); the display and the exit codes are the same.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use orchestrator_core::{
-    CancelReason, Operation, OperationError, OperationId, OperationStatus, OperationsService,
+    CancelReason, Operation, OperationError, OperationId, OperationStatus, OperationWatch,
+    OperationsService,
 };
 
 use crate::display::OperationDisplay;
 use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
+
+/// A source of snapshots of one operation, and the way to cancel it.
+pub(crate) trait Snapshots {
+    /// The next snapshot; `None` once the source has nothing more to say.
+    async fn next(&mut self) -> anyhow::Result<Option<Operation>>;
+    /// Asks for the operation to be cancelled; a finished one is no error
+    /// (its terminal snapshot follows).
+    async fn cancel(&mut self, reason: CancelReason) -> anyhow::Result<()>;
+}
+
+/// What the first Ctrl-C does while following.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnInterrupt {
+    /// Cancel the operation and wait until it reports `cancelled`.
+    Cancel,
+    /// Stop watching at once; the operation goes on.
+    Detach,
+}
+
+/// Snapshots of an operation in this process's operations service.
+///
+/// An operation run by another process sharing the store has no live state
+/// here: its changes of status are polled from the store instead.
+#[derive(Debug)]
+pub(crate) struct LocalSnapshots {
+    operations: OperationsService,
+    id: OperationId,
+    watch: OperationWatch,
+    last: Option<Operation>,
+    polling: bool,
+}
+
+/// How often the store is read for an operation another process runs.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+impl LocalSnapshots {
+    pub(crate) fn new(operations: &OperationsService, id: &OperationId) -> anyhow::Result<Self> {
+        Ok(Self {
+            watch: operations.watch(id)?,
+            operations: operations.clone(),
+            id: id.clone(),
+            last: None,
+            polling: false,
+        })
+    }
+}
+
+impl Snapshots for LocalSnapshots {
+    async fn next(&mut self) -> anyhow::Result<Option<Operation>> {
+        if !self.polling {
+            match self.watch.next().await {
+                Some(snapshot) => {
+                    self.last = Some(snapshot.clone());
+                    return Ok(Some(snapshot));
+                }
+                None if self.last.as_ref().is_some_and(|op| op.status.is_terminal()) => {
+                    return Ok(None);
+                }
+                // Not live here: another process runs it.
+                None => self.polling = true,
+            }
+        }
+        loop {
+            if self.last.as_ref().is_some_and(|op| op.status.is_terminal()) {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+            let snapshot = self.operations.get(&self.id)?;
+            if self.last.as_ref() != Some(&snapshot) {
+                self.last = Some(snapshot.clone());
+                return Ok(Some(snapshot));
+            }
+        }
+    }
+
+    async fn cancel(&mut self, reason: CancelReason) -> anyhow::Result<()> {
+        match self.operations.cancel(&self.id, reason) {
+            Ok(()) | Err(OperationError::AlreadyFinished { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
 
 /// Shows `id` until it ends and returns its terminal snapshot. The first
 /// interrupt cancels the operation and keeps watching until it reports
@@ -17,13 +104,24 @@ pub(crate) async fn follow(
     id: &OperationId,
     display: &mut OperationDisplay,
 ) -> anyhow::Result<Operation> {
-    let mut watch = operations.watch(id)?;
+    let mut snapshots = LocalSnapshots::new(operations, id)?;
+    follow_snapshots(&mut snapshots, id, display, OnInterrupt::Cancel).await
+}
+
+/// Shows the snapshots of `id` until its terminal one, which it returns.
+/// With [`OnInterrupt::Detach`] an interrupt exits with 130 at once.
+pub(crate) async fn follow_snapshots(
+    snapshots: &mut impl Snapshots,
+    id: &OperationId,
+    display: &mut OperationDisplay,
+    on_interrupt: OnInterrupt,
+) -> anyhow::Result<Operation> {
     let mut interrupts = Interrupts::new()?;
     let mut cancelling = false;
     loop {
         tokio::select! {
-            snapshot = watch.next() => {
-                let operation = snapshot.with_context(|| format!("operation {id} vanished while being watched"))?;
+            snapshot = snapshots.next() => {
+                let operation = snapshot?.with_context(|| format!("operation {id} vanished while being watched"))?;
                 display.show(&operation);
                 if operation.status.is_terminal() {
                     display.finish();
@@ -31,18 +129,18 @@ pub(crate) async fn follow(
                 }
             }
             reason = interrupts.next() => {
-                if cancelling {
+                if cancelling || on_interrupt == OnInterrupt::Detach {
                     display.finish();
-                    eprintln!("Interrupted again: exiting without waiting.");
+                    if on_interrupt == OnInterrupt::Detach {
+                        eprintln!("Stopped watching {id}; it goes on (trdr ops cancel {id} stops it).");
+                    } else {
+                        eprintln!("Interrupted again: exiting without waiting.");
+                    }
                     std::process::exit(EXIT_CANCELLED);
                 }
                 cancelling = true;
                 display.note(&format!("Cancelling {id}... (press Ctrl-C again to quit at once)"));
-                match operations.cancel(id, reason) {
-                    // It finished on its own meanwhile: its snapshot follows.
-                    Ok(()) | Err(OperationError::AlreadyFinished { .. }) => {}
-                    Err(error) => return Err(error.into()),
-                }
+                snapshots.cancel(reason).await?;
             }
         }
     }

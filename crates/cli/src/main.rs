@@ -14,6 +14,9 @@ mod display;
 mod embedded;
 mod exit;
 mod follow;
+mod ops;
+mod remote;
+mod serve;
 mod train;
 
 use std::path::PathBuf;
@@ -48,6 +51,10 @@ enum Command {
     /// Load, inspect, list and import market data.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Serve the operations API (gRPC) for `--server` clients.
+    Serve(serve::ServeArgs),
+    /// List, show, watch and cancel operations.
+    Ops(ops::OpsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +74,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Train(args) => train::run(args, &global).await,
             Command::Data(command) => data::run(command, &global).await,
+            Command::Serve(args) => serve::run(args, &global).await,
+            Command::Ops(args) => ops::run(args, &global).await,
         }
     });
     match outcome {

@@ -48,9 +48,27 @@ pub(crate) struct TrainArgs {
     /// CPU backend: flex (burn's current one, faster) or ndarray.
     #[arg(long, default_value_t = training_manager::Backend::default())]
     backend: training_manager::Backend,
+    /// Submit to this `trdr serve` (e.g. http://127.0.0.1:50051) and follow
+    /// it there; Ctrl-C cancels it on the server. The server's data and
+    /// models directories apply.
+    #[arg(long, env = crate::remote::SERVER_ENV, value_name = "URL")]
+    server: Option<String>,
 }
 
 pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> {
+    let finished = match &args.server {
+        Some(server) => crate::remote::train(server, wire_request(&args), global).await?,
+        None => train_embedded(args, global).await?,
+    };
+    report_outcome(&finished, global.json, |result| {
+        let summary: TrainingSummary =
+            serde_json::from_value(result.clone()).context("unreadable training summary")?;
+        print_summary(&summary, &finished);
+        Ok(())
+    })
+}
+
+async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Operation> {
     let operations = embedded::operations()?;
     let manager = TrainingManager::from_env(operations.clone())?;
     let request = TrainRequest {
@@ -70,16 +88,25 @@ pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> 
     // A cancelled training stops within a batch; wait for it, so the process
     // does not exit while the trainer is still writing.
     let _ = tokio::time::timeout(Duration::from_secs(10), manager.drain()).await;
-    report_outcome(&finished, global.json, |result| {
-        let summary: TrainingSummary =
-            serde_json::from_value(result.clone()).context("unreadable training summary")?;
-        print_summary(&summary, &finished);
-        Ok(())
-    })
+    Ok(finished)
+}
+
+fn wire_request(args: &TrainArgs) -> rpc::proto::StartTrainingOperationRequest {
+    rpc::proto::StartTrainingOperationRequest {
+        strategy_path: crate::remote::server_path(&args.strategy),
+        symbols: args.symbols.iter().map(ToString::to_string).collect(),
+        timeframes: args.timeframes.iter().map(ToString::to_string).collect(),
+        start: args.start.map(rpc::timestamp),
+        end: args.end.map(rpc::timestamp),
+        epochs: args
+            .epochs
+            .map(|epochs| u32::try_from(epochs).unwrap_or(u32::MAX)),
+        backend: args.backend.to_string(),
+    }
 }
 
 /// `--models-dir`, else `$TRDR_MODELS_DIR`, else `./models`.
-fn models_dir(flag: Option<PathBuf>) -> PathBuf {
+pub(crate) fn models_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| {
         std::env::var_os("TRDR_MODELS_DIR")
             .filter(|dir| !dir.is_empty())

@@ -1,0 +1,293 @@
+//! `cargo xtask bench ops`: the operations API of a real `trdr serve` on
+//! loopback: `ListOperations` latency over 10 000 stored operations, and
+//! what 100 concurrent watchers of one training cost it.
+//!
+//! Prints one JSON line, then a table. Trainings with and without watchers
+//! alternate in one run, so both see the same machine state.
+
+// A benchmark's output is its purpose.
+#![allow(clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use orchestrator_core::store::{OperationStore, SqliteStore};
+use orchestrator_core::{Operation, OperationKind, OperationStatus};
+use rpc::proto;
+use rpc::proto::operations_client::OperationsClient;
+use tonic::transport::Channel;
+
+const STORED_OPERATIONS: usize = 10_000;
+const LIST_CALLS: usize = 1_000;
+const WATCHERS: usize = 100;
+/// Pairs of trainings (without, with watchers), alternating.
+const PAIRS: usize = 3;
+const EPOCHS: u32 = 10;
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = dir.path().join("operations.db");
+    let seeding = Instant::now();
+    seed(&db);
+    let seeding = seeding.elapsed();
+    let server = Server::start(&db, &dir.path().join("models"));
+    let mut rows = serde_json::Map::new();
+    let mut table: Vec<(String, String)> = vec![(
+        format!("seed {STORED_OPERATIONS} operations (SQLite)"),
+        format!("{:>10.2} s", seeding.as_secs_f64()),
+    )];
+
+    runtime.block_on(async {
+        let mut client = connect(&server.url).await;
+        for (name, limit) in [("list_20", 20), ("list_100", 100)] {
+            let latencies = list_latencies(&mut client, limit, LIST_CALLS).await;
+            let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+            rows.insert(format!("{name}_p50_ms"), ms(p50).into());
+            rows.insert(format!("{name}_p99_ms"), ms(p99).into());
+            table.push((
+                format!("ListOperations limit {limit} of {STORED_OPERATIONS} ({LIST_CALLS} calls)"),
+                format!("p50 {:>7.2} ms   p99 {:>7.2} ms", ms(p50), ms(p99)),
+            ));
+        }
+        let everything = list_latencies(&mut client, 0, 20).await;
+        let p50 = percentile(&everything, 50.0);
+        rows.insert("list_all_p50_ms".into(), ms(p50).into());
+        table.push((
+            format!("ListOperations all {STORED_OPERATIONS} (20 calls)"),
+            format!("p50 {:>7.2} ms", ms(p50)),
+        ));
+
+        let mut alone = Vec::new();
+        let mut watched = Vec::new();
+        let mut delivered = 0_u64;
+        // Warm-up: the first training pays for page faults and caches.
+        training(&server.url, 0).await;
+        for _ in 0..PAIRS {
+            alone.push(training(&server.url, 0).await.0);
+            let (seconds, snapshots) = training(&server.url, WATCHERS).await;
+            watched.push(seconds);
+            delivered += snapshots;
+        }
+        let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len() as f64;
+        let ratio = mean(&watched) / mean(&alone);
+        let per_second = delivered as f64 / watched.iter().sum::<f64>();
+        rows.insert(
+            "training_s_without_watchers".into(),
+            round3(mean(&alone)).into(),
+        );
+        rows.insert(
+            "training_s_with_watchers".into(),
+            round3(mean(&watched)).into(),
+        );
+        rows.insert("watcher_cost_ratio".into(), round3(ratio).into());
+        rows.insert("snapshots_per_s".into(), per_second.round().into());
+        table.push((
+            format!("training eurusd_mlp {EPOCHS} epochs, mean of {PAIRS}"),
+            format!(
+                "{:>7.3} s alone   {:>7.3} s with {WATCHERS} watchers",
+                mean(&alone),
+                mean(&watched)
+            ),
+        ));
+        table.push((
+            format!("{WATCHERS} watchers: training time ratio"),
+            format!("{ratio:>7.3} ({:+.1}%)", (ratio - 1.0) * 100.0),
+        ));
+        table.push((
+            format!("{WATCHERS} watchers: snapshots delivered"),
+            format!("{per_second:>7.0} /s (all watchers together)"),
+        ));
+    });
+    drop(server);
+
+    println!("{}", serde_json::Value::Object(rows));
+    println!();
+    let width = table.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, value) in table {
+        println!("{name:<width$}  {value}");
+    }
+}
+
+/// Fills a fresh store with finished operations, a second apart, before
+/// the server opens it (far faster than running 10 000 loads).
+fn seed(db: &Path) {
+    let store = SqliteStore::open(db).expect("operations store");
+    let now = Utc::now();
+    for index in 0..STORED_OPERATIONS {
+        let kind = if index % 4 == 0 {
+            OperationKind::Training
+        } else {
+            OperationKind::DataLoad
+        };
+        let created = now - chrono::Duration::seconds(index as i64 + 60);
+        let mut operation = Operation::new(
+            kind,
+            serde_json::json!({ "symbol": "EURUSD", "timeframe": "1h", "index": index }),
+            created,
+        );
+        operation.status = OperationStatus::Completed;
+        operation.started_at = Some(created);
+        operation.finished_at = Some(created + chrono::Duration::seconds(1));
+        operation.result = Some(serde_json::json!({ "bars": 6225 }));
+        store.insert(&operation).expect("insert operation");
+    }
+}
+
+async fn connect(url: &str) -> OperationsClient<Channel> {
+    OperationsClient::connect(url.to_owned())
+        .await
+        .expect("connect to trdr serve")
+}
+
+async fn list_latencies(
+    client: &mut OperationsClient<Channel>,
+    limit: u32,
+    calls: usize,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let reply = client
+            .list_operations(proto::ListOperationsRequest {
+                limit,
+                ..Default::default()
+            })
+            .await
+            .expect("ListOperations")
+            .into_inner();
+        latencies.push(started.elapsed());
+        assert_eq!(reply.total as usize, STORED_OPERATIONS);
+    }
+    latencies
+}
+
+/// Trains eurusd_mlp with `watchers` streams following it, each on its own
+/// connection as separate terminals would be. Returns the training's own
+/// duration (started → finished, as the server recorded it) and the
+/// snapshots all watchers received.
+async fn training(url: &str, watchers: usize) -> (f64, u64) {
+    let mut clients = Vec::with_capacity(watchers);
+    for _ in 0..watchers {
+        clients.push(connect(url).await);
+    }
+    let mut submitter = connect(url).await;
+    let strategy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../strategies/eurusd_mlp.yaml");
+    let operation = submitter
+        .start_training(proto::StartTrainingOperationRequest {
+            strategy_path: strategy
+                .canonicalize()
+                .expect("strategy")
+                .to_string_lossy()
+                .into(),
+            epochs: Some(EPOCHS),
+            ..Default::default()
+        })
+        .await
+        .expect("StartTraining")
+        .into_inner();
+    let id = operation.id.clone();
+    let mut streams = Vec::with_capacity(watchers);
+    for mut client in clients {
+        let id = id.clone();
+        streams.push(tokio::spawn(async move {
+            let mut stream = client
+                .watch_operation(proto::WatchOperationRequest { id })
+                .await
+                .expect("WatchOperation")
+                .into_inner();
+            let mut received = 0_u64;
+            while stream.message().await.expect("snapshot").is_some() {
+                received += 1;
+            }
+            received
+        }));
+    }
+    let mut own = submitter
+        .watch_operation(proto::WatchOperationRequest { id: id.clone() })
+        .await
+        .expect("WatchOperation")
+        .into_inner();
+    let mut last = None;
+    while let Some(snapshot) = own.message().await.expect("snapshot") {
+        last = Some(snapshot);
+    }
+    let mut delivered = 0;
+    for stream in streams {
+        delivered += stream.await.expect("watcher task");
+    }
+    let finished = Operation::try_from(last.expect("a terminal snapshot")).expect("operation");
+    assert_eq!(
+        finished.status,
+        OperationStatus::Completed,
+        "{:?}",
+        finished.error
+    );
+    let seconds = (finished.finished_at.expect("finished") - finished.started_at.expect("started"))
+        .as_seconds_f64();
+    (seconds, delivered)
+}
+
+fn percentile(latencies: &[Duration], percent: f64) -> Duration {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let rank = ((percent / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank]
+}
+
+fn ms(duration: Duration) -> f64 {
+    round3(duration.as_secs_f64() * 1000.0)
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// The `trdr serve` under test, built by cargo beside this benchmark.
+struct Server {
+    child: Child,
+    url: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(db: &Path, models: &Path) -> Server {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trdr"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--models-dir")
+            .arg(models)
+            .env("RUST_LOG", "warn")
+            .env_remove("TRDR_AUTH_TOKEN")
+            .env_remove("USE_TRAINING_HOST_SERVICE")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start trdr serve");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read trdr serve");
+        let address = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            url: format!("http://{address}"),
+            _stdout: stdout,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,102 @@
+//! `trdr serve`: the operations API server, so trainings and data loads can
+//! be submitted, watched and cancelled from any terminal.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use api_server::ServerOptions;
+use clap::Args;
+use rpc::auth::AUTH_TOKEN_ENV;
+
+use crate::Global;
+use crate::embedded;
+
+/// Serve the operations API over gRPC.
+///
+/// Prints `listening on ADDRESS` once it accepts connections. Trainings
+/// beyond --max-concurrent-trainings wait `pending` and start in order.
+/// SIGTERM or Ctrl-C stops accepting work, cancels running operations, waits
+/// for them to end, and exits 0. Operations left running by a server that
+/// died are marked failed when it starts again.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The operations database [default: the embedded store,
+    /// $TRDR_STATE_DIR/operations.db or the user data dir]
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Trainings that may run at once; later ones wait `pending`.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_trainings: u16,
+    /// Where model artifacts are written [default: $TRDR_MODELS_DIR, else ./models]
+    #[arg(long, value_name = "DIR")]
+    models_dir: Option<PathBuf>,
+    /// Require this token from every client (clients set TRDR_AUTH_TOKEN).
+    #[arg(long, env = AUTH_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
+    auth_token: Option<String>,
+}
+
+pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> {
+    let db = match args.db {
+        Some(db) => db,
+        None => embedded::operations_db()?,
+    };
+    let auth_token = args.auth_token.filter(|token| !token.is_empty());
+    if !args.listen.ip().is_loopback() && auth_token.is_none() {
+        tracing::warn!(
+            address = %args.listen,
+            "listening beyond loopback without an auth token: anyone who can reach it can start and cancel work"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let options = ServerOptions {
+        db,
+        data_dir: global.data_dir.clone(),
+        models_dir: crate::train::models_dir(args.models_dir),
+        max_concurrent_trainings: usize::from(args.max_concurrent_trainings),
+        auth_token,
+    };
+    tracing::info!(?options, "starting the operations server");
+    // Scripts and tests wait for this exact line.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {address}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")?;
+    drop(stdout);
+
+    let signals = shutdown_signal()?;
+    api_server::serve(listener, options, signals).await?;
+    Ok(0)
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM. The listeners are installed
+/// before the server starts, so an early signal is not lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("shutdown requested");
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+    })
+}

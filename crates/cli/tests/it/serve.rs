@@ -1,0 +1,512 @@
+//! `trdr serve` end to end: a real server process driven by `trdr train
+//! --server`, `trdr data load --server` and `trdr ops` from other processes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A running `trdr serve` on a free loopback port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    // Kept open: the server's stdout must not hit a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Serves the store `{state}/operations.db`, which the local `trdr ops`
+    /// of [`client`] also reads.
+    fn start(state: &Path, models: &Path, extra: &[&str]) -> Server {
+        let mut child = trdr(state)
+            .env_remove("TRDR_AUTH_TOKEN")
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(state.join("operations.db"))
+            .arg("--data-dir")
+            .arg(sample_data())
+            .arg("--models-dir")
+            .arg(models)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let address = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        assert!(address.starts_with("127.0.0.1:"), "{address}");
+        Server {
+            child,
+            url: format!("http://{address}"),
+            _stdout: stdout,
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `trdr` client of `server` (through `TRDR_SERVER`) sharing its store.
+fn client(state: &Path, server: &Server) -> Command {
+    let mut command = trdr(state);
+    command
+        .env("TRDR_SERVER", &server.url)
+        .env_remove("TRDR_AUTH_TOKEN");
+    command
+}
+
+/// `trdr ops list --json` of the server.
+fn listing(state: &Path, server: &Server, extra: &[&str]) -> serde_json::Value {
+    let output = client(state, server)
+        .args(["ops", "list", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The status of operation `id`, as the server says.
+fn status_of(state: &Path, server: &Server, id: &str) -> String {
+    let output = client(state, server)
+        .args(["ops", "show", id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let operation: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    operation["status"].as_str().unwrap().to_owned()
+}
+
+/// Waits (up to a minute) until `id` has `status`.
+#[track_caller]
+fn wait_for_status(state: &Path, server: &Server, id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = status_of(state, server, id);
+        if now == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} stayed {now}, never {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A long training (many LSTM epochs) submitted with `--server --json`;
+/// returns the client process and the operation id of its first event.
+fn submit_long_training(state: &Path, server: &Server) -> (Child, String) {
+    let mut child = client(state, server)
+        .arg("train")
+        .arg(repo().join("strategies/btcusd_lstm.yaml"))
+        .args(["--epochs", "500", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    assert!(
+        stdout.read_line(&mut line).unwrap() > 0,
+        "no event from trdr train"
+    );
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let id = event["id"].as_str().unwrap().to_owned();
+    // Drain the events in the background so the client never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, id)
+}
+
+#[track_caller]
+fn assert_child_exit(child: &mut Child, code: i32) {
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    assert_eq!(status.code(), Some(code), "stderr:\n{stderr}");
+}
+
+fn operation_id_in(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("operation "))
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|| panic!("no operation line in:\n{stdout}"))
+}
+
+#[test]
+fn a_training_submitted_to_the_server_completes_and_every_client_sees_it() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let server = Server::start(state.path(), models.path(), &[]);
+
+    // Submitted from another directory: the path travels absolute.
+    let output = client(state.path(), &server)
+        .current_dir(repo())
+        .args(["train", "strategies/eurusd_mlp.yaml", "--epochs", "1"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("Trained MLP on EURUSD"), "{stdout}");
+    let id = operation_id_in(&stdout);
+
+    let show = client(state.path(), &server)
+        .args(["ops", "show", &id])
+        .output()
+        .unwrap();
+    assert_exit(&show, 0);
+    let shown = text(&show.stdout);
+    assert!(shown.contains("status     completed"), "{shown}");
+    assert!(shown.contains("\"model_path\""), "{shown}");
+    assert!(shown.contains("eurusd_mlp.yaml"), "{shown}");
+
+    // A second process attaches and sees the same terminal state.
+    let watch = client(state.path(), &server)
+        .args(["ops", "watch", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&watch, 0);
+    let events = json_events(&watch);
+    assert_eq!(events.len(), 1, "a finished operation is sent once");
+    assert_eq!(events[0]["status"], "completed");
+    assert_eq!(events[0]["id"], id.as_str());
+
+    // The embedded store is the server's database: the local view agrees.
+    let local = trdr(state.path())
+        .env_remove("TRDR_SERVER")
+        .args(["ops", "show", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&local, 0);
+    let operation: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(operation["status"], "completed");
+    assert_eq!(operation["result"]["report"]["epochs_run"], 1);
+
+    let list = listing(state.path(), &server, &[]);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["active"], 0);
+}
+
+#[test]
+fn a_data_load_through_the_server_prints_the_same_summary() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let server = Server::start(state.path(), models.path(), &[]);
+    let output = client(state.path(), &server)
+        .args(["data", "load", "EURUSD", "1h"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("Loaded EURUSD 1h: 6225 bars, 2017-01-01 22:00 to 2017-12-29 21:00 UTC"),
+        "{stdout}"
+    );
+    let table = client(state.path(), &server)
+        .args(["ops", "list"])
+        .output()
+        .unwrap();
+    assert_exit(&table, 0);
+    let table = text(&table.stdout);
+    assert!(table.contains("data_load  completed"), "{table}");
+    assert!(
+        table.contains("1 of 1 operation shown, 0 active"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_cancel_from_a_third_process_ends_the_training_and_its_watchers() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut server = Server::start(state.path(), models.path(), &[]);
+    let (mut submitter, id) = submit_long_training(state.path(), &server);
+    wait_for_status(state.path(), &server, &id, "running");
+    let mut watcher = client(state.path(), &server)
+        .args(["ops", "watch", &id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let cancel = client(state.path(), &server)
+        .args(["ops", "cancel", &id, "--reason", "enough"])
+        .output()
+        .unwrap();
+    assert_exit(&cancel, 0);
+    assert!(text(&cancel.stdout).contains(&format!("Cancelled {id}")));
+
+    assert_child_exit(&mut submitter, 130);
+    assert_child_exit(&mut watcher, 130);
+    let show = client(state.path(), &server)
+        .args(["ops", "show", &id])
+        .output()
+        .unwrap();
+    let shown = text(&show.stdout);
+    assert!(shown.contains("status     cancelled"), "{shown}");
+    assert!(
+        shown.contains("cancelled  cancelled by user: enough"),
+        "{shown}"
+    );
+
+    // Cancelling it again is a clear error; the record does not change.
+    let again = client(state.path(), &server)
+        .args(["ops", "cancel", &id])
+        .output()
+        .unwrap();
+    assert_exit(&again, 1);
+    assert!(
+        text(&again.stderr).contains("is already cancelled"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // SIGTERM with nothing running: a clean exit.
+    server.signal("-TERM");
+    assert_eq!(server.wait().code(), Some(0));
+}
+
+#[test]
+fn sigterm_cancels_running_work_and_the_server_exits_cleanly() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut server = Server::start(state.path(), models.path(), &[]);
+    let (mut submitter, id) = submit_long_training(state.path(), &server);
+    wait_for_status(state.path(), &server, &id, "running");
+
+    server.signal("-TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    // The client saw the training end cancelled, not a broken stream.
+    assert_child_exit(&mut submitter, 130);
+    let local = trdr(state.path())
+        .env_remove("TRDR_SERVER")
+        .args(["ops", "show", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&local, 0);
+    let operation: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(operation["status"], "cancelled");
+    assert_eq!(operation["cancel_reason"]["kind"], "shutdown");
+}
+
+#[test]
+fn a_restarted_server_keeps_the_history_and_fails_the_interrupted_training() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut server = Server::start(state.path(), models.path(), &[]);
+    let load = client(state.path(), &server)
+        .args(["data", "load", "IBM", "1d"])
+        .output()
+        .unwrap();
+    assert_exit(&load, 0);
+    let (mut submitter, id) = submit_long_training(state.path(), &server);
+    wait_for_status(state.path(), &server, &id, "running");
+
+    server.signal("-KILL");
+    server.wait();
+    // The client notices the server went away; it does not hang.
+    assert_child_exit(&mut submitter, 1);
+
+    let server = Server::start(state.path(), models.path(), &[]);
+    let list = listing(state.path(), &server, &[]);
+    assert_eq!(list["total"], 2, "{list}");
+    let operations = list["operations"].as_array().unwrap();
+    assert_eq!(operations[0]["id"], id.as_str());
+    assert_eq!(operations[0]["status"], "failed");
+    assert!(
+        operations[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{list}"
+    );
+    assert_eq!(operations[1]["kind"], "data_load");
+    assert_eq!(operations[1]["status"], "completed");
+}
+
+#[test]
+fn trainings_beyond_the_limit_wait_pending_then_run_in_order() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        state.path(),
+        models.path(),
+        &["--max-concurrent-trainings", "1"],
+    );
+    let (mut first, first_id) = submit_long_training(state.path(), &server);
+    wait_for_status(state.path(), &server, &first_id, "running");
+    let (mut second, second_id) = submit_long_training(state.path(), &server);
+    let (mut third, third_id) = submit_long_training(state.path(), &server);
+    assert_eq!(status_of(state.path(), &server, &second_id), "pending");
+    assert_eq!(status_of(state.path(), &server, &third_id), "pending");
+    let pending = listing(state.path(), &server, &["--status", "pending"]);
+    assert_eq!(pending["total"], 2, "{pending}");
+    assert_eq!(pending["active"], 3, "{pending}");
+
+    let cancel = |id: &str| {
+        let output = client(state.path(), &server)
+            .args(["ops", "cancel", id])
+            .output()
+            .unwrap();
+        assert_exit(&output, 0);
+    };
+    cancel(&first_id);
+    wait_for_status(state.path(), &server, &second_id, "running");
+    assert_eq!(status_of(state.path(), &server, &third_id), "pending");
+    cancel(&second_id);
+    wait_for_status(state.path(), &server, &third_id, "running");
+    cancel(&third_id);
+    for child in [&mut first, &mut second, &mut third] {
+        assert_child_exit(child, 130);
+    }
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let server = Server::start(state.path(), models.path(), &[]);
+    let load = client(state.path(), &server)
+        .args(["data", "load", "EURUSD", "1d"])
+        .output()
+        .unwrap();
+    assert_exit(&load, 0);
+    let done = operation_id_in(&text(&load.stdout));
+    let before = listing(state.path(), &server, &[]);
+
+    let refused = |args: &[&str], expected: &str| {
+        let output = client(state.path(), &server).args(args).output().unwrap();
+        assert_exit(&output, 1);
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    let unknown = "op_training_20200101_000000_deadbeef";
+    refused(
+        &["ops", "show", unknown],
+        &format!("no operation with id {unknown}"),
+    );
+    refused(&["ops", "watch", unknown], unknown);
+    refused(&["ops", "cancel", "nonsense"], "id:");
+    refused(
+        &["ops", "cancel", &done],
+        &format!("operation {done} is already completed"),
+    );
+    let missing = state.path().join("no/such/strategy.yaml");
+    refused(
+        &["train", missing.to_str().unwrap()],
+        &format!("strategy file {} does not exist", missing.display()),
+    );
+    refused(&["data", "load", "NOSUCH", "1h"], "NOSUCH");
+
+    // What the CLI cannot even send: an empty symbol, a symbol that would
+    // leave the data directory.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let errors = runtime.block_on(async {
+        let mut client =
+            rpc::proto::operations_client::OperationsClient::connect(server.url.clone())
+                .await
+                .unwrap();
+        let training = client
+            .start_training(rpc::proto::StartTrainingOperationRequest {
+                strategy_path: repo()
+                    .join("strategies/eurusd_mlp.yaml")
+                    .to_string_lossy()
+                    .into_owned(),
+                symbols: vec![String::new()],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let load = client
+            .start_data_load(rpc::proto::StartDataLoadRequest {
+                symbol: "..".to_owned(),
+                timeframe: "1h".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        [training, load]
+    });
+    assert_eq!(errors[0].code(), tonic::Code::InvalidArgument);
+    assert!(errors[0].message().starts_with("symbols[0]:"), "{errors:?}");
+    assert_eq!(errors[1].code(), tonic::Code::InvalidArgument);
+    assert!(errors[1].message().starts_with("symbol:"), "{errors:?}");
+
+    // The failed data load of a missing series is an operation (it failed
+    // while running); nothing else was added.
+    let after = listing(state.path(), &server, &[]);
+    assert_eq!(
+        after["total"],
+        before["total"].as_u64().unwrap() + 1,
+        "{after}"
+    );
+    assert_eq!(after["operations"][1], before["operations"][0]);
+    assert_eq!(after["operations"][0]["status"], "failed");
+}
+
+#[test]
+fn a_wrong_or_missing_auth_token_is_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let server = Server::start(state.path(), models.path(), &["--auth-token", "s3cret"]);
+    let list = |token: Option<&str>| {
+        let mut command = client(state.path(), &server);
+        if let Some(token) = token {
+            command.env("TRDR_AUTH_TOKEN", token);
+        }
+        command.args(["ops", "list"]).output().unwrap()
+    };
+    let wrong = list(Some("guess"));
+    assert_exit(&wrong, 1);
+    assert!(text(&wrong.stderr).contains("wrong auth token"));
+    let missing = list(None);
+    assert_exit(&missing, 1);
+    assert!(text(&missing.stderr).contains("TRDR_AUTH_TOKEN"));
+    assert_exit(&list(Some("s3cret")), 0);
+}
+
+#[test]
+fn a_server_that_is_down_is_reported_at_once() {
+    let state = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = trdr(state.path())
+        .args(["ops", "list", "--server", &url])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to the trdr server at {url}")),
+        "{stderr}"
+    );
+}

@@ -14,6 +14,7 @@ mod display;
 mod embedded;
 mod exit;
 mod follow;
+mod host_service;
 mod ops;
 mod remote;
 mod serve;
@@ -51,6 +52,8 @@ enum Command {
     /// Load, inspect, list and import market data.
     #[command(subcommand)]
     Data(data::DataCommand),
+    // No doc here: it would replace the long `--help` of HostServiceArgs.
+    HostService(host_service::HostServiceArgs),
     /// Serve the operations API (gRPC) for `--server` clients.
     Serve(serve::ServeArgs),
     /// List, show, watch and cancel operations.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Train(args) => train::run(args, &global).await,
             Command::Data(command) => data::run(command, &global).await,
+            Command::HostService(args) => host_service::run(args, &global).await,
             Command::Serve(args) => serve::run(args, &global).await,
             Command::Ops(args) => ops::run(args, &global).await,
         }

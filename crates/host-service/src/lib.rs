@@ -139,7 +139,9 @@ pub async fn serve(
         health
             .set_not_serving::<TrainingHostServer<TrainingService>>()
             .await;
-        health.set_not_serving::<DataHostServer<DataService>>().await;
+        health
+            .set_not_serving::<DataHostServer<DataService>>()
+            .await;
         host.shutdown().await;
         tracing::info!("every training session has ended");
     };

@@ -1,0 +1,98 @@
+//! `trdr host-service`: the training host, so another trdr process can run
+//! its trainings (and read bars) on this machine over gRPC.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use host_service::HostOptions;
+use rpc::auth::AUTH_TOKEN_ENV;
+
+use crate::Global;
+
+/// Serve the training host (gRPC `TrainingHost` and `DataHost`).
+///
+/// Runs each training a client sends on this machine, with this machine's
+/// --data-dir and --models-dir, streams its progress back, and stops it when
+/// the client cancels or goes away. Trainings beyond --max-concurrent wait
+/// for a free slot. Also serves the bars of the data store, the standard gRPC
+/// health service and server reflection.
+///
+/// Prints `listening on ADDRESS` once it accepts connections. SIGTERM or
+/// Ctrl-C cancels every training, waits for them to stop, and exits 0.
+/// Clients reach it with USE_TRAINING_HOST_SERVICE=true and
+/// TRAINING_HOST_SERVICE_URL=http://ADDRESS, and to its bars with
+/// USE_DATA_HOST_SERVICE=true and DATA_HOST_SERVICE_URL=http://ADDRESS.
+#[derive(Debug, Args)]
+pub(crate) struct HostServiceArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:50052", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Where model artifacts are written [default: $TRDR_MODELS_DIR, else ./models]
+    #[arg(long, value_name = "DIR")]
+    models_dir: Option<PathBuf>,
+    /// Trainings that may run at once; later ones wait for a free slot.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent: u16,
+    /// Require this token from every client (clients set TRDR_AUTH_TOKEN).
+    #[arg(long, env = AUTH_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
+    auth_token: Option<String>,
+}
+
+pub(crate) async fn run(args: HostServiceArgs, global: &Global) -> anyhow::Result<u8> {
+    let auth_token = args.auth_token.filter(|token| !token.is_empty());
+    if !args.listen.ip().is_loopback() && auth_token.is_none() {
+        tracing::warn!(
+            address = %args.listen,
+            "listening beyond loopback without an auth token: anyone who can reach it can run trainings and read the data"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let options = HostOptions {
+        data_dir: global.data_dir.clone(),
+        models_dir: crate::train::models_dir(args.models_dir),
+        max_concurrent: usize::from(args.max_concurrent),
+        auth_token,
+    };
+    // Installed before the line below, so a signal sent as soon as a script
+    // sees it is not lost.
+    let signals = shutdown_signal()?;
+    // Scripts and tests wait for this exact line.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {address}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")?;
+    drop(stdout);
+
+    host_service::serve(listener, options, signals).await?;
+    Ok(0)
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("shutdown requested");
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+    })
+}

@@ -1,0 +1,189 @@
+//! `FetchArtifact`: the files of a completed session's artifact folder in
+//! chunks, `manifest.json` last, because its presence marks a complete
+//! artifact (a receiver that stops early never has one that looks whole).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use local_trainer::MANIFEST_FILE;
+use rpc::proto::ArtifactChunk;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+/// The most bytes one chunk carries.
+pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Chunks read ahead of a slow receiver.
+const READ_AHEAD: usize = 4;
+
+/// Streams the files of `dir`, the artifact of `session`.
+pub(crate) async fn stream(
+    session: &str,
+    dir: PathBuf,
+) -> Result<ReceiverStream<Result<ArtifactChunk, Status>>, Status> {
+    let listed = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || artifact_files(&dir)).await
+    };
+    let files = match listed {
+        Ok(Ok(files)) => files,
+        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(Status::not_found(format!(
+                "the artifact of session {session} ({}) no longer exists on the host",
+                dir.display()
+            )));
+        }
+        Ok(Err(err)) => {
+            return Err(Status::internal(format!(
+                "cannot read the artifact of session {session} ({}): {err}",
+                dir.display()
+            )));
+        }
+        Err(err) => {
+            return Err(Status::internal(format!(
+                "listing the artifact of session {session} stopped: {err}"
+            )));
+        }
+    };
+    if files.last().is_none_or(|(name, _)| name != MANIFEST_FILE) {
+        return Err(Status::failed_precondition(format!(
+            "the artifact of session {session} ({}) has no {MANIFEST_FILE}: it is incomplete",
+            dir.display()
+        )));
+    }
+    let (sender, receiver) = mpsc::channel(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        for (name, path) in files {
+            match send_file(&name, &path, &sender) {
+                Ok(true) => {}
+                // The receiver went away: nobody to send to.
+                Ok(false) => return,
+                Err(err) => {
+                    let message = format!("cannot read {}: {err}", path.display());
+                    let _ = sender.blocking_send(Err(Status::internal(message)));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(ReceiverStream::new(receiver))
+}
+
+/// The regular files of `dir` by name, with the manifest moved to the end.
+fn artifact_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        // Names that are not UTF-8 cannot travel in the chunk's `file` field;
+        // the trainer never writes such names.
+        if entry.file_type()?.is_file()
+            && let Ok(name) = entry.file_name().into_string()
+        {
+            files.push((name, entry.path()));
+        }
+    }
+    files.sort_by(|(a, _), (b, _)| (a == MANIFEST_FILE, a).cmp(&(b == MANIFEST_FILE, b)));
+    Ok(files)
+}
+
+/// Sends one file in chunks, the last one marked; `false` if the receiver
+/// went away. An empty file is one empty chunk.
+fn send_file(
+    name: &str,
+    path: &Path,
+    sender: &mpsc::Sender<Result<ArtifactChunk, Status>>,
+) -> io::Result<bool> {
+    let mut file = File::open(path)?;
+    let mut offset = 0;
+    let mut current = read_chunk(&mut file)?;
+    loop {
+        // Read one chunk ahead to know whether this one is the last.
+        let next = if current.len() < CHUNK_BYTES {
+            Vec::new()
+        } else {
+            read_chunk(&mut file)?
+        };
+        let last = next.is_empty();
+        let len = current.len() as u64;
+        let chunk = ArtifactChunk {
+            file: name.to_owned(),
+            offset,
+            data: current,
+            last,
+        };
+        if sender.blocking_send(Ok(chunk)).is_err() {
+            return Ok(false);
+        }
+        if last {
+            return Ok(true);
+        }
+        offset += len;
+        current = next;
+    }
+}
+
+fn read_chunk(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
+    file.by_ref()
+        .take(CHUNK_BYTES as u64)
+        .read_to_end(&mut chunk)?;
+    Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    #[tokio::test]
+    async fn files_arrive_in_chunks_in_order_with_the_manifest_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..CHUNK_BYTES * 2 + 10).map(|i| (i % 251) as u8).collect();
+        fs::write(dir.path().join("model.bpk"), &big).unwrap();
+        fs::write(dir.path().join(MANIFEST_FILE), b"{}").unwrap();
+        fs::write(dir.path().join("zz.json"), b"").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+
+        let chunks: Vec<ArtifactChunk> = stream("sess_1", dir.path().to_owned())
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let shape: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.file.as_str(), c.offset, c.data.len(), c.last))
+            .collect();
+        let chunk = CHUNK_BYTES as u64;
+        assert_eq!(
+            shape,
+            [
+                ("model.bpk", 0, CHUNK_BYTES, false),
+                ("model.bpk", chunk, CHUNK_BYTES, false),
+                ("model.bpk", 2 * chunk, 10, true),
+                ("zz.json", 0, 0, true),
+                (MANIFEST_FILE, 0, 2, true),
+            ]
+        );
+        let rebuilt: Vec<u8> = chunks[..3].iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(rebuilt, big);
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_incomplete_artifact_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("model.bpk"), b"x").unwrap();
+        let incomplete = stream("sess_1", dir.path().to_owned()).await.unwrap_err();
+        assert_eq!(incomplete.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            incomplete.message().contains("no manifest.json"),
+            "{incomplete:?}"
+        );
+
+        let gone = stream("sess_2", dir.path().join("gone")).await.unwrap_err();
+        assert_eq!(gone.code(), tonic::Code::NotFound);
+        assert!(gone.message().contains("sess_2"), "{gone:?}");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod data;
 mod data_host;
+mod host;
 mod host_service;
 mod serve;
 mod train;

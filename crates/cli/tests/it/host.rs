@@ -1,0 +1,331 @@
+//! `trdr train` on a training host: a real `trdr host-service` process and
+//! the CLI with `USE_TRAINING_HOST_SERVICE=true`. The model comes back into
+//! the local models folder; Ctrl-C stops the remote session; a killed,
+//! absent or token-refusing host fails the training naming its URL.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use orchestrator_core::{ListFilter, OperationStatus, OperationsService};
+use progress::{ProgressContext, ProgressState};
+use rpc::proto;
+use rpc::proto::training_host_client::TrainingHostClient;
+
+use super::*;
+
+/// Trainings of many epochs, stopped part-way; they take seconds each.
+#[allow(clippy::print_stderr, reason = "says why a test did nothing")]
+fn slow_tests_enabled() -> bool {
+    let enabled = std::env::var_os("TRDR_SLOW_TESTS").is_some_and(|value| !value.is_empty());
+    if !enabled {
+        eprintln!("skipped: set TRDR_SLOW_TESTS=1 to run (.ci/run does)");
+    }
+    enabled
+}
+
+/// A `trdr host-service` on a free loopback port, training from the sample
+/// data into `models`.
+fn host(state: &Path, models: &Path, auth_token: Option<&str>) -> Listening {
+    let state = state.join("host");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut command = trdr(&state);
+    command
+        .env_remove("TRDR_AUTH_TOKEN")
+        .args(["host-service", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(sample_data())
+        .arg("--models-dir")
+        .arg(models);
+    if let Some(token) = auth_token {
+        command.args(["--auth-token", token]);
+    }
+    Listening::start(command)
+}
+
+/// `trdr train STRATEGY --json` sent to the host at `url`.
+fn train_on(url: &str, state: &Path, models: &Path, strategy: &str, epochs: u32) -> Command {
+    let mut command = trdr(state);
+    command
+        .env("USE_TRAINING_HOST_SERVICE", "true")
+        .env("TRAINING_HOST_SERVICE_URL", url)
+        .env_remove("TRDR_AUTH_TOKEN")
+        .arg("train")
+        .arg(repo().join("strategies").join(strategy))
+        .args(["--epochs", &epochs.to_string(), "--json", "--data-dir"])
+        .arg(sample_data())
+        .arg("--models-dir")
+        .arg(models);
+    command
+}
+
+fn manifests_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(manifests_under(&path));
+        } else if path.ends_with("manifest.json") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Spawns `command` and reads its events until the train step reports a
+/// batch: the training is under way on the host.
+fn spawn_until_training(mut command: Command) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let training = loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break false;
+        }
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["progress"]["context"]["batch"]["current"].is_u64() {
+            break true;
+        }
+    };
+    if !training {
+        let _ = child.wait();
+        panic!("trdr ended before training: {}", stderr_of(&mut child));
+    }
+    (child, stdout)
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
+/// The error of the operation, from the last event of a `--json` run.
+fn operation_error(stdout: &str) -> String {
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    last["operation"]["error"].as_str().unwrap().to_owned()
+}
+
+fn free_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+async fn sessions(url: &str) -> Vec<proto::Session> {
+    let mut client = TrainingHostClient::connect(url.to_owned()).await.unwrap();
+    client
+        .list_sessions(proto::ListSessionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions
+}
+
+#[test]
+fn a_training_on_the_host_completes_and_its_model_comes_back() {
+    let state = tempfile::tempdir().unwrap();
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let host = host(state.path(), host_models.path(), None);
+
+    let output = train_on(
+        &host.url,
+        state.path(),
+        local_models.path(),
+        "eurusd_mlp.yaml",
+        2,
+    )
+    .output()
+    .unwrap();
+    assert_exit(&output, 0);
+
+    let local = manifests_under(local_models.path());
+    assert_eq!(local.len(), 1, "{local:?}");
+    assert_eq!(manifests_under(host_models.path()).len(), 1);
+    let events = json_events(&output);
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "completed");
+    let model_path = last["operation"]["result"]["model_path"].as_str().unwrap();
+    assert_eq!(Path::new(model_path), local[0].parent().unwrap());
+    assert_eq!(last["operation"]["result"]["report"]["epochs_run"], 2);
+    // The host's typed progress reached the CLI.
+    assert!(
+        events
+            .iter()
+            .any(|event| event["progress"]["context"]["epoch"]["total"] == 2),
+        "no epoch progress"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
+    if !slow_tests_enabled() {
+        return;
+    }
+    const EPOCHS: u32 = 200;
+    let state = tempfile::tempdir().unwrap();
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let host = host(state.path(), host_models.path(), None);
+    let (mut child, mut stdout) = spawn_until_training(train_on(
+        &host.url,
+        state.path(),
+        local_models.path(),
+        "btcusd_lstm.yaml",
+        EPOCHS,
+    ));
+
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stderr:\n{}",
+        stderr_of(&mut child)
+    );
+
+    let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
+    let operation = &operations.list(&ListFilter::default()).unwrap().operations[0];
+    assert_eq!(
+        operation.status,
+        OperationStatus::Cancelled,
+        "{:?}",
+        operation.error
+    );
+    assert!(manifests_under(local_models.path()).is_empty());
+
+    // The host stops the session within a batch of the cancel.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let session = loop {
+        let sessions = sessions(&host.url).await;
+        assert_eq!(sessions.len(), 1, "{sessions:?}");
+        let session = sessions.into_iter().next().unwrap();
+        if session.status() != proto::SessionStatus::Running || Instant::now() > deadline {
+            break session;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        session.status(),
+        proto::SessionStatus::Cancelled,
+        "{session:?}"
+    );
+    let progress = ProgressState::try_from(session.progress.clone().unwrap()).unwrap();
+    let ProgressContext::Training(training) = progress.context else {
+        panic!("{session:?}");
+    };
+    let epoch = training.epoch.unwrap();
+    assert!(
+        epoch.current < EPOCHS,
+        "the session reached its last epoch: {epoch:?}"
+    );
+    assert!(manifests_under(host_models.path()).is_empty());
+}
+
+#[test]
+fn a_host_killed_mid_training_fails_the_training_as_lost() {
+    if !slow_tests_enabled() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let host = host(state.path(), host_models.path(), None);
+    let (mut child, mut stdout) = spawn_until_training(train_on(
+        &host.url,
+        state.path(),
+        local_models.path(),
+        "btcusd_lstm.yaml",
+        200,
+    ));
+
+    host.signal("-KILL");
+    let killed = Instant::now();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let took = killed.elapsed();
+    assert_eq!(status.code(), Some(1), "stderr:\n{}", stderr_of(&mut child));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let error = operation_error(&rest);
+    assert!(
+        error.starts_with(&format!(
+            "training host lost: {} stopped answering",
+            host.url
+        )),
+        "{error}"
+    );
+    let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
+    let operation = &operations.list(&ListFilter::default()).unwrap().operations[0];
+    assert_eq!(operation.status, OperationStatus::Failed);
+}
+
+#[test]
+fn a_host_that_is_not_running_fails_the_training_naming_its_url() {
+    let state = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let url = free_url();
+    let started = Instant::now();
+    let output = train_on(
+        &url,
+        state.path(),
+        local_models.path(),
+        "eurusd_mlp.yaml",
+        2,
+    )
+    .output()
+    .unwrap();
+    let took = started.elapsed();
+    assert_exit(&output, 1);
+    let error = operation_error(&text(&output.stdout));
+    assert!(
+        error.starts_with(&format!("training host at {url} is not reachable")),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn a_wrong_auth_token_is_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let host = host(state.path(), host_models.path(), Some("s3cret"));
+
+    let output = train_on(
+        &host.url,
+        state.path(),
+        local_models.path(),
+        "eurusd_mlp.yaml",
+        2,
+    )
+    .env("TRDR_AUTH_TOKEN", "guess")
+    .output()
+    .unwrap();
+    assert_exit(&output, 1);
+    let error = operation_error(&text(&output.stdout));
+    assert_eq!(
+        error,
+        format!(
+            "training host at {} refused the call: wrong auth token",
+            host.url
+        )
+    );
+    assert!(manifests_under(host_models.path()).is_empty());
+    assert!(manifests_under(local_models.path()).is_empty());
+}

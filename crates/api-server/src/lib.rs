@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use market_data::{DataManager, LocalStore};
+use market_data::LocalStore;
 use orchestrator_core::store::StoreError;
 use orchestrator_core::{CancelReason, ConfigError, OperationsService, ServiceOrchestrator};
 use rpc::auth::RequireToken;
@@ -125,7 +125,7 @@ pub async fn serve(
         )?,
         options.max_concurrent_trainings,
     ));
-    let data = Arc::new(DataManager::from_env(
+    let data = Arc::new(host_client::data_manager_from_env(
         operations.clone(),
         LocalStore::new(&options.data_dir),
     )?);

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use market_data::{
-    Bar, DataManager, GapReport, LoadMode, LoadRequest, LoadSummary, LocalStore, Symbol, Timeframe,
-    merge_bars, read_import_file,
+    Bar, GapReport, LoadMode, LoadRequest, LoadSummary, LocalStore, Symbol, Timeframe, merge_bars,
+    read_import_file,
 };
 use orchestrator_core::{Operation, ServiceOrchestrator};
 
@@ -127,8 +127,8 @@ async fn load_embedded(
     global: &Global,
 ) -> anyhow::Result<Operation> {
     let operations = embedded::operations()?;
-    let manager =
-        DataManager::from_env(operations.clone(), store)?.with_segment_bars(args.segment_bars);
+    let manager = host_client::data_manager_from_env(operations.clone(), store)?
+        .with_segment_bars(args.segment_bars);
     let request = LoadRequest {
         symbol: args.symbol,
         timeframe: args.timeframe,
@@ -159,6 +159,12 @@ fn print_load_summary(summary: &LoadSummary, operation: &Operation) {
         }
     }
     println!("  gaps       {}", gap_line(&summary.gaps));
+    if let Some(fetched) = &summary.fetched {
+        println!(
+            "  fetched    {} bars from {}: {} added, {} replaced, {} unchanged",
+            fetched.received, fetched.from, fetched.added, fetched.replaced, fetched.unchanged
+        );
+    }
     println!("  operation  {}", operation.id);
 }
 

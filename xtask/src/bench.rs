@@ -8,8 +8,8 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> Result<(), Error> {
     step(args)?.run(root)
 }
 
-/// The cargo command of the benchmark `args` names. Only `train` takes
-/// flags, which it hands on to the benchmark binary after `--`.
+/// The cargo command of the benchmark `args` names. Only `train` and `host`
+/// take flags, which they hand on to the benchmark binary after `--`.
 fn step(args: &[&str]) -> Result<CargoStep, Error> {
     // A new benchmark is one more arm here (and its name in `USAGE`).
     let step = match args {
@@ -31,6 +31,11 @@ fn step(args: &[&str]) -> Result<CargoStep, Error> {
         ["train", flags @ ..] => CargoStep {
             name: "bench train",
             args: &["bench", "-p", "local-trainer", "--bench", "train", "--"],
+            extra: flags.iter().map(|flag| (*flag).to_owned()).collect(),
+        },
+        ["host", flags @ ..] => CargoStep {
+            name: "bench host",
+            args: &["bench", "-p", "training-adapter", "--bench", "host", "--"],
             extra: flags.iter().map(|flag| (*flag).to_owned()).collect(),
         },
         [] => return Err(Error::usage("`bench` needs the name of a benchmark")),
@@ -74,6 +79,16 @@ mod tests {
         let plain = step(&["train"]).unwrap();
         assert_eq!(plain.args.last(), Some(&"--"));
         assert!(plain.extra.is_empty());
+    }
+
+    #[test]
+    fn host_runs_the_training_adapter_benchmark_with_its_flags() {
+        let host = step(&["host", "--cancels", "5"]).unwrap();
+        assert_eq!(
+            host.args,
+            ["bench", "-p", "training-adapter", "--bench", "host", "--"]
+        );
+        assert_eq!(host.extra, ["--cancels", "5"]);
     }
 
     #[test]

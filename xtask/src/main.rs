@@ -26,8 +26,8 @@ usage: cargo xtask <command>
 
 commands:
   ci            run formatting, clippy, the tests and the doctests, cheapest first
-  bench <name>  run a benchmark; names: core, data, train, ops
-                (`bench train [FLAGS]` passes FLAGS on; `bench train --help` lists them)
+  bench <name>  run a benchmark; names: core, data, train, ops, host
+                (`bench train|host [FLAGS]` passes FLAGS on; `bench train|host --help` lists them)
   help          print this message";
 
 fn main() -> ExitCode {

@@ -1,0 +1,522 @@
+//! `cargo xtask bench host [FLAGS]`: what training on a training host costs
+//! compared with training locally, measured side by side in one run.
+//!
+//! A training host (`host_service::serve`) runs in this process on a
+//! loopback port, with its own models folder; the same data folder serves
+//! both routes.
+//!
+//! - overhead: the same training through `TrainingAdapter`, locally and on
+//!   the host (model fetched back and installed), alternating, several
+//!   repeats; the median time of each, their ratio and the host's extra
+//!   time in percent;
+//! - progress: events per second that reach the client through the host
+//!   when the trainer reports as often as it may (1 ms), beside the events
+//!   the same training hands to a local callback;
+//! - cancel latency: from `token.cancel` to the host training's call
+//!   returning cancelled, and to the host's session reading `CANCELLED`, at
+//!   seeded random points of a training, with the mean batch time for scale.
+//!
+//! Prints one JSON line, then a table; what it is doing goes to stderr.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark's output is its purpose; progress goes to stderr"
+)]
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use host_client::{
+    ConnectOptions, HostEndpoint, HostKind, RemoteTrainingOptions, RemoteTrainingRequest,
+    TrainingHostClient,
+};
+use local_trainer::LocalTrainer;
+use orchestrator_core::{
+    CancelReason, CancellationToken, HostServiceConfig, OperationKind, OperationsService,
+};
+use progress::ProgressContext;
+use rpc::proto;
+use strategy::StrategyConfig;
+use training_adapter::{
+    RemoteTrainingError, TrainOptions, TrainingAdapter, TrainingRequest, TrainingSummary,
+};
+
+const USAGE: &str = "\
+usage: cargo xtask bench host [FLAGS]
+
+  --strategy PATH    the strategy trained [strategies/eurusd_mlp.yaml]
+  --epochs E         epochs of the compared trainings (early stopping off) [100]
+  --repeats N        local/host pairs, alternating [5]
+  --cancels N        cancels at random points of a long host training [20]
+  --seed S           the cancel points [42]";
+
+/// Goals the figures are judged by (not measured).
+const OVERHEAD_GOAL_PERCENT: f64 = 5.0;
+const LATENCY_GOAL_SLACK_MS: f64 = 100.0;
+
+#[derive(Debug)]
+struct Args {
+    strategy: PathBuf,
+    epochs: usize,
+    repeats: usize,
+    cancels: usize,
+    seed: u64,
+}
+
+impl Args {
+    /// `Ok(None)` when help was asked for.
+    fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+        let mut args = Args {
+            strategy: root().join("strategies/eurusd_mlp.yaml"),
+            epochs: 100,
+            repeats: 5,
+            cancels: 20,
+            seed: 42,
+        };
+        while let Some(flag) = words.next() {
+            let mut value = || {
+                words
+                    .next()
+                    .ok_or_else(|| format!("`{flag}` needs a value"))
+            };
+            match flag.as_str() {
+                "--help" | "-h" => return Ok(None),
+                // cargo bench passes it to every benchmark binary.
+                "--bench" => {}
+                "--strategy" => args.strategy = PathBuf::from(value()?),
+                "--epochs" => args.epochs = positive(&flag, &value()?)?,
+                "--repeats" => args.repeats = positive(&flag, &value()?)?,
+                "--cancels" => args.cancels = positive(&flag, &value()?)?,
+                "--seed" => {
+                    let text = value()?;
+                    args.seed = text
+                        .parse()
+                        .map_err(|_| format!("`--seed` wants a number, not `{text}`"))?;
+                }
+                _ => return Err(format!("unknown flag `{flag}`")),
+            }
+        }
+        Ok(Some(args))
+    }
+}
+
+fn positive(flag: &str, text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) | Err(_) => Err(format!("`{flag}` wants a positive number, not `{text}`")),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start a runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = err.to_string();
+            let mut source = err.source();
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything one run needs: the strategy, folders, and both routes.
+struct Bench {
+    strategy: StrategyConfig,
+    local_models: tempfile::TempDir,
+    url: String,
+    local: TrainingAdapter,
+    host: TrainingAdapter,
+    client: TrainingHostClient,
+}
+
+impl Bench {
+    fn request(&self, epochs: usize, progress_interval: Duration) -> TrainingRequest {
+        TrainingRequest {
+            strategy: self.strategy.clone(),
+            symbols: None,
+            timeframes: None,
+            start: None,
+            end: None,
+            data_dir: root().join("data"),
+            models_dir: self.local_models.path().to_owned(),
+            options: TrainOptions {
+                epochs_override: Some(epochs),
+                progress_interval,
+                ..TrainOptions::default()
+            },
+        }
+    }
+
+    fn remote_request(&self, epochs: usize, progress_interval: Duration) -> RemoteTrainingRequest {
+        RemoteTrainingRequest {
+            strategy_json: serde_json::to_string(&self.strategy).unwrap_or_default(),
+            start: None,
+            end: None,
+            options: RemoteTrainingOptions {
+                epochs: u32::try_from(epochs).ok(),
+                progress_interval: Some(progress_interval),
+                ..RemoteTrainingOptions::default()
+            },
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let mut strategy = StrategyConfig::from_file(&args.strategy)?;
+    // Every training runs the epochs asked for: early stopping would end the
+    // compared runs at different points and the cancel rounds before the cancel.
+    strategy.model.early_stopping_patience = None;
+    let host_models = tempfile::tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop_host, host_stopped) = tokio::sync::oneshot::channel::<()>();
+    let host = tokio::spawn(host_service::serve(
+        listener,
+        host_service::HostOptions {
+            data_dir: root().join("data"),
+            models_dir: host_models.path().to_owned(),
+            max_concurrent: 1,
+            auth_token: None,
+        },
+        async {
+            let _ = host_stopped.await;
+        },
+    ));
+    let bench = Bench {
+        strategy,
+        local_models: tempfile::tempdir()?,
+        local: TrainingAdapter::new(&HostServiceConfig::local("TRAINING"), 1),
+        host: TrainingAdapter::new(&HostServiceConfig::host("TRAINING", &url)?, 1),
+        client: TrainingHostClient::new(HostEndpoint::new(
+            HostKind::Training,
+            &url,
+            ConnectOptions::default(),
+        )),
+        url,
+    };
+
+    let overhead = overhead(&bench, args).await?;
+    let events = progress_rate(&bench, args).await?;
+    let cancels = cancel_latency(&bench, args).await?;
+
+    let _ = stop_host.send(());
+    host.await??;
+    report(args, &bench, &overhead, &events, &cancels);
+    Ok(())
+}
+
+struct Overhead {
+    local_s: Vec<f64>,
+    host_s: Vec<f64>,
+    /// Of one local training, for scale.
+    batch_ms: f64,
+}
+
+async fn train(
+    adapter: &TrainingAdapter,
+    request: TrainingRequest,
+) -> Result<TrainingSummary, Box<dyn Error>> {
+    let operations = OperationsService::in_memory();
+    let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
+    Ok(adapter
+        .train(request, context.token, context.progress)
+        .await?)
+}
+
+async fn overhead(bench: &Bench, args: &Args) -> Result<Overhead, Box<dyn Error>> {
+    let interval = TrainOptions::default().progress_interval;
+    // One of each first: the host warms up its data cache like the local route.
+    eprintln!("warming up both routes");
+    let warm = train(&bench.local, bench.request(1, interval)).await?;
+    train(&bench.host, bench.request(1, interval)).await?;
+    let batches_per_epoch = warm
+        .samples
+        .train
+        .div_ceil(bench.strategy.model.batch_size.max(1));
+
+    let mut result = Overhead {
+        local_s: Vec::new(),
+        host_s: Vec::new(),
+        batch_ms: 0.0,
+    };
+    for repeat in 1..=args.repeats {
+        // Alternate which goes first, so drift favours neither.
+        for host_first in [repeat % 2 == 0, repeat % 2 != 0] {
+            let adapter = if host_first {
+                &bench.host
+            } else {
+                &bench.local
+            };
+            let started = Instant::now();
+            let summary = train(adapter, bench.request(args.epochs, interval)).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            if host_first {
+                result.host_s.push(seconds);
+            } else {
+                let batches = summary.report.epochs_run * batches_per_epoch;
+                result.batch_ms = summary.phase_seconds.train * 1000.0 / batches.max(1) as f64;
+                result.local_s.push(seconds);
+            }
+            eprintln!(
+                "repeat {repeat}/{}: {} {seconds:.3} s",
+                args.repeats,
+                if host_first { "host " } else { "local" }
+            );
+        }
+    }
+    Ok(result)
+}
+
+struct Events {
+    local_per_s: f64,
+    host_per_s: f64,
+    host_events: usize,
+}
+
+async fn progress_rate(bench: &Bench, args: &Args) -> Result<Events, Box<dyn Error>> {
+    const AS_OFTEN_AS_ALLOWED: Duration = Duration::from_millis(1);
+    eprintln!("counting progress events");
+    let request = bench.request(args.epochs, AS_OFTEN_AS_ALLOWED);
+    let token = CancellationToken::new();
+    let local_started = Instant::now();
+    let local_events = tokio::task::spawn_blocking(move || {
+        let mut count = 0_usize;
+        LocalTrainer
+            .run(&request, &token, &mut |_| count += 1)
+            .map(|_| count)
+    })
+    .await??;
+    let local_s = local_started.elapsed().as_secs_f64();
+
+    let mut host_events = 0_usize;
+    let started = Instant::now();
+    bench
+        .client
+        .train(
+            &bench.remote_request(args.epochs, AS_OFTEN_AS_ALLOWED),
+            &CancellationToken::new(),
+            |_| host_events += 1,
+        )
+        .await?;
+    let host_s = started.elapsed().as_secs_f64();
+    Ok(Events {
+        local_per_s: local_events as f64 / local_s,
+        host_per_s: host_events as f64 / host_s,
+        host_events,
+    })
+}
+
+struct Cancels {
+    /// From `cancel` to the call returning cancelled.
+    returned_ms: Vec<f64>,
+    /// From `cancel` to the host's session reading `CANCELLED`.
+    host_ms: Vec<f64>,
+}
+
+async fn cancel_latency(bench: &Bench, args: &Args) -> Result<Cancels, Box<dyn Error>> {
+    // Long enough never to finish before the cancel.
+    const EPOCHS: usize = 100_000;
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let mut sessions =
+        proto::training_host_client::TrainingHostClient::connect(bench.url.clone()).await?;
+    let mut result = Cancels {
+        returned_ms: Vec::new(),
+        host_ms: Vec::new(),
+    };
+    let request = bench.remote_request(EPOCHS, TrainOptions::default().progress_interval);
+    for round in 1..=args.cancels {
+        let token = CancellationToken::new();
+        let (training_tx, mut training_rx) = tokio::sync::mpsc::unbounded_channel();
+        let call = {
+            let client = bench.client.clone();
+            let token = token.clone();
+            let request = request.clone();
+            tokio::spawn(async move {
+                client
+                    .train(&request, &token, move |state| {
+                        if let ProgressContext::Training(context) = state.context
+                            && context.batch.is_some()
+                        {
+                            let _ = training_tx.send(());
+                        }
+                    })
+                    .await
+            })
+        };
+        // In the batch loop, then a random while longer.
+        training_rx
+            .recv()
+            .await
+            .ok_or("the host training ended before its batches")?;
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..300))).await;
+        let cancelled = Instant::now();
+        token.cancel(CancelReason::UserRequest(None));
+        let outcome = call.await?;
+        result
+            .returned_ms
+            .push(cancelled.elapsed().as_secs_f64() * 1000.0);
+        let Err(RemoteTrainingError::Cancelled { .. }) = outcome else {
+            return Err(format!("round {round}: expected a cancellation, got {outcome:?}").into());
+        };
+        // Newest first: this round's session.
+        loop {
+            let newest = sessions
+                .list_sessions(proto::ListSessionsRequest {})
+                .await?
+                .into_inner()
+                .sessions
+                .into_iter()
+                .next()
+                .ok_or("the host lists no session")?;
+            if newest.status() == proto::SessionStatus::Cancelled {
+                break;
+            }
+            if cancelled.elapsed() > Duration::from_secs(30) {
+                return Err(
+                    format!("round {round}: the host session did not end: {newest:?}").into(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        result
+            .host_ms
+            .push(cancelled.elapsed().as_secs_f64() * 1000.0);
+        eprintln!(
+            "cancel {round}/{}: returned after {:.1} ms, host cancelled after {:.1} ms",
+            args.cancels,
+            result.returned_ms.last().copied().unwrap_or_default(),
+            result.host_ms.last().copied().unwrap_or_default()
+        );
+    }
+    Ok(result)
+}
+
+/// The `q` quantile (0..=1) by nearest rank.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn report(args: &Args, bench: &Bench, overhead: &Overhead, events: &Events, cancels: &Cancels) {
+    let local = quantile(&overhead.local_s, 0.5);
+    let host = quantile(&overhead.host_s, 0.5);
+    let ratio = host / local;
+    let extra_percent = (ratio - 1.0) * 100.0;
+    let returned = (
+        quantile(&cancels.returned_ms, 0.5),
+        quantile(&cancels.returned_ms, 0.99),
+    );
+    let host_side = (
+        quantile(&cancels.host_ms, 0.5),
+        quantile(&cancels.host_ms, 0.99),
+    );
+    let latency_goal_ms = overhead.batch_ms + LATENCY_GOAL_SLACK_MS;
+    let json = serde_json::json!({
+        "bench": "host",
+        "strategy": bench.strategy.name,
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "local_median_s": local,
+        "host_median_s": host,
+        "host_local_ratio": ratio,
+        "host_overhead_percent": extra_percent,
+        "batch_ms": overhead.batch_ms,
+        "progress_events_per_s_local": events.local_per_s,
+        "progress_events_per_s_host": events.host_per_s,
+        "cancels": cancels.returned_ms.len(),
+        "cancel_returned_ms_p50": returned.0,
+        "cancel_returned_ms_p99": returned.1,
+        "cancel_host_ms_p50": host_side.0,
+        "cancel_host_ms_p99": host_side.1,
+    });
+    println!("{json}");
+    println!();
+    println!(
+        "{} ({} epochs), host in-process on loopback at {}",
+        bench.strategy.name, args.epochs, bench.url
+    );
+    println!("{:<44} {:>12} {:>12}", "", "local", "host");
+    println!(
+        "{:<44} {:>12.3} {:>12.3}",
+        format!("training, median of {} (s)", args.repeats),
+        local,
+        host
+    );
+    println!(
+        "{:<44} {:>25}",
+        "host / local",
+        format!(
+            "{ratio:.3} ({extra_percent:+.1} %, goal < {OVERHEAD_GOAL_PERCENT} %: {})",
+            verdict(extra_percent < OVERHEAD_GOAL_PERCENT)
+        )
+    );
+    println!(
+        "{:<44} {:>12.0} {:>12.0}",
+        "progress events/s (1 ms interval)", events.local_per_s, events.host_per_s
+    );
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "host events received", "", events.host_events
+    );
+    println!("{:<44} {:>12.2}", "mean batch (ms)", overhead.batch_ms);
+    println!(
+        "{:<44} {:>12.1} {:>12.1}",
+        format!(
+            "cancel -> call returned, p50 / p99 of {} (ms)",
+            cancels.returned_ms.len()
+        ),
+        returned.0,
+        returned.1
+    );
+    println!(
+        "{:<44} {:>12.1} {:>12.1}",
+        "cancel -> host session CANCELLED, p50 / p99", host_side.0, host_side.1
+    );
+    println!(
+        "{:<44} {:>25}",
+        "cancel p99 goal (one batch + 100 ms)",
+        format!(
+            "{latency_goal_ms:.1} ms: {}",
+            verdict(returned.1.max(host_side.1) <= latency_goal_ms)
+        )
+    );
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}

@@ -39,9 +39,9 @@ use orchestrator_core::store::StoreError;
 use orchestrator_core::{CancelReason, ConfigError, OperationsService, ServiceOrchestrator};
 use rpc::auth::RequireToken;
 use rpc::proto::operations_server::OperationsServer;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use training_manager::TrainingManager;
 
 use crate::service::OperationsApi;
@@ -149,16 +149,20 @@ pub async fn serve(
     let server = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .tcp_nodelay(true)
         .add_service(health)
         .add_service(rpc::reflection_service())
         .add_service(InterceptedService::new(
             operations_server,
             RequireToken::new(options.auth_token.as_deref()),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stopped.await;
-        });
+        // The builder's TCP options do not reach a listener bound by the
+        // caller; without no-delay, small replies wait ~40 ms for an ACK.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stopped.await;
+            },
+        );
     tokio::pin!(server);
     tracing::info!(db = %options.db.display(), "operations server ready");
 

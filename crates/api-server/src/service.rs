@@ -6,6 +6,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use market_data::{DataManager, LoadMode, LoadRequest};
 use orchestrator_core::{
@@ -17,6 +18,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use training_manager::{Backend, TrainRequest, TrainingManager, TrainingManagerError};
+
+/// A watcher gets at most one snapshot per interval (the latest): plenty for
+/// a live display, and it keeps a hundred watchers from costing the training
+/// CPU time. A change of status waits at most this long.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Lets work in until shutdown begins. Registration happens under the read
 /// lock, so once `close` returns no new operation can slip past the
@@ -228,12 +234,19 @@ impl proto::operations_server::Operations for OperationsApi {
                     () = sender.closed() => break,
                 };
                 let Some(snapshot) = snapshot else { break };
+                let terminal = snapshot.status.is_terminal();
                 if sender
                     .send(Ok(proto::Operation::from(&snapshot)))
                     .await
                     .is_err()
+                    || terminal
                 {
                     break;
+                }
+                // Updates meanwhile coalesce in the watch channel.
+                tokio::select! {
+                    () = tokio::time::sleep(WATCH_INTERVAL) => {}
+                    () = sender.closed() => break,
                 }
             }
         });
@@ -325,4 +338,52 @@ fn chain(error: &dyn Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use market_data::Symbol;
+
+    use super::*;
+
+    #[test]
+    fn core_errors_become_statuses_that_name_the_operation() {
+        let id: OperationId = "op_training_20200101_000000_deadbeef".parse().unwrap();
+        let missing = operation_status(OperationError::NotFound(id.clone()));
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+        assert!(missing.message().contains(id.as_str()));
+        let finished = operation_status(OperationError::AlreadyFinished {
+            id,
+            status: OperationStatus::Completed,
+            action: "cancelled",
+        });
+        assert_eq!(finished.code(), tonic::Code::FailedPrecondition);
+        assert!(finished.message().contains("already completed"));
+        assert_eq!(
+            parse_id("nonsense").unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn list_items_are_named_by_position_and_empty_lists_keep_the_strategy() {
+        let empty: Option<Vec<Symbol>> = parse_list("symbols", &[]).unwrap();
+        assert_eq!(empty, None);
+        let bad = parse_list::<Symbol>("symbols", &["EURUSD".into(), "..".into()]).unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(
+            bad.message().starts_with("symbols[1]: "),
+            "{}",
+            bad.message()
+        );
+    }
+
+    #[test]
+    fn a_closed_gate_refuses_new_work() {
+        let gate = Gate::default();
+        assert_eq!(gate.admit(|| Ok(1)).unwrap(), 1);
+        gate.close();
+        let refused = gate.admit(|| Ok(2)).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+    }
 }

@@ -24,8 +24,8 @@ const STORED_OPERATIONS: usize = 10_000;
 const LIST_CALLS: usize = 1_000;
 const WATCHERS: usize = 100;
 /// Pairs of trainings (without, with watchers), alternating.
-const PAIRS: usize = 3;
-const EPOCHS: u32 = 10;
+const PAIRS: usize = 4;
+const EPOCHS: u32 = 150;
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -34,6 +34,7 @@ fn main() {
     let seeding = Instant::now();
     seed(&db);
     let seeding = seeding.elapsed();
+    let strategy = long_strategy(dir.path());
     let server = Server::start(&db, &dir.path().join("models"));
     let mut rows = serde_json::Map::new();
     let mut table: Vec<(String, String)> = vec![(
@@ -65,10 +66,10 @@ fn main() {
         let mut watched = Vec::new();
         let mut delivered = 0_u64;
         // Warm-up: the first training pays for page faults and caches.
-        training(&server.url, 0).await;
+        training(&server.url, &strategy, 0).await;
         for _ in 0..PAIRS {
-            alone.push(training(&server.url, 0).await.0);
-            let (seconds, snapshots) = training(&server.url, WATCHERS).await;
+            alone.push(training(&server.url, &strategy, 0).await.0);
+            let (seconds, snapshots) = training(&server.url, &strategy, WATCHERS).await;
             watched.push(seconds);
             delivered += snapshots;
         }
@@ -137,6 +138,25 @@ fn seed(db: &Path) {
     }
 }
 
+/// eurusd_mlp without early stopping, so every run trains all [`EPOCHS`]
+/// and lasts long enough to compare.
+fn long_strategy(dir: &Path) -> std::path::PathBuf {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../strategies/eurusd_mlp.yaml");
+    let text = std::fs::read_to_string(example).expect("the example strategy");
+    let early = "early_stopping:\n      enabled: true";
+    assert!(
+        text.contains(early),
+        "eurusd_mlp.yaml no longer has {early:?}"
+    );
+    let path = dir.join("eurusd_mlp_long.yaml");
+    std::fs::write(
+        &path,
+        text.replace(early, "early_stopping:\n      enabled: false"),
+    )
+    .expect("write the strategy");
+    path
+}
+
 async fn connect(url: &str) -> OperationsClient<Channel> {
     OperationsClient::connect(url.to_owned())
         .await
@@ -169,20 +189,15 @@ async fn list_latencies(
 /// connection as separate terminals would be. Returns the training's own
 /// duration (started → finished, as the server recorded it) and the
 /// snapshots all watchers received.
-async fn training(url: &str, watchers: usize) -> (f64, u64) {
+async fn training(url: &str, strategy: &Path, watchers: usize) -> (f64, u64) {
     let mut clients = Vec::with_capacity(watchers);
     for _ in 0..watchers {
         clients.push(connect(url).await);
     }
     let mut submitter = connect(url).await;
-    let strategy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../strategies/eurusd_mlp.yaml");
     let operation = submitter
         .start_training(proto::StartTrainingOperationRequest {
-            strategy_path: strategy
-                .canonicalize()
-                .expect("strategy")
-                .to_string_lossy()
-                .into(),
+            strategy_path: strategy.to_string_lossy().into(),
             epochs: Some(EPOCHS),
             ..Default::default()
         })
@@ -263,7 +278,7 @@ impl Server {
             .arg(data)
             .arg("--models-dir")
             .arg(models)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .env_remove("TRDR_AUTH_TOKEN")
             .env_remove("USE_TRAINING_HOST_SERVICE")
             .stdout(Stdio::piped())

@@ -54,9 +54,9 @@ enum OpsCommand {
     Watch { id: String },
     /// Cancel a pending or running operation.
     ///
-    /// Without --server, only operations this store's owner can reach are
-    /// cancelled: one that another trdr process is running must be cancelled
-    /// there (Ctrl-C in its terminal), or be started with --server.
+    /// Without --server, an operation another trdr process is running
+    /// cannot be reached from here: cancel it there (Ctrl-C in its
+    /// terminal), or run it on a server (--server) to cancel it from anywhere.
     Cancel {
         id: String,
         /// A note recorded with the cancellation.

@@ -99,11 +99,10 @@ async fn a_host_training_brings_its_model_back_into_the_local_models_folder() {
     let local =
         local_trainer::load_artifact(&summary.model_path, training_adapter::Backend::Flex).unwrap();
     assert_eq!(local.metrics, summary.metrics);
-    // The host's typed progress reached the local operation.
+    // The host's typed progress reached the local operation (coalesced:
+    // a watcher sees the latest snapshot, not every one).
     assert!(
-        epochs_seen
-            .iter()
-            .any(|epoch| epoch.current == 2 && epoch.total == 2),
+        !epochs_seen.is_empty() && epochs_seen.iter().all(|epoch| epoch.total == 2),
         "{epochs_seen:?}"
     );
 }

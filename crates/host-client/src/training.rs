@@ -334,7 +334,9 @@ impl TrainingHostClient {
                 });
             }
             None => {
-                return Err(self.protocol("an event of a kind this client does not know".to_owned()));
+                return Err(
+                    self.protocol("an event of a kind this client does not know".to_owned())
+                );
             }
         }
         Ok(None)

@@ -46,13 +46,16 @@ fn train_completes_with_an_artifact_and_increasing_progress() {
     assert_exit(&output, 0);
     let events = json_events(&output);
 
+    // Progress is coalesced (the latest snapshot wins), so on a busy machine
+    // the display may skip snapshots, even the last epoch's; what it shows
+    // must still move forward and stay within the three epochs.
     let figures: Vec<(u64, u64)> = events.iter().filter_map(epoch_and_batch).collect();
-    assert!(figures.len() >= 3, "{figures:?}");
+    assert!(!figures.is_empty(), "no epoch/batch progress shown");
     assert!(
         figures.windows(2).all(|pair| pair[0] < pair[1]),
         "epoch/batch went backwards: {figures:?}"
     );
-    assert_eq!(figures.last().unwrap().0, 3);
+    assert!(figures.iter().all(|(epoch, _)| (1..=3).contains(epoch)), "{figures:?}");
 
     let manifests = manifests_under(models.path());
     assert_eq!(manifests.len(), 1, "{manifests:?}");

@@ -1,11 +1,9 @@
 //! `trdr host-service`: the training host, so another trdr process can run
 //! its trainings (and read bars) on this machine over gRPC.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use host_service::HostOptions;
 use rpc::auth::AUTH_TOKEN_ENV;
@@ -44,55 +42,20 @@ pub(crate) struct HostServiceArgs {
 
 pub(crate) async fn run(args: HostServiceArgs, global: &Global) -> anyhow::Result<u8> {
     let auth_token = args.auth_token.filter(|token| !token.is_empty());
-    if !args.listen.ip().is_loopback() && auth_token.is_none() {
-        tracing::warn!(
-            address = %args.listen,
-            "listening beyond loopback without an auth token: anyone who can reach it can run trainings and read the data"
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
+    let (listener, address) = crate::listen::bind(
+        args.listen,
+        auth_token.as_deref(),
+        "run trainings and read the data",
+    )
+    .await?;
     let options = HostOptions {
         data_dir: global.data_dir.clone(),
         models_dir: crate::train::models_dir(args.models_dir),
         max_concurrent: usize::from(args.max_concurrent),
         auth_token,
     };
-    // Installed before the line below, so a signal sent as soon as a script
-    // sees it is not lost.
-    let signals = shutdown_signal()?;
-    // Scripts and tests wait for this exact line.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {address}").context("cannot write to stdout")?;
-    stdout.flush().context("cannot write to stdout")?;
-    drop(stdout);
+    let signals = crate::listen::announce(address)?;
 
     host_service::serve(listener, options, signals).await?;
     Ok(0)
-}
-
-/// Completes on Ctrl-C or, on Unix, SIGTERM.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::info!("shutdown requested");
-        })
-    }
-    #[cfg(not(unix))]
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutdown requested");
-    })
 }

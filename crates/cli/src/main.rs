@@ -15,6 +15,7 @@ mod embedded;
 mod exit;
 mod follow;
 mod host_service;
+mod listen;
 mod ops;
 mod remote;
 mod serve;

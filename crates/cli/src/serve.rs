@@ -1,11 +1,9 @@
 //! `trdr serve`: the operations API server, so trainings and data loads can
 //! be submitted, watched and cancelled from any terminal.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use api_server::ServerOptions;
 use clap::Args;
 use rpc::auth::AUTH_TOKEN_ENV;
@@ -47,18 +45,8 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
         None => embedded::operations_db()?,
     };
     let auth_token = args.auth_token.filter(|token| !token.is_empty());
-    if !args.listen.ip().is_loopback() && auth_token.is_none() {
-        tracing::warn!(
-            address = %args.listen,
-            "listening beyond loopback without an auth token: anyone who can reach it can start and cancel work"
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
+    let (listener, address) =
+        crate::listen::bind(args.listen, auth_token.as_deref(), "start and cancel work").await?;
     let options = ServerOptions {
         db,
         data_dir: global.data_dir.clone(),
@@ -67,36 +55,7 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
         auth_token,
     };
     tracing::info!(?options, "starting the operations server");
-    // Scripts and tests wait for this exact line.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {address}").context("cannot write to stdout")?;
-    stdout.flush().context("cannot write to stdout")?;
-    drop(stdout);
-
-    let signals = shutdown_signal()?;
+    let signals = crate::listen::announce(address)?;
     api_server::serve(listener, options, signals).await?;
     Ok(0)
-}
-
-/// Completes on Ctrl-C or, on Unix, SIGTERM. The listeners are installed
-/// before the server starts, so an early signal is not lost.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::info!("shutdown requested");
-        })
-    }
-    #[cfg(not(unix))]
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutdown requested");
-    })
 }

@@ -98,12 +98,7 @@ fn tail_then_backfill_fill_in_exactly_the_missing_bars() {
 
 #[test]
 fn a_data_host_that_is_down_fails_the_load_promptly_naming_it() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    let url = free_url();
     let state = tempfile::tempdir().unwrap();
     let local_dir = tempfile::tempdir().unwrap();
     let started = Instant::now();

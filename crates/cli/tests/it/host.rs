@@ -116,11 +116,6 @@ fn operation_error(stdout: &str) -> String {
     last["operation"]["error"].as_str().unwrap().to_owned()
 }
 
-fn free_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
-}
-
 async fn sessions(url: &str) -> Vec<proto::Session> {
     let mut client = TrainingHostClient::connect(url.to_owned()).await.unwrap();
     client

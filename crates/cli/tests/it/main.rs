@@ -112,3 +112,9 @@ impl Drop for Listening {
         let _ = self.child.wait();
     }
 }
+
+/// An http URL on loopback where nothing listens (the port was bound, then released).
+fn free_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}

@@ -2,73 +2,29 @@
 //! --server`, `trdr data load --server` and `trdr ops` from other processes.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::*;
 
-/// A running `trdr serve` on a free loopback port; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    // Kept open: the server's stdout must not hit a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    /// Serves the store `{state}/operations.db`, which the local `trdr ops`
-    /// of [`client`] also reads.
-    fn start(state: &Path, models: &Path, extra: &[&str]) -> Server {
-        let mut child = trdr(state)
-            .env_remove("TRDR_AUTH_TOKEN")
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(state.join("operations.db"))
-            .arg("--data-dir")
-            .arg(sample_data())
-            .arg("--models-dir")
-            .arg(models)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let address = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        assert!(address.starts_with("127.0.0.1:"), "{address}");
-        Server {
-            child,
-            url: format!("http://{address}"),
-            _stdout: stdout,
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `trdr serve` on a free loopback port, serving the store
+/// `{state}/operations.db`, which the local `trdr ops` of [`client`] also reads.
+fn start_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
+    let mut command = trdr(state);
+    command
+        .env_remove("TRDR_AUTH_TOKEN")
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(state.join("operations.db"))
+        .arg("--data-dir")
+        .arg(sample_data())
+        .arg("--models-dir")
+        .arg(models)
+        .args(extra);
+    Listening::start(command)
 }
 
 /// A `trdr` client of `server` (through `TRDR_SERVER`) sharing its store.
-fn client(state: &Path, server: &Server) -> Command {
+fn client(state: &Path, server: &Listening) -> Command {
     let mut command = trdr(state);
     command
         .env("TRDR_SERVER", &server.url)
@@ -77,7 +33,7 @@ fn client(state: &Path, server: &Server) -> Command {
 }
 
 /// `trdr ops list --json` of the server.
-fn listing(state: &Path, server: &Server, extra: &[&str]) -> serde_json::Value {
+fn listing(state: &Path, server: &Listening, extra: &[&str]) -> serde_json::Value {
     let output = client(state, server)
         .args(["ops", "list", "--json"])
         .args(extra)
@@ -88,7 +44,7 @@ fn listing(state: &Path, server: &Server, extra: &[&str]) -> serde_json::Value {
 }
 
 /// The status of operation `id`, as the server says.
-fn status_of(state: &Path, server: &Server, id: &str) -> String {
+fn status_of(state: &Path, server: &Listening, id: &str) -> String {
     let output = client(state, server)
         .args(["ops", "show", id, "--json"])
         .output()
@@ -100,7 +56,7 @@ fn status_of(state: &Path, server: &Server, id: &str) -> String {
 
 /// Waits (up to a minute) until `id` has `status`.
 #[track_caller]
-fn wait_for_status(state: &Path, server: &Server, id: &str, status: &str) {
+fn wait_for_status(state: &Path, server: &Listening, id: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = status_of(state, server, id);
@@ -117,7 +73,7 @@ fn wait_for_status(state: &Path, server: &Server, id: &str, status: &str) {
 
 /// A long training (many LSTM epochs) submitted with `--server --json`;
 /// returns the client process and the operation id of its first event.
-fn submit_long_training(state: &Path, server: &Server) -> (Child, String) {
+fn submit_long_training(state: &Path, server: &Listening) -> (Child, String) {
     let mut child = client(state, server)
         .arg("train")
         .arg(repo().join("strategies/btcusd_lstm.yaml"))
@@ -161,7 +117,7 @@ fn operation_id_in(stdout: &str) -> String {
 fn a_training_submitted_to_the_server_completes_and_every_client_sees_it() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let server = Server::start(state.path(), models.path(), &[]);
+    let server = start_server(state.path(), models.path(), &[]);
 
     // Submitted from another directory: the path travels absolute.
     let output = client(state.path(), &server)
@@ -215,7 +171,7 @@ fn a_training_submitted_to_the_server_completes_and_every_client_sees_it() {
 fn a_data_load_through_the_server_prints_the_same_summary() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let server = Server::start(state.path(), models.path(), &[]);
+    let server = start_server(state.path(), models.path(), &[]);
     let output = client(state.path(), &server)
         .args(["data", "load", "EURUSD", "1h"])
         .output()
@@ -243,7 +199,7 @@ fn a_data_load_through_the_server_prints_the_same_summary() {
 fn a_cancel_from_a_third_process_ends_the_training_and_its_watchers() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let mut server = Server::start(state.path(), models.path(), &[]);
+    let mut server = start_server(state.path(), models.path(), &[]);
     let (mut submitter, id) = submit_long_training(state.path(), &server);
     wait_for_status(state.path(), &server, &id, "running");
     let mut watcher = client(state.path(), &server)
@@ -294,7 +250,7 @@ fn a_cancel_from_a_third_process_ends_the_training_and_its_watchers() {
 fn sigterm_cancels_running_work_and_the_server_exits_cleanly() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let mut server = Server::start(state.path(), models.path(), &[]);
+    let mut server = start_server(state.path(), models.path(), &[]);
     let (mut submitter, id) = submit_long_training(state.path(), &server);
     wait_for_status(state.path(), &server, &id, "running");
 
@@ -317,7 +273,7 @@ fn sigterm_cancels_running_work_and_the_server_exits_cleanly() {
 fn a_restarted_server_keeps_the_history_and_fails_the_interrupted_training() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let mut server = Server::start(state.path(), models.path(), &[]);
+    let mut server = start_server(state.path(), models.path(), &[]);
     let load = client(state.path(), &server)
         .args(["data", "load", "IBM", "1d"])
         .output()
@@ -331,7 +287,7 @@ fn a_restarted_server_keeps_the_history_and_fails_the_interrupted_training() {
     // The client notices the server went away; it does not hang.
     assert_child_exit(&mut submitter, 1);
 
-    let server = Server::start(state.path(), models.path(), &[]);
+    let server = start_server(state.path(), models.path(), &[]);
     let list = listing(state.path(), &server, &[]);
     assert_eq!(list["total"], 2, "{list}");
     let operations = list["operations"].as_array().unwrap();
@@ -352,7 +308,7 @@ fn a_restarted_server_keeps_the_history_and_fails_the_interrupted_training() {
 fn trainings_beyond_the_limit_wait_pending_then_run_in_order() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start_server(
         state.path(),
         models.path(),
         &["--max-concurrent-trainings", "1"],
@@ -389,7 +345,7 @@ fn trainings_beyond_the_limit_wait_pending_then_run_in_order() {
 fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let server = Server::start(state.path(), models.path(), &[]);
+    let server = start_server(state.path(), models.path(), &[]);
     let load = client(state.path(), &server)
         .args(["data", "load", "EURUSD", "1d"])
         .output()
@@ -472,7 +428,7 @@ fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
 fn a_wrong_or_missing_auth_token_is_refused() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
-    let server = Server::start(state.path(), models.path(), &["--auth-token", "s3cret"]);
+    let server = start_server(state.path(), models.path(), &["--auth-token", "s3cret"]);
     let list = |token: Option<&str>| {
         let mut command = client(state.path(), &server);
         if let Some(token) = token {
@@ -492,13 +448,7 @@ fn a_wrong_or_missing_auth_token_is_refused() {
 #[test]
 fn a_server_that_is_down_is_reported_at_once() {
     let state = tempfile::tempdir().unwrap();
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    let url = free_url();
     let output = trdr(state.path())
         .args(["ops", "list", "--server", &url])
         .output()

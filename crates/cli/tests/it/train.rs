@@ -55,7 +55,10 @@ fn train_completes_with_an_artifact_and_increasing_progress() {
         figures.windows(2).all(|pair| pair[0] < pair[1]),
         "epoch/batch went backwards: {figures:?}"
     );
-    assert!(figures.iter().all(|(epoch, _)| (1..=3).contains(epoch)), "{figures:?}");
+    assert!(
+        figures.iter().all(|(epoch, _)| (1..=3).contains(epoch)),
+        "{figures:?}"
+    );
 
     let manifests = manifests_under(models.path());
     assert_eq!(manifests.len(), 1, "{manifests:?}");

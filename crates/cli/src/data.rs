@@ -141,7 +141,8 @@ async fn load_embedded(
     let finished = follow(&operations, &id, &mut display).await?;
     // The work stops at its next segment; let it, so nothing is cut mid-read.
     let _ = tokio::time::timeout(Duration::from_secs(5), manager.drain()).await;
-    Ok(finished)
+    // Re-read: work that stopped after a cancel may have noted how it stopped.
+    Ok(operations.get(&id).unwrap_or(finished))
 }
 
 fn print_load_summary(summary: &LoadSummary, operation: &Operation) {

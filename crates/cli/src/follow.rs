@@ -213,7 +213,11 @@ pub(crate) fn report_outcome(
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                eprintln!("Cancelled {}: {reason}", operation.id);
+                match &operation.error {
+                    // How the work stopped, e.g. that a remote stop was not confirmed.
+                    Some(note) => eprintln!("Cancelled {}: {reason} ({note})", operation.id),
+                    None => eprintln!("Cancelled {}: {reason}", operation.id),
+                }
             }
             Ok(EXIT_CANCELLED as u8)
         }

@@ -88,7 +88,8 @@ async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Oper
     // A cancelled training stops within a batch; wait for it, so the process
     // does not exit while the trainer is still writing.
     let _ = tokio::time::timeout(Duration::from_secs(10), manager.drain()).await;
-    Ok(finished)
+    // Re-read: work that stopped after a cancel may have noted how it stopped.
+    Ok(operations.get(&id).unwrap_or(finished))
 }
 
 fn wire_request(args: &TrainArgs) -> rpc::proto::StartTrainingOperationRequest {

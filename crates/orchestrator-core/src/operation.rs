@@ -208,7 +208,8 @@ pub struct Operation {
     pub progress: ProgressState,
     /// The result summary of a completed operation.
     pub result: Option<serde_json::Value>,
-    /// Why a failed operation failed.
+    /// Why a failed operation failed; for a cancelled one, how the work
+    /// reported its stop (the stage, or that a remote stop was not confirmed).
     pub error: Option<String>,
     /// Why a cancelled operation was cancelled.
     pub cancel_reason: Option<CancelReason>,

@@ -256,7 +256,15 @@ async fn run_managed<W, Fut, T, E>(
         Ok(Err(error)) => {
             let error: BoxError = error.into();
             match find_cancelled(&*error) {
-                Some(cancelled) => record_cancelled(&operations, &id, &token, Some(cancelled)),
+                Some(cancelled) => {
+                    let recorded = record_cancelled(&operations, &id, &token, Some(cancelled));
+                    if recorded.is_ok()
+                        && let Err(note) = operations.note_cancellation(&id, &error_chain(&*error))
+                    {
+                        tracing::warn!(operation = %id, error = %note, "could not note how the work stopped");
+                    }
+                    recorded
+                }
                 None if token.is_cancelled() => record_cancelled(&operations, &id, &token, None),
                 None => operations.fail(&id, error_chain(&*error)),
             }

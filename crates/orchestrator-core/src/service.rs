@@ -187,6 +187,19 @@ impl OperationsService {
         }
     }
 
+    /// Keeps the work's own account of a cancellation (`how`, e.g. "the
+    /// remote stop was not confirmed") in the `error` field of an operation
+    /// that ended `cancelled`, unless one is there already. The status stays
+    /// final; only this note may arrive after the end, because the work
+    /// finishes stopping after the operation was marked cancelled.
+    pub(crate) fn note_cancellation(
+        &self,
+        id: &OperationId,
+        how: &str,
+    ) -> Result<(), OperationError> {
+        Ok(self.inner.store.note_cancellation(id, &how)?)
+    }
+
     /// Cancels every pending or running operation, e.g. on shutdown.
     pub fn cancel_active(&self, reason: CancelReason) -> Vec<OperationId> {
         let ids: Vec<OperationId> = self.live().keys().cloned().collect();

@@ -233,6 +233,54 @@ async fn ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
 }
 
 #[test]
+fn ctrl_c_while_the_host_is_unreachable_still_cancels_promptly_noting_it() {
+    if !slow_tests_enabled() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let host = host(state.path(), host_models.path(), None);
+    let (mut child, mut stdout) = spawn_until_training(train_on(
+        &host.url,
+        state.path(),
+        local_models.path(),
+        "btcusd_lstm.yaml",
+        200,
+    ));
+
+    // A frozen host keeps its connection open but answers nothing.
+    host.signal("-STOP");
+    let interrupted = Instant::now();
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let status = child.wait().unwrap();
+    let took = interrupted.elapsed();
+    host.signal("-CONT");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stderr:\n{}",
+        stderr_of(&mut child)
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
+    let operation = &operations.list(&ListFilter::default()).unwrap().operations[0];
+    assert_eq!(operation.status, OperationStatus::Cancelled);
+    let note = operation.error.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("the remote stop was not confirmed"),
+        "{note:?}"
+    );
+    assert!(manifests_under(local_models.path()).is_empty());
+}
+
+#[test]
 fn a_host_killed_mid_training_fails_the_training_as_lost() {
     if !slow_tests_enabled() {
         return;

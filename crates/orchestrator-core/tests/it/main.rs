@@ -210,8 +210,48 @@ async fn a_cancelled_error_maps_to_status_cancelled_not_failed() {
     let done = manager.finished(&id).await;
     assert_eq!(done.status, OperationStatus::Cancelled);
     assert_eq!(done.cancel_reason, Some(CancelReason::Timeout));
-    assert_eq!(done.error, None);
+    manager.drain().await;
+    // The work's own account of the stop is kept beside the reason.
+    assert_eq!(
+        manager.operations.get(&id).unwrap().error.as_deref(),
+        Some("counting stopped: timed out (stopped during evaluation)")
+    );
 }
+
+#[tokio::test]
+async fn a_note_from_work_that_stops_after_the_cancel_is_kept_and_the_status_stays() {
+    let manager = CountingManager::new(None);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let id = manager
+        .start_managed_operation(
+            OperationKind::Training,
+            serde_json::json!({}),
+            |context| async move {
+                let _ = started_tx.send(());
+                context.token.cancelled().await;
+                // Like a remote training whose host did not answer the cancel.
+                Err::<(), _>(RemoteStopped(context.token.cancelled_error("training")))
+            },
+        )
+        .unwrap();
+    started_rx.await.unwrap();
+    manager
+        .operations
+        .cancel(&id, CancelReason::UserRequest(None))
+        .unwrap();
+    manager.drain().await;
+    let done = manager.operations.get(&id).unwrap();
+    assert_eq!(done.status, OperationStatus::Cancelled);
+    assert_eq!(done.cancel_reason, Some(CancelReason::UserRequest(None)));
+    assert_eq!(
+        done.error.as_deref(),
+        Some("remote stop not confirmed: cancelled by user (stopped during training)")
+    );
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("remote stop not confirmed")]
+struct RemoteStopped(#[source] orchestrator_core::Cancelled);
 
 #[tokio::test]
 async fn errors_and_panics_map_to_failed_with_the_message() {

@@ -197,7 +197,7 @@ impl OperationsService {
         id: &OperationId,
         how: &str,
     ) -> Result<(), OperationError> {
-        Ok(self.inner.store.note_cancellation(id, &how)?)
+        Ok(self.inner.store.note_cancellation(id, how)?)
     }
 
     /// Cancels every pending or running operation, e.g. on shutdown.

@@ -58,19 +58,6 @@ fn train_on(url: &str, state: &Path, models: &Path, strategy: &str, epochs: u32)
     command
 }
 
-fn manifests_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(manifests_under(&path));
-        } else if path.ends_with("manifest.json") {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// Spawns `command` and reads its events until the train step reports a
 /// batch: the training is under way on the host.
 fn spawn_until_training(mut command: Command) -> (Child, BufReader<std::process::ChildStdout>) {

@@ -118,3 +118,17 @@ fn free_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
 }
+
+/// Every `manifest.json` below `dir`: one per complete model artifact.
+fn manifests_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(manifests_under(&path));
+        } else if path.ends_with("manifest.json") {
+            found.push(path);
+        }
+    }
+    found
+}

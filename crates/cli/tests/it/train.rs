@@ -8,19 +8,6 @@ use orchestrator_core::{ListFilter, OperationKind, OperationStatus, OperationsSe
 
 use super::*;
 
-fn manifests_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(manifests_under(&path));
-        } else if path.ends_with("manifest.json") {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// (epoch, batch) of a progress event of the train step, if it has them.
 fn epoch_and_batch(event: &serde_json::Value) -> Option<(u64, u64)> {
     let context = &event["progress"]["context"];

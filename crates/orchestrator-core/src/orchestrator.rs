@@ -2,11 +2,13 @@
 //! selection, managed operations, health and configuration.
 
 use std::error::Error;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use progress::ProgressRenderer;
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::{
@@ -110,9 +112,10 @@ pub trait ServiceOrchestrator: Send + Sync {
             .operations()
             .create(kind, params, Some(self.renderer()))?;
         let id = context.id.clone();
+        let admission = self.admission().cloned().map(Admission::queue);
         self.tasks().spawn(run_managed(
             self.operations().clone(),
-            self.admission().cloned(),
+            admission,
             context,
             work,
         ));
@@ -211,9 +214,37 @@ pub trait ServiceOrchestrator: Send + Sync {
     }
 }
 
+/// An operation's place under the admission limit, taken when it is
+/// submitted. Tokio's semaphore serves waiters first come, first served, but
+/// an acquire joins the queue only when first polled, and a spawned task is
+/// polled whenever the scheduler gets to it; polling once at submission
+/// makes "first come" mean "first submitted".
+enum Admission {
+    Admitted(OwnedSemaphorePermit),
+    Queued(Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>),
+}
+
+impl Admission {
+    fn queue(semaphore: Arc<Semaphore>) -> Self {
+        let mut acquire = Box::pin(semaphore.acquire_owned());
+        // The waker is never woken: the task that takes this over polls again
+        // with its own, and the place in the queue is kept.
+        match acquire
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(Ok(permit)) => Admission::Admitted(permit),
+            Poll::Ready(Err(closed)) => {
+                Admission::Queued(Box::pin(std::future::ready(Err(closed))))
+            }
+            Poll::Pending => Admission::Queued(acquire),
+        }
+    }
+}
+
 async fn run_managed<W, Fut, T, E>(
     operations: OperationsService,
-    admission: Option<Arc<Semaphore>>,
+    admission: Option<Admission>,
     context: OperationContext,
     work: W,
 ) where
@@ -225,13 +256,14 @@ async fn run_managed<W, Fut, T, E>(
     let id = context.id.clone();
     let token = context.token.clone();
     let _permit = match admission {
-        Some(semaphore) => tokio::select! {
+        Some(Admission::Admitted(permit)) => Some(permit),
+        Some(Admission::Queued(acquire)) => tokio::select! {
             biased;
             () = token.cancelled() => {
                 warn_unrecorded(&id, record_cancelled(&operations, &id, &token, None));
                 return;
             }
-            permit = semaphore.acquire_owned() => permit.ok(),
+            permit = acquire => permit.ok(),
         },
         None => None,
     };

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use orchestrator_core::{ListFilter, OperationStatus, OperationsService};
+use orchestrator_core::{ListFilter, Operation, OperationStatus, OperationsService};
 use progress::{ProgressContext, ProgressState};
 use rpc::proto;
 use rpc::proto::training_host_client::TrainingHostClient;
@@ -85,6 +85,48 @@ fn spawn_until_training(mut command: Command) -> (Child, BufReader<std::process:
     (child, stdout)
 }
 
+/// A BTCUSD LSTM training of `epochs` epochs sent to a fresh host, read
+/// until its train step reports a batch.
+struct LongTraining {
+    state: tempfile::TempDir,
+    host_models: tempfile::TempDir,
+    local_models: tempfile::TempDir,
+    host: Listening,
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl LongTraining {
+    fn start(epochs: u32) -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let host_models = tempfile::tempdir().unwrap();
+        let local_models = tempfile::tempdir().unwrap();
+        let host = host(state.path(), host_models.path(), None);
+        let (child, stdout) = spawn_until_training(train_on(
+            &host.url,
+            state.path(),
+            local_models.path(),
+            "btcusd_lstm.yaml",
+            epochs,
+        ));
+        Self {
+            state,
+            host_models,
+            local_models,
+            host,
+            child,
+            stdout,
+        }
+    }
+}
+
+/// The newest operation the CLI recorded in the store of `state`.
+fn newest_operation(state: &Path) -> Operation {
+    let operations = OperationsService::open_sqlite(state.join("operations.db")).unwrap();
+    let page = operations.list(&ListFilter::default()).unwrap();
+    page.operations.into_iter().next().unwrap()
+}
+
 fn stderr_of(child: &mut Child) -> String {
     let mut stderr = String::new();
     child
@@ -155,17 +197,14 @@ async fn ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
         return;
     }
     const EPOCHS: u32 = 200;
-    let state = tempfile::tempdir().unwrap();
-    let host_models = tempfile::tempdir().unwrap();
-    let local_models = tempfile::tempdir().unwrap();
-    let host = host(state.path(), host_models.path(), None);
-    let (mut child, mut stdout) = spawn_until_training(train_on(
-        &host.url,
-        state.path(),
-        local_models.path(),
-        "btcusd_lstm.yaml",
-        EPOCHS,
-    ));
+    let LongTraining {
+        state,
+        host_models,
+        local_models,
+        host,
+        mut child,
+        mut stdout,
+    } = LongTraining::start(EPOCHS);
 
     let interrupt = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -181,8 +220,7 @@ async fn ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
         stderr_of(&mut child)
     );
 
-    let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
-    let operation = &operations.list(&ListFilter::default()).unwrap().operations[0];
+    let operation = &newest_operation(state.path());
     assert_eq!(
         operation.status,
         OperationStatus::Cancelled,
@@ -224,17 +262,14 @@ fn ctrl_c_while_the_host_is_unreachable_still_cancels_promptly_noting_it() {
     if !slow_tests_enabled() {
         return;
     }
-    let state = tempfile::tempdir().unwrap();
-    let host_models = tempfile::tempdir().unwrap();
-    let local_models = tempfile::tempdir().unwrap();
-    let host = host(state.path(), host_models.path(), None);
-    let (mut child, mut stdout) = spawn_until_training(train_on(
-        &host.url,
-        state.path(),
-        local_models.path(),
-        "btcusd_lstm.yaml",
-        200,
-    ));
+    let LongTraining {
+        state,
+        host_models: _host_models,
+        local_models,
+        host,
+        mut child,
+        mut stdout,
+    } = LongTraining::start(200);
 
     // A frozen host keeps its connection open but answers nothing.
     host.signal("-STOP");
@@ -256,8 +291,7 @@ fn ctrl_c_while_the_host_is_unreachable_still_cancels_promptly_noting_it() {
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 
-    let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
-    let operation = &operations.list(&ListFilter::default()).unwrap().operations[0];
+    let operation = &newest_operation(state.path());
     assert_eq!(operation.status, OperationStatus::Cancelled);
     let note = operation.error.as_deref().unwrap_or_default();
     assert!(
@@ -272,17 +306,14 @@ fn a_host_killed_mid_training_fails_the_training_as_lost() {
     if !slow_tests_enabled() {
         return;
     }
-    let state = tempfile::tempdir().unwrap();
-    let host_models = tempfile::tempdir().unwrap();
-    let local_models = tempfile::tempdir().unwrap();
-    let host = host(state.path(), host_models.path(), None);
-    let (mut child, mut stdout) = spawn_until_training(train_on(
-        &host.url,
-        state.path(),
-        local_models.path(),
-        "btcusd_lstm.yaml",
-        200,
-    ));
+    let LongTraining {
+        state,
+        host_models: _host_models,
+        local_models: _local_models,
+        host,
+        mut child,
+        mut stdout,
+    } = LongTraining::start(200);
 
     host.signal("-KILL");
     let killed = Instant::now();
@@ -300,8 +331,7 @@ fn a_host_killed_mid_training_fails_the_training_as_lost() {
         )),
         "{error}"
     );
-    let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
-    let operation = &operations.list(&ListFilter::default()).unwrap().operations[0];
+    let operation = &newest_operation(state.path());
     assert_eq!(operation.status, OperationStatus::Failed);
 }
 

@@ -6,7 +6,7 @@ use crate::ProgressRenderer;
 use crate::state::{ProgressContext, ProgressState, Step, TrainingContext};
 
 /// How many symbols are shown before the list is shortened.
-const MAX_SYMBOLS_IN_FULL: usize = 3;
+const MAX_SYMBOLS_IN_FULL: usize = 2;
 /// How many timeframes are shown before the list is shortened.
 const MAX_TIMEFRAMES_IN_FULL: usize = 2;
 /// How many entries a shortened list keeps before its `(+N more)`.
@@ -15,9 +15,13 @@ const SHOWN_WHEN_SHORTENED: usize = 2;
 /// Renders [`ProgressContext::Training`] as, for example,
 /// `Training MLP model on AAPL [1H] [epoch 15/50] (batch 342/500) [2/4]`.
 ///
-/// Up to three symbols are shown, else the first two and `(+N more)`; up to
-/// two timeframes, else the first two and `(+N more)` inside the brackets.
-/// Every part the context lacks is left out, and blank names count as absent.
+/// The design's rule, taken from the seed's own examples: up to two symbols
+/// are shown, else the first two and `(+N more)` (`AAPL, MSFT (+1 more)` for
+/// three); the model type is shown upper-case whatever its case in the
+/// context (`mlp` → `MLP`); timeframes keep their own rule, up to two shown,
+/// else the first two and `(+N more)` inside the brackets, each as the
+/// context spells it (`1H`, `5m`). Every part the context lacks is left out,
+/// and blank names count as absent.
 /// The trailing `[k/n]` is [`ProgressState::step`]. Metrics (loss, accuracy,
 /// throughput) are not part of the line: they are shown from the structured
 /// fields.
@@ -57,7 +61,7 @@ impl fmt::Display for TrainingLine<'_> {
         let context = self.context;
         f.write_str("Training")?;
         if let Some(model) = context.model_type.as_deref().and_then(non_blank) {
-            write!(f, " {model}")?;
+            write!(f, " {}", model.to_uppercase())?;
         }
         f.write_str(" model")?;
         if has_entries(&context.symbols) {
@@ -192,33 +196,28 @@ mod tests {
         check(context, None, expected);
     }
 
+    /// The seed's four example lines, character for character: the three of
+    /// the design and the one for `context = {'model_type': 'mlp', 'symbols':
+    /// ['AAPL', 'MSFT', 'TSLA'], ...}`.
     #[test]
-    fn single_symbol_with_batch() {
+    fn the_seeds_four_example_lines() {
         check(
             full_context(),
             Some(Step::new(2, 4)),
             expect![[r#"Training MLP model on AAPL [1H] [epoch 15/50] (batch 342/500) [2/4]"#]],
         );
-    }
-
-    #[test]
-    fn four_symbols_two_timeframes_without_batch() {
-        let context = TrainingContext {
+        let four_symbols = TrainingContext {
             symbols: names(&["AAPL", "MSFT", "GOOG", "AMZN"]),
             timeframes: names(&["1H", "4H"]),
             batch: None,
             ..full_context()
         };
         check(
-            context,
+            four_symbols,
             Some(Step::new(3, 4)),
             expect![[r#"Training MLP model on AAPL, MSFT (+2 more) [1H, 4H] [epoch 15/50] [3/4]"#]],
         );
-    }
-
-    #[test]
-    fn cnn_on_five_minutes() {
-        let context = TrainingContext {
+        let cnn = TrainingContext {
             model_type: Some("CNN".to_owned()),
             symbols: names(&["TSLA"]),
             timeframes: names(&["5m"]),
@@ -227,10 +226,39 @@ mod tests {
             ..TrainingContext::default()
         };
         check(
-            context,
+            cnn,
             Some(Step::new(1, 4)),
             expect![[r#"Training CNN model on TSLA [5m] [epoch 8/20] (batch 156/800) [1/4]"#]],
         );
+        let seed_context = TrainingContext {
+            model_type: Some("mlp".to_owned()),
+            symbols: names(&["AAPL", "MSFT", "TSLA"]),
+            timeframes: names(&["1H", "4H"]),
+            ..full_context()
+        };
+        check(
+            seed_context,
+            None,
+            expect![[
+                r#"Training MLP model on AAPL, MSFT (+1 more) [1H, 4H] [epoch 15/50] (batch 342/500)"#
+            ]],
+        );
+    }
+
+    #[test]
+    fn model_type_is_upper_cased_whatever_its_case() {
+        for given in ["mlp", "Mlp", " lstm ", "CNN"] {
+            let context = TrainingContext {
+                model_type: Some(given.to_owned()),
+                ..full_context()
+            };
+            let line = render(context, None);
+            let shown = given.trim().to_uppercase();
+            assert_eq!(
+                line,
+                format!("Training {shown} model on AAPL [1H] [epoch 15/50] (batch 342/500)")
+            );
+        }
     }
 
     #[test]
@@ -249,7 +277,9 @@ mod tests {
         );
         check_symbols(
             3,
-            expect![[r#"Training MLP model on S1, S2, S3 [1H] [epoch 15/50] (batch 342/500)"#]],
+            expect![[
+                r#"Training MLP model on S1, S2 (+1 more) [1H] [epoch 15/50] (batch 342/500)"#
+            ]],
         );
         check_symbols(
             4,

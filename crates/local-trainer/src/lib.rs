@@ -79,6 +79,7 @@ mod artifact;
 mod backend;
 mod batch;
 mod error;
+mod lstm;
 mod metrics;
 mod model;
 mod pipeline;

@@ -16,11 +16,13 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{
     Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfig, PaddingConfig1d,
 };
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 use strategy::{Activation, FeatureLayout, Label, ModelConfig, ModelKind, Samples};
 
 use crate::batch::{self, SampleShape};
+use crate::lstm::{self, Dropout, LstmStack};
 use crate::{Backend, TrainError};
 
 /// Everything needed to rebuild a network before loading its weights.
@@ -112,8 +114,24 @@ enum Body {
     Mlp(Vec<Linear>),
     /// 1-D convolutions over the window (features as channels), flattened.
     Cnn(Vec<Conv1d>),
-    /// Stacked LSTMs; the last layer's final hidden state represents the window.
+    /// Stacked LSTMs; the last layer's final hidden state represents the
+    /// window. burn's `Lstm` holds the parameters; the arithmetic is
+    /// [`LstmStack`]'s (see the `lstm` module).
     Lstm(Vec<Lstm>),
+}
+
+/// Buffers a network reuses from one forward pass to the next.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    lstm: LstmStack,
+}
+
+/// A forward pass: the logits, and what its backward pass needs.
+pub(crate) struct Forward {
+    pub(crate) logits: Tensor<2>,
+    /// In training, the LSTM stack's output as a tracked leaf: its gradient
+    /// is where the stack's own backward pass starts.
+    lstm_output: Option<Tensor<2>>,
 }
 
 /// A classifier of windows into BUY/HOLD/SELL.
@@ -200,8 +218,10 @@ impl Network {
         features: Tensor<3>,
         symbols: Tensor<1, Int>,
         pass: &mut Pass<'_>,
-    ) -> Tensor<2> {
+        scratch: &mut Scratch,
+    ) -> Forward {
         let [batch, window, width] = features.dims();
+        let mut lstm_output = None;
         let representation = match &self.body {
             Body::Mlp(layers) => {
                 let mut x = features.reshape([batch, window * width]);
@@ -220,21 +240,34 @@ impl Network {
                 x.reshape([batch, channels * length])
             }
             Body::Lstm(layers) => {
-                let mut sequence = features;
-                let mut last = None;
-                for (index, lstm) in layers.iter().enumerate() {
-                    let (output, state) = lstm.forward(sequence, None);
-                    sequence = if index + 1 < layers.len() {
-                        self.drop(output, pass)
-                    } else {
-                        output
-                    };
-                    last = Some(state.hidden);
-                }
-                // `Architecture::validate` rules out an empty stack; should one
-                // get here anyway, the newest bar stands for the window.
-                let last = last
-                    .unwrap_or_else(|| sequence.narrow(1, window - 1, 1).reshape([batch, width]));
+                let device = features.device();
+                let values = features.into_data();
+                let dropout = match pass {
+                    Pass::Train(rng) => Some(Dropout {
+                        probability: self.dropout,
+                        rng,
+                    }),
+                    Pass::Eval => None,
+                };
+                let last = scratch.lstm.forward(
+                    layers,
+                    lstm::as_f32(&values),
+                    [batch, window, width],
+                    dropout,
+                );
+                let hidden = last.len() / batch;
+                let last = Tensor::<2>::from_data(
+                    TensorData::new(last.to_vec(), [batch, hidden]),
+                    &device,
+                );
+                let last = match pass {
+                    Pass::Train(_) => {
+                        let leaf = last.require_grad();
+                        lstm_output = Some(leaf.clone());
+                        leaf
+                    }
+                    Pass::Eval => last,
+                };
                 self.drop(last, pass)
             }
         };
@@ -246,7 +279,33 @@ impl Network {
             }
             None => representation,
         };
-        self.head.forward(representation)
+        Forward {
+            logits: self.head.forward(representation),
+            lstm_output,
+        }
+    }
+
+    /// The gradients of `loss`, computed from the `forward` pass of a
+    /// training step, for every parameter of the network.
+    pub(crate) fn backward(
+        &self,
+        loss: Tensor<1>,
+        forward: Forward,
+        scratch: &mut Scratch,
+    ) -> GradientsParams {
+        let mut gradients = loss.backward();
+        let lstm_gradient = forward
+            .lstm_output
+            .and_then(|leaf| leaf.grad_remove(&mut gradients));
+        let mut params = GradientsParams::from_grads(gradients, self);
+        if let (Body::Lstm(layers), Some(gradient)) = (&self.body, lstm_gradient) {
+            let device = gradient.device();
+            let values = gradient.into_data();
+            scratch
+                .lstm
+                .backward(layers, lstm::as_f32(&values), &device, &mut params);
+        }
+        params
     }
 
     /// Inverted dropout with a mask drawn from the training's generator.
@@ -379,6 +438,7 @@ impl Model {
         }
         let mut predictions = Vec::with_capacity(count);
         let mut indices = Vec::with_capacity(PREDICT_BATCH.min(count));
+        let mut scratch = Scratch::default();
         for start in (0..count).step_by(PREDICT_BATCH) {
             check()?;
             indices.clear();
@@ -390,10 +450,13 @@ impl Model {
                 shape,
                 &self.device,
             );
-            let logits = self
-                .network
-                .forward(inputs.features, inputs.symbols, &mut Pass::Eval);
-            push_classes(logits, &mut predictions);
+            let forward = self.network.forward(
+                inputs.features,
+                inputs.symbols,
+                &mut Pass::Eval,
+                &mut scratch,
+            );
+            push_classes(forward.logits, &mut predictions);
         }
         Ok(predictions)
     }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use orchestrator_core::CancellationToken;
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use strategy::{Optimizer, PreparedData, Samples, StrategyConfig};
 
 use crate::batch::{self, SampleShape};
-use crate::model::{Architecture, Network, Pass};
+use crate::model::{Architecture, Network, Pass, Scratch};
 use crate::{Backend, Metrics, Model, TrainError};
 
 /// How to run a training (what to train comes from the strategy).
@@ -201,6 +201,7 @@ pub fn train(
     let mut dropout_rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
     let batches = train_split.len().div_ceil(batch_size);
     let mut reporter = Reporter::new(config, options, epochs, batches, progress);
+    let mut scratch = Scratch::default();
 
     let mut history = Vec::with_capacity(epochs);
     let mut best: Option<(usize, f64, Network)> = None;
@@ -224,14 +225,19 @@ pub fn train(
                 &train_device,
             );
             let labels = batch::labels(&train_split.labels, chunk, &train_device);
-            let logits = network.forward(
+            let forward = network.forward(
                 inputs.features,
                 inputs.symbols,
                 &mut Pass::Train(&mut dropout_rng),
+                &mut scratch,
             );
-            let loss = loss_function.forward(logits.clone(), labels.clone());
-            running.add(loss.clone().inner(), logits.inner(), labels.inner());
-            let gradients = GradientsParams::from_grads(loss.backward(), &network);
+            let loss = loss_function.forward(forward.logits.clone(), labels.clone());
+            running.add(
+                loss.clone().inner(),
+                forward.logits.clone().inner(),
+                labels.inner(),
+            );
+            let gradients = network.backward(loss, forward, &mut scratch);
             network = optimizer.step(learning_rate, network, gradients);
 
             let now = Instant::now();
@@ -342,6 +348,7 @@ fn validate(
     let loss_function: CrossEntropyLoss = CrossEntropyLossConfig::new().init(device);
     let mut running = Running::default();
     let mut indices = Vec::with_capacity(batch_size.min(split.len()));
+    let mut scratch = Scratch::default();
     for (index, start) in (0..split.len()).step_by(batch_size).enumerate() {
         if index % check_every == 0 && token.is_cancelled() {
             return Err(token.cancelled_error("validation").into());
@@ -350,7 +357,14 @@ fn validate(
         indices.extend(start..(start + batch_size).min(split.len()));
         let inputs = batch::gather(&split.features, &split.symbol_ids, &indices, shape, device);
         let labels = batch::labels(&split.labels, &indices, device);
-        let logits = network.forward(inputs.features, inputs.symbols, &mut Pass::Eval);
+        let logits = network
+            .forward(
+                inputs.features,
+                inputs.symbols,
+                &mut Pass::Eval,
+                &mut scratch,
+            )
+            .logits;
         let loss = loss_function.forward(logits.clone(), labels.clone());
         running.add(loss, logits, labels);
     }

@@ -1,0 +1,143 @@
+use burn::module::Param;
+use burn::nn::LstmConfig;
+use burn::tensor::{Distribution, Gradients};
+
+use super::*;
+use crate::Backend;
+
+/// Both backends' autodiff devices, seeded.
+fn devices() -> Vec<Device> {
+    Backend::ALL
+        .into_iter()
+        .map(|backend| {
+            let device = backend.device();
+            device.seed(11);
+            device.autodiff()
+        })
+        .collect()
+}
+
+fn stack(device: &Device, input: usize, hidden: &[usize]) -> Vec<Lstm> {
+    let mut width = input;
+    hidden
+        .iter()
+        .map(|&units| {
+            let lstm = LstmConfig::new(width, units, true).init(device);
+            width = units;
+            lstm
+        })
+        .collect()
+}
+
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
+    for (index, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= 1e-5 * (1.0 + e.abs()),
+            "{what}[{index}]: fused {a}, burn {e}"
+        );
+    }
+}
+
+/// Every parameter of `layers`, named, with its gradient in `burn` and in `fused`.
+fn compare_gradients(layers: &[Lstm], burn: &Gradients, fused: &GradientsParams) {
+    fn one<const D: usize>(
+        name: &str,
+        param: &Param<Tensor<D>>,
+        burn: &Gradients,
+        fused: &GradientsParams,
+    ) {
+        let expected = values(param.val().grad(burn).expect("burn has a gradient"));
+        let actual = values(fused.get::<D>(param.id).expect("fused has a gradient"));
+        assert_close(name, &actual, &expected);
+    }
+    for (layer, lstm) in layers.iter().enumerate() {
+        for (gate, controller) in ["input", "forget", "output", "cell"]
+            .into_iter()
+            .zip(gates(lstm))
+        {
+            for (side, transform) in [
+                ("input", &controller.input_transform),
+                ("hidden", &controller.hidden_transform),
+            ] {
+                let name = format!("layer {layer} {gate} gate, {side} transform");
+                one(&format!("{name} weight"), &transform.weight, burn, fused);
+                let bias = transform.bias.as_ref().unwrap();
+                one(&format!("{name} bias"), bias, burn, fused);
+            }
+        }
+    }
+}
+
+/// burn's `Lstm` and the fused stack, given the same weights and inputs,
+/// agree on the last hidden state and on every parameter's gradient of a
+/// loss on it.
+fn matches_burn(hidden: &[usize]) {
+    let [batch, steps, input] = [5, 7, 3];
+    for device in devices() {
+        let layers = stack(&device, input, hidden);
+        let features = Tensor::<3>::random([batch, steps, input], Distribution::Default, &device)
+            .mul_scalar(4.0)
+            .sub_scalar(2.0);
+        let top = *hidden.last().unwrap();
+        let weights = Tensor::<2>::random([batch, top], Distribution::Default, &device);
+
+        let mut sequence = features.clone();
+        let mut last = None;
+        for lstm in &layers {
+            let (output, state) = lstm.forward(sequence, None);
+            sequence = output;
+            last = Some(state.hidden);
+        }
+        let last = last.unwrap();
+        let burn_gradients = (last.clone() * weights.clone()).sum().backward();
+
+        let mut fused = LstmStack::default();
+        let fused_last = fused
+            .forward(&layers, &values(features), [batch, steps, input], None)
+            .to_vec();
+        assert_close("last hidden state", &fused_last, &values(last));
+
+        let mut fused_gradients = GradientsParams::new();
+        let inner = weights.clone().inner().device();
+        fused.backward(&layers, &values(weights), &inner, &mut fused_gradients);
+        compare_gradients(&layers, &burn_gradients, &fused_gradients);
+    }
+}
+
+#[test]
+fn one_layer_matches_burns_lstm() {
+    matches_burn(&[4]);
+}
+
+#[test]
+fn stacked_layers_match_burns_lstm() {
+    matches_burn(&[4, 6]);
+}
+
+#[test]
+fn activations_are_accurate() {
+    let mut worst = [0f32; 3];
+    for step in -40_000..=40_000 {
+        let x = step as f32 / 1000.0;
+        let errors = [
+            (exp(x) - x.exp()).abs() / x.exp(),
+            (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs(),
+            (tanh(x) - x.tanh()).abs(),
+        ];
+        for (worst, error) in worst.iter_mut().zip(errors) {
+            *worst = worst.max(error);
+        }
+    }
+    let [exp_relative, sigmoid_absolute, tanh_absolute] = worst;
+    assert!(exp_relative < 4e-7, "exp: relative error {exp_relative}");
+    assert!(sigmoid_absolute < 2e-7, "sigmoid: error {sigmoid_absolute}");
+    assert!(tanh_absolute < 4e-7, "tanh: error {tanh_absolute}");
+    assert_eq!(exp(-200.0), exp(-87.0));
+    assert_eq!(tanh(50.0), 1.0);
+    assert_eq!(tanh(-50.0), -1.0);
+}

@@ -25,6 +25,11 @@
 //! from batch to batch: after the first batch of a shape, a training step
 //! allocates nothing here beyond burn's weight read-back and gradient tensors.
 //!
+//! A batch of 32 samples or more is split into two shards that run in
+//! parallel (the recurrence is sequential in time, so the batch is the only
+//! parallelism at these sizes); their weight gradients are summed in a fixed
+//! order, so results do not depend on the machine.
+//!
 //! Buffers are time-major (`[step, batch, ·]`), so every time step is one
 //! contiguous block. Results match burn's `Lstm` to float rounding (the
 //! summation order of the products differs); a test compares both.
@@ -103,10 +108,9 @@ impl Weights {
 }
 
 /// What one layer's forward pass keeps for its backward pass, and its
-/// gradients once that has run. All time-major.
+/// gradients once that has run, for one shard of the batch. All time-major.
 #[derive(Debug, Default)]
 struct Layer {
-    weights: Weights,
     /// `[steps, batch, input]`: this layer's input (after dropout).
     input: Vec<f32>,
     /// `[steps, batch, 4·hidden]`: the activated gates i, f, o, g.
@@ -125,12 +129,32 @@ struct Layer {
     d_bias: Vec<f32>,
 }
 
-/// The LSTM stack of a network: its buffers, reused from batch to batch.
+/// Batches of at least twice this many samples are split into two shards
+/// that run in parallel, each on its own core.
+///
+/// The split depends on the batch size alone, never on the machine's cores:
+/// the shards' gradients are summed in a fixed order, so a seed gives the
+/// same model on every machine.
+const MIN_SHARD_SAMPLES: usize = 16;
+
+/// The LSTM stack of a network: its fused weights and, per shard of the
+/// batch, its buffers, reused from batch to batch.
 #[derive(Debug, Default)]
 pub(crate) struct LstmStack {
-    layers: Vec<Layer>,
-    steps: usize,
+    weights: Vec<Weights>,
+    shards: Vec<Shard>,
+    /// `[batch, hidden]`: the top layer's last hidden state, all shards.
+    last: Vec<f32>,
+}
+
+/// Consecutive samples of a batch, run through the whole stack.
+#[derive(Debug, Default)]
+struct Shard {
+    /// The shard's first sample within the batch, and its sample count.
+    first: usize,
     batch: usize,
+    steps: usize,
+    layers: Vec<Layer>,
     /// Per layer below the top: the inverted-dropout mask applied to its
     /// output (`[steps, batch, hidden]`), empty when dropout is off.
     masks: Vec<Vec<f32>>,
@@ -162,46 +186,41 @@ impl LstmStack {
         mut dropout: Option<Dropout<'_>>,
     ) -> &[f32] {
         assert!(!layers.is_empty(), "an LSTM stack has at least one layer");
-        self.batch = batch;
-        self.steps = steps;
-        self.layers.resize_with(layers.len(), Layer::default);
-        self.masks.resize_with(layers.len() - 1, Vec::new);
-
-        // The first layer's input, transposed to time-major.
-        let first = &mut self.layers[0];
-        resize(&mut first.input, steps * batch * width);
-        for (sample, values) in features.chunks_exact(steps * width).enumerate() {
-            for (step, bar) in values.chunks_exact(width).enumerate() {
-                first.input[(step * batch + sample) * width..][..width].copy_from_slice(bar);
-            }
+        let Self {
+            weights,
+            shards,
+            last,
+        } = self;
+        weights.resize_with(layers.len(), Weights::default);
+        for (weights, lstm) in weights.iter_mut().zip(layers) {
+            weights.load(lstm);
         }
-
-        for index in 0..layers.len() {
-            let layer = &mut self.layers[index];
-            layer.weights.load(&layers[index]);
-            layer.forward(steps, batch);
-            if index + 1 < layers.len() {
-                let (below, above) = self.layers.split_at_mut(index + 1);
-                let output = &below[index].hiddens[batch * below[index].weights.hidden..];
-                let mask = &mut self.masks[index];
-                let next = &mut above[0].input;
-                resize(next, output.len());
-                match dropout.as_mut() {
-                    Some(dropout) if dropout.probability > 0.0 => {
-                        draw_mask(mask, output.len(), dropout);
-                        for ((next, value), keep) in next.iter_mut().zip(output).zip(mask.iter()) {
-                            *next = value * keep;
-                        }
-                    }
-                    _ => {
-                        mask.clear();
-                        next.copy_from_slice(output);
-                    }
-                }
-            }
+        let shard_count = if batch >= 2 * MIN_SHARD_SAMPLES { 2 } else { 1 };
+        shards.resize_with(shard_count, Shard::default);
+        let mut first = 0;
+        for (index, shard) in shards.iter_mut().enumerate() {
+            let samples = batch / shard_count + usize::from(index < batch % shard_count);
+            let features = &features[first * steps * width..][..samples * steps * width];
+            // Masks are drawn here, shard by shard, so that the draws do not
+            // depend on which shard's thread runs first.
+            shard.prepare(
+                weights,
+                features,
+                first,
+                [samples, steps, width],
+                dropout.as_mut(),
+            );
+            first += samples;
         }
-        let top = self.layers.last().expect("at least one layer");
-        &top.hiddens[steps * batch * top.weights.hidden..]
+        each_shard(shards, |shard| shard.forward(weights));
+
+        let hidden = weights.last().expect("at least one layer").hidden;
+        last.clear();
+        for shard in shards.iter() {
+            let top = shard.layers.last().expect("at least one layer");
+            last.extend_from_slice(&top.hiddens[shard.steps * shard.batch * hidden..]);
+        }
+        last
     }
 
     /// Backpropagates `d_last` (`[batch, hidden]`, the loss's gradient with
@@ -217,33 +236,132 @@ impl LstmStack {
         device: &Device,
         gradients: &mut GradientsParams,
     ) {
+        let Self {
+            weights, shards, ..
+        } = self;
+        let hidden = weights.last().expect("forward ran").hidden;
+        each_shard(shards, |shard| {
+            let d_last = &d_last[shard.first * hidden..][..shard.batch * hidden];
+            shard.backward(weights, d_last);
+        });
+        // The batch's gradients: the shards' summed, always in shard order.
+        let (total, rest) = shards.split_first_mut().expect("forward ran");
+        for shard in rest.iter() {
+            for (sum, layer) in total.layers.iter_mut().zip(&shard.layers) {
+                for (sum, part) in [
+                    (&mut sum.d_input_weight, &layer.d_input_weight),
+                    (&mut sum.d_hidden_weight, &layer.d_hidden_weight),
+                    (&mut sum.d_bias, &layer.d_bias),
+                ] {
+                    for (sum, value) in sum.iter_mut().zip(part) {
+                        *sum += value;
+                    }
+                }
+            }
+        }
+        for ((layer, weights), lstm) in total.layers.iter().zip(weights.iter()).zip(layers) {
+            layer.register(weights, lstm, device, gradients);
+        }
+    }
+}
+
+/// Runs `work` on every shard, in parallel when there are several.
+fn each_shard(shards: &mut [Shard], work: impl Fn(&mut Shard) + Sync) {
+    match shards {
+        [first, second] => {
+            rayon::join(|| work(first), || work(second));
+        }
+        shards => shards.iter_mut().for_each(work),
+    }
+}
+
+impl Shard {
+    /// Takes this shard's samples (transposed to time-major) and draws its
+    /// dropout masks.
+    fn prepare(
+        &mut self,
+        weights: &[Weights],
+        features: &[f32],
+        first: usize,
+        [batch, steps, width]: [usize; 3],
+        dropout: Option<&mut Dropout<'_>>,
+    ) {
+        self.first = first;
+        self.batch = batch;
+        self.steps = steps;
+        self.layers.resize_with(weights.len(), Layer::default);
+        self.masks.resize_with(weights.len() - 1, Vec::new);
+        let input = &mut self.layers[0].input;
+        resize(input, steps * batch * width);
+        for (sample, values) in features.chunks_exact(steps * width).enumerate() {
+            for (step, bar) in values.chunks_exact(width).enumerate() {
+                input[(step * batch + sample) * width..][..width].copy_from_slice(bar);
+            }
+        }
+        match dropout {
+            Some(dropout) if dropout.probability > 0.0 => {
+                for (mask, below) in self.masks.iter_mut().zip(weights) {
+                    draw_mask(mask, steps * batch * below.hidden, dropout);
+                }
+            }
+            _ => self.masks.iter_mut().for_each(Vec::clear),
+        }
+    }
+
+    fn forward(&mut self, weights: &[Weights]) {
+        let (steps, batch) = (self.steps, self.batch);
+        for (index, weights) in weights.iter().enumerate() {
+            self.layers[index].forward(weights, steps, batch);
+            if index + 1 < self.layers.len() {
+                // The next layer's input: this one's hidden states, dropped out.
+                let (below, above) = self.layers.split_at_mut(index + 1);
+                let output = &below[index].hiddens[batch * weights.hidden..];
+                let next = &mut above[0].input;
+                resize(next, output.len());
+                let mask = &self.masks[index];
+                if mask.is_empty() {
+                    next.copy_from_slice(output);
+                } else {
+                    for ((next, value), keep) in next.iter_mut().zip(output).zip(mask) {
+                        *next = value * keep;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills every layer's gradients from `d_last`, this shard's rows of the
+    /// gradient of the top layer's last hidden state.
+    fn backward(&mut self, weights: &[Weights], d_last: &[f32]) {
         let (steps, batch) = (self.steps, self.batch);
         // The gradient arriving from above: for the top layer only its last
         // hidden state has one.
-        let top = self.layers.last().expect("forward ran");
-        resize(&mut self.d_above, steps * batch * top.weights.hidden);
+        let top = weights.last().expect("at least one layer").hidden;
+        resize(&mut self.d_above, steps * batch * top);
         self.d_above.fill(0.0);
-        self.d_above[(steps - 1) * batch * top.weights.hidden..].copy_from_slice(d_last);
+        self.d_above[(steps - 1) * batch * top..].copy_from_slice(d_last);
 
         for index in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[index];
+            let layer_weights = &weights[index];
             layer.backward(
+                layer_weights,
                 steps,
                 batch,
                 &self.d_above,
                 &mut self.d_hidden,
                 &mut self.d_cell,
             );
-            layer.weights_gradients(steps, batch);
+            layer.weights_gradients(layer_weights, steps, batch);
             if index > 0 {
                 // The gradient of the layer below's output: through this
                 // layer's input, then through the dropout mask.
-                let input = layer.weights.input;
+                let Weights { input, hidden, .. } = *layer_weights;
                 resize(&mut self.d_above, steps * batch * input);
                 general_mat_mul(
                     1.0,
-                    &matrix(&layer.d_gates, steps * batch, 4 * layer.weights.hidden),
-                    &matrix(&layer.weights.input_weight, input, 4 * layer.weights.hidden).t(),
+                    &matrix(&layer.d_gates, steps * batch, 4 * hidden),
+                    &matrix(&layer_weights.input_weight, input, 4 * hidden).t(),
                     0.0,
                     &mut matrix_mut(&mut self.d_above, steps * batch, input),
                 );
@@ -254,15 +372,14 @@ impl LstmStack {
                     }
                 }
             }
-            layer.register(&layers[index], device, gradients);
         }
     }
 }
 
 impl Layer {
     /// Fills `gates`, `cells`, `cell_tanh` and `hiddens` from `input`.
-    fn forward(&mut self, steps: usize, batch: usize) {
-        let Weights { input, hidden, .. } = self.weights;
+    fn forward(&mut self, weights: &Weights, steps: usize, batch: usize) {
+        let Weights { input, hidden, .. } = *weights;
         let width = 4 * hidden;
         resize(&mut self.gates, steps * batch * width);
         resize(&mut self.cells, (steps + 1) * batch * hidden);
@@ -273,12 +390,12 @@ impl Layer {
 
         // The input projection of every step at once, biases included.
         for row in self.gates.chunks_exact_mut(width) {
-            row.copy_from_slice(&self.weights.bias);
+            row.copy_from_slice(&weights.bias);
         }
         general_mat_mul(
             1.0,
             &matrix(&self.input, steps * batch, input),
-            &matrix(&self.weights.input_weight, input, width),
+            &matrix(&weights.input_weight, input, width),
             1.0,
             &mut matrix_mut(&mut self.gates, steps * batch, width),
         );
@@ -289,7 +406,7 @@ impl Layer {
             general_mat_mul(
                 1.0,
                 &matrix(&self.hiddens[step * block..][..block], batch, hidden),
-                &matrix(&self.weights.hidden_weight, hidden, width),
+                &matrix(&weights.hidden_weight, hidden, width),
                 1.0,
                 &mut matrix_mut(gates, batch, width),
             );
@@ -299,7 +416,7 @@ impl Layer {
             let cell_tanh = &mut self.cell_tanh[step * block..][..block];
             let hiddens = &mut self.hiddens[(step + 1) * block..][..block];
             for sample in 0..batch {
-                let row = sample * hidden..(sample + 1) * hidden;
+                let offset = sample * hidden;
                 let gates = &mut gates[sample * width..][..width];
                 let (sigmoid_part, cell_gate) = gates.split_at_mut(3 * hidden);
                 for value in sigmoid_part.iter_mut() {
@@ -312,11 +429,11 @@ impl Layer {
                 let (forget_gate, output_gate) = rest.split_at(hidden);
                 for j in 0..hidden {
                     let cell =
-                        forget_gate[j] * cells_before[row.start + j] + input_gate[j] * cell_gate[j];
+                        forget_gate[j] * cells_before[offset + j] + input_gate[j] * cell_gate[j];
                     let squashed = tanh(cell);
-                    cells_after[row.start + j] = cell;
-                    cell_tanh[row.start + j] = squashed;
-                    hiddens[row.start + j] = output_gate[j] * squashed;
+                    cells_after[offset + j] = cell;
+                    cell_tanh[offset + j] = squashed;
+                    hiddens[offset + j] = output_gate[j] * squashed;
                 }
             }
         }
@@ -327,13 +444,14 @@ impl Layer {
     /// hidden]`).
     fn backward(
         &mut self,
+        weights: &Weights,
         steps: usize,
         batch: usize,
         d_above: &[f32],
         d_hidden: &mut Vec<f32>,
         d_cell: &mut Vec<f32>,
     ) {
-        let hidden = self.weights.hidden;
+        let hidden = weights.hidden;
         let width = 4 * hidden;
         let block = batch * hidden;
         resize(&mut self.d_gates, steps * batch * width);
@@ -375,7 +493,7 @@ impl Layer {
                 general_mat_mul(
                     1.0,
                     &matrix(d_gates, batch, width),
-                    &matrix(&self.weights.hidden_weight, hidden, width).t(),
+                    &matrix(&weights.hidden_weight, hidden, width).t(),
                     0.0,
                     &mut matrix_mut(d_hidden, batch, hidden),
                 );
@@ -384,8 +502,8 @@ impl Layer {
     }
 
     /// The fused weight and bias gradients of all steps, from `d_gates`.
-    fn weights_gradients(&mut self, steps: usize, batch: usize) {
-        let Weights { input, hidden, .. } = self.weights;
+    fn weights_gradients(&mut self, weights: &Weights, steps: usize, batch: usize) {
+        let Weights { input, hidden, .. } = *weights;
         let width = 4 * hidden;
         let rows = steps * batch;
         resize(&mut self.d_input_weight, input * width);
@@ -416,8 +534,14 @@ impl Layer {
     }
 
     /// Registers the fused gradients as gradients of `lstm`'s parameters.
-    fn register(&self, lstm: &Lstm, device: &Device, gradients: &mut GradientsParams) {
-        let Weights { input, hidden, .. } = self.weights;
+    fn register(
+        &self,
+        weights: &Weights,
+        lstm: &Lstm,
+        device: &Device,
+        gradients: &mut GradientsParams,
+    ) {
+        let Weights { input, hidden, .. } = *weights;
         let width = 4 * hidden;
         for (gate, controller) in gates(lstm).into_iter().enumerate() {
             let columns = gate * hidden..(gate + 1) * hidden;

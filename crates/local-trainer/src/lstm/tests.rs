@@ -76,8 +76,8 @@ fn compare_gradients(layers: &[Lstm], burn: &Gradients, fused: &GradientsParams)
 /// burn's `Lstm` and the fused stack, given the same weights and inputs,
 /// agree on the last hidden state and on every parameter's gradient of a
 /// loss on it.
-fn matches_burn(hidden: &[usize]) {
-    let [batch, steps, input] = [5, 7, 3];
+fn matches_burn(batch: usize, hidden: &[usize]) {
+    let [steps, input] = [7, 3];
     for device in devices() {
         let layers = stack(&device, input, hidden);
         let features = Tensor::<3>::random([batch, steps, input], Distribution::Default, &device)
@@ -111,12 +111,18 @@ fn matches_burn(hidden: &[usize]) {
 
 #[test]
 fn one_layer_matches_burns_lstm() {
-    matches_burn(&[4]);
+    matches_burn(5, &[4]);
 }
 
 #[test]
 fn stacked_layers_match_burns_lstm() {
-    matches_burn(&[4, 6]);
+    matches_burn(5, &[4, 6]);
+}
+
+#[test]
+fn a_batch_split_in_two_shards_matches_burns_lstm() {
+    // 33 samples: shards of 17 and 16.
+    matches_burn(33, &[4, 6]);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does.
 //!
-//! One module per command (`ci`, `bench`); `tidy` holds checks that are plain
+//! One module per command (`ci`, `bench`, `fuzz`); `tidy` holds checks that are plain
 //! tests, so `cargo test` runs them. Arguments are parsed by hand to keep the
 //! crate free of dependencies.
 
@@ -14,6 +14,7 @@
 
 mod bench;
 mod ci;
+mod fuzz;
 #[cfg(test)]
 mod tidy;
 
@@ -28,6 +29,8 @@ commands:
   ci            run formatting, clippy, the tests and the doctests, cheapest first
   bench <name>  run a benchmark; names: core, data, train, ops, host
                 (`bench train|host [FLAGS]` passes FLAGS on; `bench train|host --help` lists them)
+  fuzz <target> [--seconds N]
+                run a libFuzzer target on nightly (default 60 s); `fuzz list` names them
   help          print this message";
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         }
         ["ci"] => ci::run(&root),
         ["bench", rest @ ..] => bench::run(&root, rest),
+        ["fuzz", rest @ ..] => fuzz::run(&root, rest),
         [command, ..] => Err(Error::usage(format!("unknown command `{command}`"))),
     };
 

@@ -16,6 +16,14 @@ pub enum DataError {
         line: usize,
         message: String,
     },
+    /// An import file whose layout is not recognised, or does not fit the
+    /// mapping given: the message names what was found.
+    #[error("{}:{line}: {message}", path.display())]
+    UnknownLayout {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     /// A whole file is wrong (empty, no usable header...).
     #[error("{}: {message}", path.display())]
     InvalidFile { path: PathBuf, message: String },

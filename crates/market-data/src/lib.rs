@@ -26,6 +26,8 @@
 
 mod bar;
 mod error;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod gaps;
 mod import;
 mod manager;
@@ -38,7 +40,10 @@ mod validate;
 pub use bar::{Bar, InvalidSymbol, Symbol};
 pub use error::DataError;
 pub use gaps::{Gap, GapKind, GapReport, find_gaps};
-pub use import::{MergeStats, merge_bars, read_import_file};
+pub use import::{
+    ColumnMap, ColumnRef, EpochUnit, ImportOptions, Imported, InvalidImportOption, MergeStats,
+    TimeFormat, TimestampColumns, Timezone, merge_bars, read_import_file,
+};
 pub use manager::{
     DATA_SERVICE, DEFAULT_DATA_HOST_URL, DEFAULT_SEGMENT_BARS, DataAdapter, DataManager, LoadMode,
     LoadRequest, LoadSummary, LoadedSeries,

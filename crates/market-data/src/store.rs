@@ -452,7 +452,7 @@ fn line_text<'a>(bytes: &'a [u8], path: &Path, line: usize) -> Result<&'a str, D
         .map_err(|_| DataError::invalid(path, line, "line is not valid UTF-8"))
 }
 
-fn write_bars(out: &mut impl Write, bars: &[Bar]) -> io::Result<()> {
+pub(crate) fn write_bars(out: &mut impl Write, bars: &[Bar]) -> io::Result<()> {
     out.write_all(validate::HEADER_LINE.as_bytes())?;
     out.write_all(b"\n")?;
     let mut line = String::with_capacity(128);

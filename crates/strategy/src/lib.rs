@@ -36,6 +36,8 @@ mod config;
 mod dataset;
 mod error;
 mod features;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod fuzzy;
 pub mod indicators;
 mod labels;

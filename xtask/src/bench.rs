@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn train_hands_its_flags_to_the_benchmark() {
-        let train = step(&["train", "--epochs", "1", "--skip-eurusd"]).unwrap();
+        let train = step(&["train", "--epochs", "1", "--skip-examples"]).unwrap();
         let command: Vec<&str> = train
             .args
             .iter()
@@ -73,7 +73,7 @@ mod tests {
                 "--",
                 "--epochs",
                 "1",
-                "--skip-eurusd"
+                "--skip-examples"
             ]
         );
         let plain = step(&["train"]).unwrap();

@@ -4,8 +4,9 @@
 //! - synthetic: training samples per second per backend on seeded, learnable
 //!   random data of a shape set by flags, to compare with other frameworks
 //!   at the same shape;
-//! - eurusd: the EURUSD example end to end (`LocalTrainer::run` on
-//!   `strategies/eurusd_mlp.yaml`), seconds per phase and test accuracy;
+//! - examples: shipped example strategies end to end (`LocalTrainer::run`,
+//!   `strategies/eurusd_mlp.yaml` unless `--example` names others), seconds
+//!   per phase and test accuracy;
 //! - check overhead: checking the cancellation token every batch against
 //!   never, in interleaved pairs, as the median extra time in percent;
 //! - cancel latency: from `cancel()` to `train` returning `Cancelled`, at
@@ -43,22 +44,27 @@ usage: cargo xtask bench train [FLAGS]
 synthetic training (also used for the overhead and latency measures):
   --samples N        training samples; validation and test get N/10 each [20000]
   --features F       features per bar [32]
-  --seq-len L        bars per sample [1 for mlp, 16 for lstm]
-  --hidden H         units of the one hidden layer (MLP) or LSTM layer [64]
+  --seq-len L        bars per sample [1 for mlp, 8 for cnn, 16 for lstm]
+  --hidden H[,H..]   units per dense layer (mlp), channels per convolution
+                     (cnn) or hidden size per LSTM layer [64; 16,16 for cnn]
   --batch-size B     [64]
   --epochs E         [3]
-  --model M          mlp | lstm [mlp]
+  --model M          mlp | cnn | lstm [mlp]
   --backend K        flex | ndarray | both [both]; overhead, latency and
-                     eurusd run on the first (flex for both)
+                     the examples run on the first (flex for both)
+  --throughput-only  measure the synthetic throughput alone (for side by
+                     side runs with another framework: bench/vs_torch.py)
   --seed S           data, weights and cancel points [42]
   --min-seconds S    time each backend's training again until S seconds have
                      passed, and make each overhead pair last about S [2]
 check overhead and cancel latency:
   --pairs N          interleaved every/never pairs [9]
   --cancels N        cancels at random points [20]
-eurusd example:
-  --eurusd-epochs N  train N epochs instead of the strategy's
-  --skip-eurusd      leave it out";
+examples:
+  --example FILE     an example strategy to train end to end, repeatable
+                     [strategies/eurusd_mlp.yaml]
+  --example-epochs N train N epochs instead of the strategies'
+  --skip-examples    leave them out";
 
 /// Class boundaries of the synthetic labels: the score is standardised, so
 /// ±Φ⁻¹(2/3) splits it into three equally likely classes.
@@ -74,7 +80,7 @@ struct Args {
     samples: usize,
     features: usize,
     seq_len: usize,
-    hidden: usize,
+    hidden: Vec<usize>,
     batch_size: usize,
     epochs: usize,
     model: ModelKind,
@@ -83,8 +89,9 @@ struct Args {
     min_time: Duration,
     pairs: usize,
     cancels: usize,
-    eurusd_epochs: Option<usize>,
-    skip_eurusd: bool,
+    throughput_only: bool,
+    examples: Vec<PathBuf>,
+    example_epochs: Option<usize>,
 }
 
 impl Args {
@@ -94,7 +101,7 @@ impl Args {
             samples: 20_000,
             features: 32,
             seq_len: 0,
-            hidden: 64,
+            hidden: Vec::new(),
             batch_size: 64,
             epochs: 3,
             model: ModelKind::Mlp,
@@ -103,10 +110,12 @@ impl Args {
             min_time: Duration::from_secs(2),
             pairs: 9,
             cancels: 20,
-            eurusd_epochs: None,
-            skip_eurusd: false,
+            throughput_only: false,
+            examples: Vec::new(),
+            example_epochs: None,
         };
         let mut seq_len = None;
+        let mut skip_examples = false;
         while let Some(flag) = words.next() {
             let mut value = || {
                 words
@@ -120,13 +129,20 @@ impl Args {
                 "--samples" => args.samples = positive(&flag, &value()?)?,
                 "--features" => args.features = positive(&flag, &value()?)?,
                 "--seq-len" => seq_len = Some(positive(&flag, &value()?)?),
-                "--hidden" => args.hidden = positive(&flag, &value()?)?,
+                "--hidden" => {
+                    args.hidden = value()?
+                        .split(',')
+                        .map(|units| positive(&flag, units.trim()))
+                        .collect::<Result<_, _>>()?;
+                }
                 "--batch-size" => args.batch_size = positive(&flag, &value()?)?,
                 "--epochs" => args.epochs = positive(&flag, &value()?)?,
                 "--pairs" => args.pairs = positive(&flag, &value()?)?,
                 "--cancels" => args.cancels = positive(&flag, &value()?)?,
-                "--eurusd-epochs" => args.eurusd_epochs = Some(positive(&flag, &value()?)?),
-                "--skip-eurusd" => args.skip_eurusd = true,
+                "--example" => args.examples.push(PathBuf::from(value()?)),
+                "--example-epochs" => args.example_epochs = Some(positive(&flag, &value()?)?),
+                "--skip-examples" => skip_examples = true,
+                "--throughput-only" => args.throughput_only = true,
                 "--min-seconds" => {
                     let text = value()?;
                     args.min_time = text
@@ -144,8 +160,11 @@ impl Args {
                 "--model" => {
                     args.model = match value()?.as_str() {
                         "mlp" => ModelKind::Mlp,
+                        "cnn" => ModelKind::Cnn,
                         "lstm" => ModelKind::Lstm,
-                        other => return Err(format!("`--model` is mlp or lstm, not `{other}`")),
+                        other => {
+                            return Err(format!("`--model` is mlp, cnn or lstm, not `{other}`"));
+                        }
                     };
                 }
                 "--backend" => {
@@ -160,9 +179,22 @@ impl Args {
             }
         }
         args.seq_len = seq_len.unwrap_or(match args.model {
+            ModelKind::Mlp => 1,
+            ModelKind::Cnn => 8,
             ModelKind::Lstm => 16,
-            _ => 1,
         });
+        if args.hidden.is_empty() {
+            args.hidden = match args.model {
+                ModelKind::Cnn => vec![16, 16],
+                _ => vec![64],
+            };
+        }
+        if skip_examples || args.throughput_only {
+            args.examples.clear();
+        } else if args.examples.is_empty() {
+            args.examples
+                .push(PathBuf::from("strategies/eurusd_mlp.yaml"));
+        }
         Ok(Some(args))
     }
 
@@ -223,12 +255,20 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         eprintln!("bench train: synthetic, {backend}");
         synthetic.push(throughput(args, &strategy, &data, backend)?);
     }
-    let eurusd = if args.skip_eurusd {
-        None
-    } else {
-        eprintln!("bench train: eurusd example, {}", args.main_backend());
-        Some(eurusd(args)?)
-    };
+    let mut examples = Vec::with_capacity(args.examples.len());
+    for path in &args.examples {
+        eprintln!(
+            "bench train: example {}, {}",
+            path.display(),
+            args.main_backend()
+        );
+        examples.push(example(args, path)?);
+    }
+    if args.throughput_only {
+        print_json(args, &synthetic, &examples, None);
+        print_table(args, &synthetic, &examples, None);
+        return Ok(());
+    }
     eprintln!(
         "bench train: check overhead, {} pairs, {}",
         args.pairs,
@@ -244,30 +284,17 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     );
     let latency = cancel_latency(args, &strategy, &data, one_training)?;
 
-    let results = Results {
-        batch_ms: synthetic[0].batch_ms(),
-        split_sizes: [data.train.len(), data.validation.len(), data.test.len()],
-        synthetic,
-        eurusd,
-        overhead,
-        latency,
-    };
-    print_json(args, &results);
-    print_table(args, &results);
+    let cancel = Cancel { overhead, latency };
+    print_json(args, &synthetic, &examples, Some(&cancel));
+    print_table(args, &synthetic, &examples, Some(&cancel));
     Ok(())
 }
 
-/// Everything measured in one run.
+/// What the cancellation token costs and how fast a cancel lands.
 #[derive(Debug)]
-struct Results {
-    synthetic: Vec<Throughput>,
-    eurusd: Option<Eurusd>,
+struct Cancel {
     overhead: Overhead,
     latency: Latency,
-    /// The main backend's mean time per training batch.
-    batch_ms: f64,
-    /// Train, validation and test samples of the synthetic data.
-    split_sizes: [usize; 3],
 }
 
 // ---- synthetic data ----
@@ -286,7 +313,7 @@ fn synthetic_strategy(args: &Args) -> StrategyConfig {
         fuzzy_sets: Vec::new(),
         model: ModelConfig {
             kind: args.model,
-            hidden_layers: vec![args.hidden],
+            hidden_layers: args.hidden.clone(),
             activation: Activation::Relu,
             dropout: 0.0,
             lookback_periods: args.seq_len - 1,
@@ -484,19 +511,23 @@ fn head(samples: &Samples, len: usize, per_sample: usize) -> Samples {
     }
 }
 
-// ---- (b) EURUSD example ----
+// ---- (b) example strategies ----
 
 #[derive(Debug)]
-struct Eurusd {
+struct Example {
+    name: String,
     epochs: usize,
     wall: Duration,
     summary: TrainingSummary,
 }
 
-fn eurusd(args: &Args) -> Result<Eurusd, Box<dyn Error>> {
+/// Trains the example strategy at `path` (relative to the workspace root)
+/// end to end on the shipped data.
+fn example(args: &Args, path: &Path) -> Result<Example, Box<dyn Error>> {
     let root = workspace_root();
-    let strategy = StrategyConfig::from_file(&root.join("strategies/eurusd_mlp.yaml"))?;
-    let epochs = args.eurusd_epochs.unwrap_or(strategy.model.epochs);
+    let strategy = StrategyConfig::from_file(&root.join(path))?;
+    let epochs = args.example_epochs.unwrap_or(strategy.model.epochs);
+    let name = strategy.name.clone();
     let models = tempfile::tempdir()?;
     let request = TrainingRequest {
         strategy,
@@ -507,13 +538,14 @@ fn eurusd(args: &Args) -> Result<Eurusd, Box<dyn Error>> {
         data_dir: root.join("data"),
         models_dir: models.path().to_owned(),
         options: TrainOptions {
-            epochs_override: args.eurusd_epochs,
+            epochs_override: args.example_epochs,
             ..args.options(args.main_backend())
         },
     };
     let started = Instant::now();
     let summary = LocalTrainer.run(&request, &CancellationToken::new(), &mut |_| {})?;
-    Ok(Eurusd {
+    Ok(Example {
+        name,
         epochs,
         wall: started.elapsed(),
         summary,
@@ -681,24 +713,19 @@ fn seconds(duration: Duration) -> f64 {
     round(duration.as_secs_f64(), 3)
 }
 
-fn print_json(args: &Args, results: &Results) {
-    let Results {
-        synthetic,
-        eurusd,
-        overhead,
-        latency,
-        batch_ms,
-        split_sizes: [train, validation, test],
-    } = results;
-    let batch_ms = *batch_ms;
-    let backend = args.main_backend().as_str();
-    let p99 = percentile(&latency.millis, 0.99);
+fn print_json(
+    args: &Args,
+    synthetic: &[Throughput],
+    examples: &[Example],
+    cancel: Option<&Cancel>,
+) {
+    let held_out = (args.samples / 10).max(1);
     let json = serde_json::json!({
         "bench": "train",
         "cpus": std::thread::available_parallelism().map_or(0, usize::from),
         "synthetic": {
             "model": args.model.display_name(),
-            "samples": { "train": train, "validation": validation, "test": test },
+            "samples": { "train": args.samples, "validation": held_out, "test": held_out },
             "features": args.features,
             "seq_len": args.seq_len,
             "hidden": args.hidden,
@@ -717,10 +744,11 @@ fn print_json(args: &Args, results: &Results) {
                 "baseline_accuracy": round(run.baseline_accuracy, 4),
             })).collect::<Vec<_>>(),
         },
-        "eurusd": eurusd.as_ref().map(|run| {
+        "examples": examples.iter().map(|run| {
             let summary = &run.summary;
             let phases = summary.phase_seconds;
             serde_json::json!({
+                "strategy": run.name,
                 "backend": summary.backend.as_str(),
                 "epochs": run.epochs,
                 "epochs_run": summary.report.epochs_run,
@@ -740,9 +768,9 @@ fn print_json(args: &Args, results: &Results) {
                 "baseline_class": summary.metrics.baseline.class,
                 "macro_f1": round(summary.metrics.macro_f1, 4),
             })
-        }),
-        "check_overhead": {
-            "backend": backend,
+        }).collect::<Vec<_>>(),
+        "check_overhead": cancel.map(|Cancel { overhead, .. }| serde_json::json!({
+            "backend": args.main_backend().as_str(),
             "pairs": args.pairs,
             "trainings_per_setting_per_pair": overhead.repeats,
             "median_percent": round(overhead.median_percent, 3),
@@ -750,34 +778,35 @@ fn print_json(args: &Args, results: &Results) {
             "every_batch_s": overhead.every.iter().map(|d| seconds(*d)).collect::<Vec<_>>(),
             "never_s": overhead.never.iter().map(|d| seconds(*d)).collect::<Vec<_>>(),
             "within_goal": overhead.median_percent < OVERHEAD_GOAL_PERCENT,
-        },
-        "cancel_latency": {
-            "backend": backend,
-            "cancels": args.cancels,
-            "landed": latency.millis.len(),
-            "finished_before_cancel": latency.finished_first,
-            "stages": latency.stages,
-            "window_s": seconds(latency.expected),
-            "p50_ms": round(percentile(&latency.millis, 0.5), 3),
-            "p99_ms": round(p99, 3),
-            "max_ms": round(latency.millis.iter().copied().fold(f64::NAN, f64::max), 3),
-            "mean_batch_ms": round(batch_ms, 4),
-            "within_goal": p99 <= batch_ms + LATENCY_GOAL_SLACK_MS,
-        },
+        })),
+        "cancel_latency": cancel.map(|Cancel { latency, .. }| {
+            let batch_ms = synthetic[0].batch_ms();
+            let p99 = percentile(&latency.millis, 0.99);
+            serde_json::json!({
+                "backend": args.main_backend().as_str(),
+                "cancels": args.cancels,
+                "landed": latency.millis.len(),
+                "finished_before_cancel": latency.finished_first,
+                "stages": latency.stages,
+                "window_s": seconds(latency.expected),
+                "p50_ms": round(percentile(&latency.millis, 0.5), 3),
+                "p99_ms": round(p99, 3),
+                "max_ms": round(latency.millis.iter().copied().fold(f64::NAN, f64::max), 3),
+                "mean_batch_ms": round(batch_ms, 4),
+                "within_goal": p99 <= batch_ms + LATENCY_GOAL_SLACK_MS,
+            })
+        }),
     });
     println!("{json}");
 }
 
-fn print_table(args: &Args, results: &Results) {
-    let Results {
-        synthetic,
-        eurusd,
-        overhead,
-        latency,
-        batch_ms,
-        ..
-    } = results;
-    let batch_ms = *batch_ms;
+fn print_table(
+    args: &Args,
+    synthetic: &[Throughput],
+    examples: &[Example],
+    cancel: Option<&Cancel>,
+) {
+    let hidden: Vec<String> = args.hidden.iter().map(usize::to_string).collect();
     println!();
     println!(
         "synthetic {}: {} train samples x {} bars x {} features, hidden {}, batch {}, {} epochs",
@@ -785,7 +814,7 @@ fn print_table(args: &Args, results: &Results) {
         args.samples,
         args.seq_len,
         args.features,
-        args.hidden,
+        hidden.join(","),
         args.batch_size,
         args.epochs
     );
@@ -805,12 +834,13 @@ fn print_table(args: &Args, results: &Results) {
             run.baseline_accuracy
         );
     }
-    if let Some(run) = eurusd {
+    for run in examples {
         let summary = &run.summary;
         let phases = summary.phase_seconds;
         println!(
-            "eurusd_mlp ({}, {} of {} epochs, {} train samples): load {:.3} s, features {:.3} s, \
+            "{} ({}, {} of {} epochs, {} train samples): load {:.3} s, features {:.3} s, \
              train {:.3} s, evaluate+save {:.3} s; test accuracy {:.3} vs baseline {:.3}",
+            run.name,
             summary.backend,
             summary.report.epochs_run,
             run.epochs,
@@ -823,6 +853,9 @@ fn print_table(args: &Args, results: &Results) {
             summary.metrics.baseline.accuracy
         );
     }
+    let Some(Cancel { overhead, latency }) = cancel else {
+        return;
+    };
     println!(
         "token check every batch vs never ({}, {} pairs of {} trainings each): median {:+.2} % \
          (pairs {:+.2} to {:+.2} %; goal < {OVERHEAD_GOAL_PERCENT} %)",
@@ -841,6 +874,6 @@ fn print_table(args: &Args, results: &Results) {
         args.cancels,
         percentile(&latency.millis, 0.5),
         percentile(&latency.millis, 0.99),
-        batch_ms
+        synthetic[0].batch_ms()
     );
 }

@@ -609,7 +609,7 @@ fn tanh(x: f32) -> f32 {
 /// its exponent bits.
 fn exp(x: f32) -> f32 {
     // Beyond these e^x is 0 or infinite in f32; clamping keeps `n` in range.
-    let x = x.clamp(-87.0, 88.0);
+    let x = x.max(-87.0).min(88.0);
     // Round to nearest by adding and removing 1.5·2^23 (vectorises without
     // SSE4.1's `roundps`).
     const ROUND: f32 = 12_582_912.0;
@@ -623,7 +623,11 @@ fn exp(x: f32) -> f32 {
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    polynomial * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n: adding 2^23 puts the integer n + 127 in the low mantissa bits,
+    // and the shift moves it into the exponent (a float-to-int `as` would
+    // saturate, which does not vectorise).
+    const TWO_POW_23_PLUS_BIAS: f32 = 8_388_608.0 + 127.0;
+    polynomial * f32::from_bits((n + TWO_POW_23_PLUS_BIAS).to_bits() << 23)
 }
 
 #[cfg(test)]

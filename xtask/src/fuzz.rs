@@ -12,6 +12,9 @@ use std::process::Command;
 
 use crate::Error;
 
+/// Targets that need the `servers` feature of `fuzz/Cargo.toml` (burn).
+const SERVER_TARGETS: &[&str] = &["api_requests", "host_requests"];
+
 /// The targets, as named in `fuzz/Cargo.toml`, and what each one feeds.
 pub(crate) const TARGETS: &[(&str, &str)] = &[
     ("series_csv", "the store's series reader (market-data)"),
@@ -20,6 +23,18 @@ pub(crate) const TARGETS: &[(&str, &str)] = &[
         "the importer with its mapping options (market-data)",
     ),
     ("strategy_yaml", "the strategy YAML parser (strategy)"),
+    (
+        "api_requests",
+        "the request checks of trdr serve (api-server)",
+    ),
+    (
+        "host_requests",
+        "the request checks of trdr host-service (host-service)",
+    ),
+    (
+        "cli_args",
+        "the CLI's dates, lists and import mapping flags (cli)",
+    ),
 ];
 
 /// How long a run lasts unless `--seconds` says otherwise.
@@ -78,12 +93,24 @@ fn parse(args: &[&str]) -> Result<Request, Error> {
 
 /// The `cargo` arguments of one run, from the `fuzz/` folder.
 fn fuzz_args(target: &str, seconds: u64) -> Vec<String> {
-    vec![
+    let mut args = vec![
         "+nightly".to_owned(),
         "fuzz".to_owned(),
         "run".to_owned(),
         // Debug assertions: an integer overflow is a crash, not a wrap.
         "--debug-assertions".to_owned(),
+    ];
+    if SERVER_TARGETS.contains(&target) {
+        // A target folder of their own: building burn there does not hold
+        // the lock the other targets' runs need.
+        args.extend([
+            "--features".to_owned(),
+            "servers".to_owned(),
+            "--target-dir".to_owned(),
+            "target/servers".to_owned(),
+        ]);
+    }
+    args.extend([
         target.to_owned(),
         format!("corpus/{target}"),
         format!("seeds/{target}"),
@@ -92,7 +119,8 @@ fn fuzz_args(target: &str, seconds: u64) -> Vec<String> {
         "-print_final_stats=1".to_owned(),
         // A hang is a bug: no input of these parsers should take a second.
         "-timeout=10".to_owned(),
-    ]
+    ]);
+    args
 }
 
 fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<(), Error> {
@@ -154,6 +182,10 @@ mod tests {
             "+nightly fuzz run --debug-assertions series_csv corpus/series_csv seeds/series_csv \
              -- -max_total_time=30 -print_final_stats=1 -timeout=10"
         );
+        assert!(fuzz_args("api_requests", 30).join(" ").starts_with(
+            "+nightly fuzz run --debug-assertions --features servers --target-dir \
+                     target/servers api_requests"
+        ));
     }
 
     #[test]

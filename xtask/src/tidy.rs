@@ -599,6 +599,7 @@ fn fake_metadata(members: &[&str], edges: &[(&str, &str, Option<&str>)]) -> Valu
 
 const ALL_CRATES: &[&str] = &[
     "progress",
+    "fuzz-corpus",
     "orchestrator-core",
     "market-data",
     "strategy",

@@ -27,6 +27,8 @@
 //!
 //! [`OperationsService`]: orchestrator_core::OperationsService
 
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod service;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 //! wrong.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -88,33 +88,99 @@ impl OperationsApi {
         &self,
         wire: proto::StartTrainingOperationRequest,
     ) -> Result<TrainRequest, Status> {
-        if wire.strategy_path.trim().is_empty() {
-            return Err(Status::invalid_argument("strategy_path is empty"));
-        }
-        let strategy_path = PathBuf::from(&wire.strategy_path);
-        if !strategy_path.is_file() {
-            return Err(Status::not_found(format!(
-                "strategy file {} does not exist on the server",
-                strategy_path.display()
-            )));
-        }
-        let backend = if wire.backend.is_empty() {
-            Backend::default()
-        } else {
-            parse_field("backend", &wire.backend)?
-        };
-        Ok(TrainRequest {
-            strategy_path,
-            symbols: parse_list("symbols", &wire.symbols)?,
-            timeframes: parse_list("timeframes", &wire.timeframes)?,
-            start: time(wire.start, "StartTrainingOperationRequest.start")?,
-            end: time(wire.end, "StartTrainingOperationRequest.end")?,
-            epochs: wire.epochs.map(|epochs| epochs as usize),
-            data_dir: self.data_dir.clone(),
-            models_dir: self.models_dir.clone(),
-            backend,
-        })
+        train_request(wire, &self.data_dir, &self.models_dir)
     }
+}
+
+/// Checks a `StartTraining` request and turns it into the manager's
+/// request; nothing is registered yet.
+pub(crate) fn train_request(
+    wire: proto::StartTrainingOperationRequest,
+    data_dir: &Path,
+    models_dir: &Path,
+) -> Result<TrainRequest, Status> {
+    if wire.strategy_path.trim().is_empty() {
+        return Err(Status::invalid_argument("strategy_path is empty"));
+    }
+    let strategy_path = PathBuf::from(&wire.strategy_path);
+    if !strategy_path.is_file() {
+        return Err(Status::not_found(format!(
+            "strategy file {} does not exist on the server",
+            strategy_path.display()
+        )));
+    }
+    let backend = if wire.backend.is_empty() {
+        Backend::default()
+    } else {
+        parse_field("backend", &wire.backend)?
+    };
+    Ok(TrainRequest {
+        strategy_path,
+        symbols: parse_list("symbols", &wire.symbols)?,
+        timeframes: parse_list("timeframes", &wire.timeframes)?,
+        start: time(wire.start, "StartTrainingOperationRequest.start")?,
+        end: time(wire.end, "StartTrainingOperationRequest.end")?,
+        epochs: wire.epochs.map(|epochs| epochs as usize),
+        data_dir: data_dir.to_owned(),
+        models_dir: models_dir.to_owned(),
+        backend,
+    })
+}
+
+/// Checks a `StartDataLoad` request and turns it into the manager's request.
+pub(crate) fn load_request(wire: proto::StartDataLoadRequest) -> Result<LoadRequest, Status> {
+    Ok(LoadRequest {
+        symbol: parse_field("symbol", &wire.symbol)?,
+        timeframe: parse_field("timeframe", &wire.timeframe)?,
+        start: time(wire.start, "StartDataLoadRequest.start")?,
+        end: time(wire.end, "StartDataLoadRequest.end")?,
+        mode: if wire.mode.is_empty() {
+            LoadMode::default()
+        } else {
+            parse_field("mode", &wire.mode)?
+        },
+    })
+}
+
+/// Checks a `ListOperations` request and turns it into the store's filter.
+pub(crate) fn list_filter(wire: &proto::ListOperationsRequest) -> Result<ListFilter, Status> {
+    let statuses = wire
+        .statuses
+        .iter()
+        .map(|&status| {
+            proto::OperationStatus::try_from(status)
+                .ok()
+                .and_then(|status| OperationStatus::try_from(status).ok())
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!("statuses: unknown status {status}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = wire
+        .kind
+        .map(|kind| {
+            proto::OperationKind::try_from(kind)
+                .ok()
+                .and_then(|kind| OperationKind::try_from(kind).ok())
+                .ok_or_else(|| Status::invalid_argument(format!("kind: unknown kind {kind}")))
+        })
+        .transpose()?;
+    Ok(ListFilter {
+        statuses,
+        kind,
+        active_only: wire.active_only,
+        limit: (wire.limit > 0).then_some(wire.limit as usize),
+        offset: wire.offset as usize,
+    })
+}
+
+/// The id and note of a `CancelOperation` request; a blank note is none.
+pub(crate) fn cancel_request(
+    wire: proto::CancelOperationRequest,
+) -> Result<(OperationId, CancelReason), Status> {
+    let id = parse_id(&wire.id)?;
+    let note = wire.reason.filter(|reason| !reason.trim().is_empty());
+    Ok((id, CancelReason::UserRequest(note)))
 }
 
 #[tonic::async_trait]
@@ -137,18 +203,7 @@ impl proto::operations_server::Operations for OperationsApi {
         &self,
         request: Request<proto::StartDataLoadRequest>,
     ) -> Result<Response<proto::Operation>, Status> {
-        let wire = request.into_inner();
-        let request = LoadRequest {
-            symbol: parse_field("symbol", &wire.symbol)?,
-            timeframe: parse_field("timeframe", &wire.timeframe)?,
-            start: time(wire.start, "StartDataLoadRequest.start")?,
-            end: time(wire.end, "StartDataLoadRequest.end")?,
-            mode: if wire.mode.is_empty() {
-                LoadMode::default()
-            } else {
-                parse_field("mode", &wire.mode)?
-            },
-        };
+        let request = load_request(request.into_inner())?;
         let id = self
             .gate
             .admit(|| self.data.load(request).map_err(operation_status))?;
@@ -167,35 +222,7 @@ impl proto::operations_server::Operations for OperationsApi {
         &self,
         request: Request<proto::ListOperationsRequest>,
     ) -> Result<Response<proto::ListOperationsResponse>, Status> {
-        let wire = request.into_inner();
-        let statuses = wire
-            .statuses
-            .iter()
-            .map(|&status| {
-                proto::OperationStatus::try_from(status)
-                    .ok()
-                    .and_then(|status| OperationStatus::try_from(status).ok())
-                    .ok_or_else(|| {
-                        Status::invalid_argument(format!("statuses: unknown status {status}"))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let kind = wire
-            .kind
-            .map(|kind| {
-                proto::OperationKind::try_from(kind)
-                    .ok()
-                    .and_then(|kind| OperationKind::try_from(kind).ok())
-                    .ok_or_else(|| Status::invalid_argument(format!("kind: unknown kind {kind}")))
-            })
-            .transpose()?;
-        let filter = ListFilter {
-            statuses,
-            kind,
-            active_only: wire.active_only,
-            limit: (wire.limit > 0).then_some(wire.limit as usize),
-            offset: wire.offset as usize,
-        };
+        let filter = list_filter(&request.into_inner())?;
         let page = self.operations.list(&filter).map_err(operation_status)?;
         // Counted in the store, so operations of other processes sharing it count too.
         let active = self
@@ -257,18 +284,16 @@ impl proto::operations_server::Operations for OperationsApi {
         &self,
         request: Request<proto::CancelOperationRequest>,
     ) -> Result<Response<proto::Operation>, Status> {
-        let wire = request.into_inner();
-        let id = parse_id(&wire.id)?;
-        let note = wire.reason.filter(|reason| !reason.trim().is_empty());
+        let (id, reason) = cancel_request(request.into_inner())?;
         self.operations
-            .cancel(&id, CancelReason::UserRequest(note))
+            .cancel(&id, reason)
             .map_err(operation_status)?;
         tracing::info!(operation = %id, "cancelled on request");
         self.snapshot(&id)
     }
 }
 
-fn parse_id(text: &str) -> Result<OperationId, Status> {
+pub(crate) fn parse_id(text: &str) -> Result<OperationId, Status> {
     text.parse()
         .map_err(|error| Status::invalid_argument(format!("id: {error}")))
 }

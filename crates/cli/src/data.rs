@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use market_data::{
-    Bar, GapReport, LoadMode, LoadRequest, LoadSummary, LocalStore, Symbol, Timeframe, merge_bars,
+    Bar, ColumnMap, DataError, GapReport, ImportOptions, LoadMode, LoadRequest, LoadSummary,
+    LocalStore, Symbol, TimeFormat, Timeframe, TimestampColumns, Timezone, merge_bars,
     read_import_file,
 };
 use orchestrator_core::{Operation, ServiceOrchestrator};
@@ -39,21 +40,71 @@ pub(crate) enum DataCommand {
     List,
     /// Import a CSV file into the store, merged with what is there.
     ///
-    /// Accepts the common shapes: any header case, Date/Time/timestamp
-    /// columns, ISO-8601, `YYYY-MM-DD HH:MM:SS`, epoch seconds or
-    /// milliseconds; an `Adj Close` column is ignored. The store file is
-    /// replaced atomically, so an interrupted import never leaves it broken.
-    Import {
-        /// The CSV file to import.
-        file: PathBuf,
-        /// Symbol to store the bars under.
-        #[arg(long)]
-        symbol: Symbol,
-        /// Timeframe of the bars in the file.
-        #[arg(long)]
-        timeframe: Timeframe,
-    },
+    /// Recognises the exports people have from the header and the first
+    /// rows: pandas to_csv (named or unnamed time index, with or without a
+    /// UTC offset; yfinance's Price/Ticker rows), MetaTrader 4/5, Binance
+    /// klines (no header), TradingView, Stooq, Yahoo, Dukascopy,
+    /// CryptoDataDownload; `,`, `;` or tab separated. The Close column is
+    /// the close (an `Adj Close` is used only with --adjusted). Any other
+    /// layout imports with the mapping flags. The store file is replaced
+    /// atomically, so an interrupted import never leaves it broken.
+    Import(ImportArgs),
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The CSV file to import.
+    file: PathBuf,
+    /// Symbol to store the bars under.
+    #[arg(long)]
+    symbol: Symbol,
+    /// Timeframe of the bars in the file.
+    #[arg(long)]
+    timeframe: Timeframe,
+    /// The time column, by header name or 1-based position; DATE,TIME for a
+    /// date column and a time column.
+    #[arg(long, value_name = "COLUMN")]
+    timestamp_column: Option<TimestampColumns>,
+    /// Value columns by header name or 1-based position, any subset:
+    /// open=C,high=C,low=C,close=C,volume=C,adj_close=C.
+    #[arg(long, value_name = "FIELD=COLUMN,...")]
+    columns: Option<ColumnMap>,
+    /// How times are written: auto, epoch-s, epoch-ms, epoch-us, epoch-ns or
+    /// a strftime pattern such as "%d/%m/%Y %H:%M".
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    time_format: TimeFormat,
+    /// UTC offset of times written without a zone, e.g. +02:00 (a date
+    /// alone stays that date).
+    #[arg(
+        long,
+        default_value = "UTC",
+        value_name = "OFFSET",
+        allow_hyphen_values = true
+    )]
+    timezone: Timezone,
+    /// Take the adjusted close (Adj Close) as the close, scaling open, high
+    /// and low by Adj Close / Close.
+    #[arg(long)]
+    adjusted: bool,
+}
+
+impl ImportArgs {
+    fn options(&self) -> ImportOptions {
+        ImportOptions {
+            timestamp: self.timestamp_column.clone(),
+            columns: self.columns.clone().unwrap_or_default(),
+            time_format: self.time_format.clone(),
+            timezone: self.timezone,
+            adjusted: self.adjusted,
+        }
+    }
+}
+
+/// Appended to an unrecognised layout's message: how to import it anyway.
+const MAPPING_HINT: &str = "map the columns to import it: --timestamp-column NAME (or DATE,TIME) \
+     --columns open=NAME,high=NAME,low=NAME,close=NAME[,volume=NAME] (header names or 1-based \
+     positions), with --time-format FORMAT (e.g. \"%d/%m/%Y %H:%M\", epoch-s) and --timezone \
+     OFFSET (e.g. +02:00) when the times are not ISO-8601 in UTC";
 
 #[derive(Debug, Args)]
 pub(crate) struct LoadArgs {
@@ -91,11 +142,7 @@ pub(crate) async fn run(command: DataCommand, global: &Global) -> anyhow::Result
             last,
         } => show(&store, &symbol, timeframe, last, global.json),
         DataCommand::List => list(&store, global.json),
-        DataCommand::Import {
-            file,
-            symbol,
-            timeframe,
-        } => import(&store, &file, &symbol, timeframe, global.json),
+        DataCommand::Import(args) => import(&store, &args, global.json),
     }
 }
 
@@ -271,14 +318,14 @@ fn list(store: &LocalStore, json: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn import(
-    store: &LocalStore,
-    file: &std::path::Path,
-    symbol: &Symbol,
-    timeframe: Timeframe,
-    json: bool,
-) -> anyhow::Result<u8> {
-    let incoming = read_import_file(file)?;
+fn import(store: &LocalStore, args: &ImportArgs, json: bool) -> anyhow::Result<u8> {
+    let (file, symbol, timeframe) = (&args.file, &args.symbol, args.timeframe);
+    let imported = match read_import_file(file, &args.options()) {
+        Ok(imported) => imported,
+        Err(err @ DataError::UnknownLayout { .. }) => anyhow::bail!("{err}; {MAPPING_HINT}"),
+        Err(err) => return Err(err.into()),
+    };
+    let incoming = imported.bars;
     let existing = if store.exists(symbol, timeframe) {
         store.read(symbol, timeframe)?
     } else {
@@ -289,7 +336,13 @@ fn import(
     if json {
         println!(
             "{}",
-            serde_json::json!({ "symbol": symbol, "timeframe": timeframe, "path": path, "merge": stats })
+            serde_json::json!({
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "path": path,
+                "read_as": imported.columns,
+                "merge": stats,
+            })
         );
     } else {
         println!(
@@ -301,6 +354,7 @@ fn import(
             stats.total,
             path.display()
         );
+        println!("  read as  {}", imported.columns);
     }
     Ok(0)
 }

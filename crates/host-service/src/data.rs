@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
 use market_data::{Bar, DataError, LocalStore, Symbol, Timeframe};
 use rpc::proto::{self, data_host_server::DataHost};
 use tokio::sync::mpsc;
@@ -54,6 +56,48 @@ fn status_of(error: DataError) -> Status {
     }
 }
 
+/// A checked `FetchBars` request.
+#[derive(Debug)]
+pub(crate) struct FetchRequest {
+    pub(crate) symbol: Symbol,
+    pub(crate) timeframe: Timeframe,
+    pub(crate) start: Option<DateTime<Utc>>,
+    pub(crate) end: Option<DateTime<Utc>>,
+}
+
+/// Checks a `FetchBars` request; errors name the field.
+pub(crate) fn fetch_request(request: proto::FetchBarsRequest) -> Result<FetchRequest, Status> {
+    let symbol: Symbol = request
+        .symbol
+        .parse()
+        .map_err(|err| Status::invalid_argument(format!("FetchBarsRequest.symbol: {err}")))?;
+    let timeframe: Timeframe = request
+        .timeframe
+        .parse()
+        .map_err(|err| Status::invalid_argument(format!("FetchBarsRequest.timeframe: {err}")))?;
+    let start = request
+        .start
+        .map(|at| rpc::datetime(at, "FetchBarsRequest.start"))
+        .transpose()?;
+    let end = request
+        .end
+        .map(|at| rpc::datetime(at, "FetchBarsRequest.end"))
+        .transpose()?;
+    if let (Some(start), Some(end)) = (start, end)
+        && start > end
+    {
+        return Err(Status::invalid_argument(format!(
+            "FetchBarsRequest.start ({start}) is after FetchBarsRequest.end ({end})"
+        )));
+    }
+    Ok(FetchRequest {
+        symbol,
+        timeframe,
+        start,
+        end,
+    })
+}
+
 #[tonic::async_trait]
 impl DataHost for DataService {
     type FetchBarsStream = ReceiverStream<Result<proto::BarBatch, Status>>;
@@ -80,29 +124,12 @@ impl DataHost for DataService {
         &self,
         request: Request<proto::FetchBarsRequest>,
     ) -> Result<Response<Self::FetchBarsStream>, Status> {
-        let request = request.into_inner();
-        let symbol: Symbol = request
-            .symbol
-            .parse()
-            .map_err(|err| Status::invalid_argument(format!("FetchBarsRequest.symbol: {err}")))?;
-        let timeframe: Timeframe = request.timeframe.parse().map_err(|err| {
-            Status::invalid_argument(format!("FetchBarsRequest.timeframe: {err}"))
-        })?;
-        let start = request
-            .start
-            .map(|at| rpc::datetime(at, "FetchBarsRequest.start"))
-            .transpose()?;
-        let end = request
-            .end
-            .map(|at| rpc::datetime(at, "FetchBarsRequest.end"))
-            .transpose()?;
-        if let (Some(start), Some(end)) = (start, end)
-            && start > end
-        {
-            return Err(Status::invalid_argument(format!(
-                "FetchBarsRequest.start ({start}) is after FetchBarsRequest.end ({end})"
-            )));
-        }
+        let FetchRequest {
+            symbol,
+            timeframe,
+            start,
+            end,
+        } = fetch_request(request.into_inner())?;
         let mut bars = self
             .blocking(move |store| store.read(&symbol, timeframe))
             .await?;

@@ -42,6 +42,8 @@
 
 mod artifact;
 mod data;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod sessions;
 mod training;
 

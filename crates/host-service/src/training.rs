@@ -3,7 +3,7 @@
 //! `max_concurrent` of them at once (the others wait in line).
 
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -108,7 +108,11 @@ impl TrainingHost for TrainingService {
         &self,
         request: Request<proto::StartTrainingRequest>,
     ) -> Result<Response<Self::StartTrainingStream>, Status> {
-        let training = training_request(request.into_inner(), &self.host)?;
+        let training = training_request(
+            request.into_inner(),
+            &self.host.data_dir,
+            &self.host.models_dir,
+        )?;
         if self.host.root.is_cancelled() {
             return Err(Status::unavailable(
                 "the training host is shutting down and takes no new trainings",
@@ -208,9 +212,12 @@ impl TrainingHost for TrainingService {
 }
 
 /// The trainer's request, from the wire request and the host's directories.
-fn training_request(
+/// Checks a `StartTraining` request and turns it into the trainer's
+/// request for the host's folders; errors name the field.
+pub(crate) fn training_request(
     request: proto::StartTrainingRequest,
-    host: &Host,
+    data_dir: &Path,
+    models_dir: &Path,
 ) -> Result<TrainingRequest, Status> {
     let strategy: StrategyConfig = serde_json::from_str(&request.strategy_json).map_err(|err| {
         Status::invalid_argument(format!(
@@ -255,8 +262,8 @@ fn training_request(
         timeframes: None,
         start,
         end,
-        data_dir: host.data_dir.clone(),
-        models_dir: host.models_dir.clone(),
+        data_dir: data_dir.to_owned(),
+        models_dir: models_dir.to_owned(),
         options: TrainOptions {
             backend,
             epochs_override,

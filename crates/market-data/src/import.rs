@@ -1,8 +1,24 @@
-//! Reading OHLCV CSV files in the shapes people download (Yahoo, Dukascopy,
-//! CryptoDataDownload, exchange dumps, our own store files) into bars, and
-//! merging imported bars into an existing series.
+//! Reading OHLCV CSV files in the shapes people export (pandas, yfinance,
+//! MetaTrader, Binance, TradingView, Stooq, Yahoo, Dukascopy,
+//! CryptoDataDownload, our own store files) into bars, and merging imported
+//! bars into an existing series.
 //!
-//! What [`read_import_file`] accepts:
+//! What [`read_import_file`] recognises, from the header and the first rows:
+//!
+//! - **A header** naming the columns (below), on the first line, or on the
+//!   second after a preamble line. pandas' `to_csv()` writes the time index
+//!   first: unnamed, its header cell is empty (`,Open,High,...`) and that
+//!   column is the time; yfinance's frames add a `Ticker,...` row and a
+//!   `Date,,,,` row naming the index under a `Price,...` header, and those
+//!   rows are skipped.
+//! - **No header**, recognised from the first row: Binance klines (12
+//!   columns, open time and close time as epochs; open, high, low, close
+//!   and the base volume in columns 2-6) and MetaTrader 4 history (`date,
+//!   time, open, high, low, close, volume`, e.g. `2024.01.02,00:00,...`).
+//! - Anything else is [`DataError::UnknownLayout`], naming what was found.
+//!   [`ImportOptions`] then give the columns (by header name or 1-based
+//!   position), the time format and a fixed UTC offset; columns they leave
+//!   out are still found by name.
 //!
 //! - **Separator**: `,`, `;` or tab, whichever occurs most often in the header
 //!   line (outside quotes; `,` on a tie). Fields may be quoted (`"..."`, with
@@ -24,15 +40,19 @@
 //!   optionally `T` or spaces and a time `H:MM`, `H:MM:SS`, `H:MM:SS.fff`
 //!   or `HHMM[SS]`, with an optional `AM`/`PM` (also CryptoDataDownload's
 //!   `09-AM`); then optionally a zone `Z`, `UTC`, `GMT`, `+02:00`, `+0200`,
-//!   `GMT+0200`. Without a zone the time is UTC; a date alone is midnight UTC.
+//!   `GMT+0200`. Without a zone the time is UTC (or the offset of
+//!   [`ImportOptions::timezone`]); a date alone is midnight UTC.
 //! - **Epoch timestamps**: an integer of 9 or more digits, unit chosen by
 //!   magnitude: below 10^11 seconds, below 10^14 milliseconds, below 10^17
 //!   microseconds, else nanoseconds. Every unit thus covers 1973-03-03 to
 //!   year 5138, so the ranges cannot be confused. An 8-digit integer is a
 //!   `YYYYMMDD` date instead; shorter integers and negative epochs are refused.
 //! - **Prices**: `open`, `high`, `low`, `close` (or `o`, `h`, `l`, `c`),
-//!   any finite decimal including exponents (`1.00532E+11`). `Adj Close` and
-//!   every other column (symbol, ticker, trade count...) are ignored.
+//!   any finite decimal including exponents (`1.00532E+11`). The close is
+//!   `close`; `Adj Close` (`adjusted_close`) is used only with
+//!   [`ImportOptions::adjusted`], as the close, with open, high and low
+//!   multiplied by `Adj Close / Close` of the row. Every other column
+//!   (symbol, ticker, trade count, MetaTrader's `<TICKVOL>`...) is ignored.
 //! - **Volume**: the `volume` column if there is one (so for
 //!   CryptoDataDownload's `volume_btc,volume` it is the quote-currency
 //!   `volume`), else `vol` or `v`, else the only column whose name starts with
@@ -602,7 +622,6 @@ impl Layout {
             .into_iter()
             .chain([open.index, high.index, low.index, close.index])
             .chain(volume.as_ref().map(|col| col.index))
-            .chain(adj_close.as_ref().map(|col| col.index))
             .max()
             .unwrap_or(0)
             + 1;
@@ -627,13 +646,14 @@ impl Layout {
     /// Applies `--adjusted`, which needs an adjusted close column.
     fn adjusted_with(mut self, options: &ImportOptions) -> Result<Self, String> {
         if options.adjusted {
-            if self.adj_close.is_none() {
+            let Some(adj) = &self.adj_close else {
                 return Err(
                     "--adjusted needs an adjusted close column (Adj Close); none was found \
                      (name it with --columns adj_close=NAME)"
                         .to_owned(),
                 );
-            }
+            };
+            self.needed_fields = self.needed_fields.max(adj.index + 1);
             self.adjusted = true;
         }
         Ok(self)
@@ -648,9 +668,9 @@ impl Layout {
         while let Some((_, line)) = lines.get(1 + extra) {
             split_fields(line, self.separator, &mut fields);
             let rest_blank = fields.iter().skip(1).all(|field| field.is_empty());
-            let first = fields.first().map_or(String::new(), |f| normalize_name(f));
-            let is_header = first == "ticker"
-                || (rest_blank && !first.is_empty() && self.parser.parse(&first).is_none());
+            let first = fields.first().map_or("", |field| field.as_ref());
+            let is_header = normalize_name(first) == "ticker"
+                || (rest_blank && !first.is_empty() && self.parser.parse(first).is_none());
             if !is_header || extra == 2 {
                 break;
             }
@@ -2108,6 +2128,11 @@ mod tests {
         check_err(
             "date,open,high,low,close,volume\n2017-01-01,\"1,5\",2,0.5,1.5,100\n",
             r#"data.csv:2: cannot read number "1,5" in column "open""#,
+        );
+        // A row of a date and nothing else is a row, not more header.
+        check_err(
+            "Date,Open,High,Low,Close\n2017-01-01,,,,\n",
+            r#"data.csv:2: empty value in column "Open""#,
         );
         check_err(
             "date,open,high,low,close,volume,symbol\n2017-01-01,1,2,0.5\n",

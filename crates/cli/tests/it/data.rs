@@ -202,6 +202,127 @@ fn list_show_and_import_work_on_a_store() {
     assert_eq!(shown["last_bars"][1]["close"], 131.01);
 }
 
+#[test]
+fn import_names_an_unknown_layout_and_the_mapping_flags_import_it() {
+    let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("broker.csv");
+    std::fs::write(
+        &file,
+        "when;first;max;min;last;qty\n\
+         02/01/2024 09:00;1,1043;1,1048;1,1039;1,1045;12\n\
+         02/01/2024 10:00;1,1045;1,1050;1,1042;1,1047;9\n",
+    )
+    .unwrap();
+    let import = |flags: &[&str]| {
+        trdr(state.path())
+            .args(["data", "import"])
+            .arg(&file)
+            .args(["--symbol", "EURUSD", "--timeframe", "1h"])
+            .args(flags)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap()
+    };
+
+    let refused = import(&[]);
+    assert_exit(&refused, 1);
+    let stderr = text(&refused.stderr);
+    for part in [
+        "broker.csv:1: missing columns timestamp (or date, time, datetime), open, high, low, close; \
+         header is: when, first, max, min, last, qty; map the columns to import it: \
+         --timestamp-column NAME (or DATE,TIME) --columns open=NAME,high=NAME,low=NAME,close=NAME",
+        "--time-format FORMAT",
+        "--timezone OFFSET",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from:\n{stderr}");
+    }
+
+    let imported = import(&[
+        "--timestamp-column",
+        "when",
+        "--columns",
+        "open=first,high=max,low=min,close=last,volume=qty",
+        "--time-format",
+        "%d/%m/%Y %H:%M",
+        "--timezone",
+        "-01:00",
+    ]);
+    assert_exit(&imported, 0);
+    let stdout = text(&imported.stdout);
+    assert!(
+        stdout.contains("2 added, 0 replaced, 0 unchanged; 2 bars"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  read as  columns as mapped; time when (%d/%m/%Y %H:%M, at -01:00"),
+        "{stdout}"
+    );
+    let shown = trdr(state.path())
+        .args(["data", "show", "EURUSD", "1h", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_exit(&shown, 0);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["first"], "2024-01-02T10:00:00Z");
+    assert_eq!(shown["last_bars"][1]["close"], 1.1047);
+
+    let bad_flag = import(&["--time-format", "dd/mm/yyyy"]);
+    assert_exit(&bad_flag, 2);
+    assert!(
+        text(&bad_flag.stderr).contains("not a time format"),
+        "{}",
+        text(&bad_flag.stderr)
+    );
+}
+
+#[test]
+fn import_adjusted_takes_the_adjusted_close() {
+    let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let yahoo = data.path().join("aapl.csv");
+    std::fs::write(
+        &yahoo,
+        "Date,Open,High,Low,Close,Adj Close,Volume\n\
+         2020-08-28,504.05,505.77,498.31,499.23,124.81,46907500\n\
+         2020-08-31,127.58,131.0,126.0,129.04,129.04,225702700\n",
+    )
+    .unwrap();
+    let imported = trdr(state.path())
+        .args(["data", "import"])
+        .arg(&yahoo)
+        .args([
+            "--symbol",
+            "AAPL",
+            "--timeframe",
+            "1d",
+            "--adjusted",
+            "--json",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_exit(&imported, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&imported.stdout).unwrap();
+    assert_eq!(
+        summary["read_as"],
+        "header; time Date (recognised, UTC unless the text gives a zone), open Open, high High, \
+         low Low, close Adj Close (adjusted: open, high and low scaled by Adj Close / Close), \
+         volume Volume"
+    );
+    let shown = trdr(state.path())
+        .args(["data", "show", "AAPL", "1d", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["last_bars"][0]["close"], 124.81);
+    assert_eq!(shown["last_bars"][1]["close"], 129.04);
+}
+
 /// Writes `bars` hourly bars in the store format.
 fn write_large_series(path: &Path, bars: usize) {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());

@@ -3,23 +3,30 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339; times without a zone are UTC.
+/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339; times without a zone are
+/// UTC. The year is four digits and the time falls within years 0000-9999
+/// in UTC (chrono alone would take `-2017-03-01` as 2018 BC).
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
-    }
-    if let Ok(time) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
-        return Ok(time.and_utc());
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_utc());
-    }
-    Err(format!(
-        "{text:?} is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339"
-    ))
+    let four_digit_year = text
+        .as_bytes()
+        .get(..5)
+        .is_some_and(|head| head[..4].iter().all(u8::is_ascii_digit) && head[4] == b'-');
+    let parsed = if !four_digit_year {
+        None
+    } else if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        Some(time.with_timezone(&Utc))
+    } else if let Ok(time) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
+        Some(time.and_utc())
+    } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Some(date.and_time(chrono::NaiveTime::MIN).and_utc())
+    } else {
+        None
+    };
+    parsed
+        .filter(|time| (0..=9999).contains(&chrono::Datelike::year(time)))
+        .ok_or_else(|| {
+            format!("{text:?} is not a time; use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339")
+        })
 }
 
 /// The fuzz harness of argument values: the libFuzzer target `cli_args`
@@ -161,6 +168,27 @@ mod tests {
         "\u{e9}",
         "\u{0}",
     ];
+
+    /// Found by libFuzzer (`cli_args`): chrono's `%Y` takes a sign and more
+    /// than four digits, so `-2017-03-01` was accepted as 2018 BC.
+    #[test]
+    fn years_are_four_digits_and_stay_within_0000_to_9999() {
+        for text in [
+            "-2017-03-01",
+            "+2017-03-01",
+            "20170-03-01",
+            "917-03-01",
+            "0000-01-01T00:00:00+01:00",
+            "9999-12-31T23:00:00-01:00",
+        ] {
+            assert!(parse_time(text).is_err(), "{text:?} was accepted");
+            assert!(!fuzz_argument(format!("\u{0}{text}").as_bytes()));
+        }
+        assert_eq!(
+            parse_time("0000-01-01").unwrap().to_rfc3339(),
+            "0000-01-01T00:00:00+00:00"
+        );
+    }
 
     #[test]
     fn argument_values_never_panic_and_round_trip() {

@@ -339,7 +339,7 @@ fn find_cancelled<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Cancelled>
 }
 
 /// `outer: inner: root`, like anyhow's `{:#}`.
-fn error_chain(error: &(dyn Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {

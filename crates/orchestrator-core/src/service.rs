@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use chrono::Utc;
@@ -68,12 +68,21 @@ struct Inner {
     store: Box<dyn OperationStore>,
     /// Operations not yet finished, with their live state.
     live: Mutex<HashMap<OperationId, Arc<LiveOperation>>>,
+    /// Finished operations whose final record the store refused: saved again
+    /// before every later write, and read from here until then. Should the
+    /// process stop first, the store's orphan rule marks them `failed`.
+    unsaved: Mutex<HashMap<OperationId, Operation>>,
 }
 
 #[derive(Debug)]
 struct LiveOperation {
-    /// The current snapshot; its lock also serialises state changes.
+    /// The current snapshot, published to watchers. Its lock is held only to
+    /// swap values, never across a store write, so a progress report never
+    /// waits on the store.
     snapshot: watch::Sender<Operation>,
+    /// Serialises state changes (check, save, publish), so racing
+    /// transitions apply one at a time and the first terminal state wins.
+    transitions: Mutex<()>,
     token: CancellationToken,
     renderer: Option<Arc<dyn ProgressRenderer>>,
     created: (Instant, SystemTime),
@@ -86,6 +95,7 @@ impl OperationsService {
             inner: Arc::new(Inner {
                 store: Box::new(store),
                 live: Mutex::default(),
+                unsaved: Mutex::default(),
             }),
         }
     }
@@ -111,11 +121,13 @@ impl OperationsService {
         renderer: Option<Arc<dyn ProgressRenderer>>,
     ) -> Result<OperationContext, OperationError> {
         let operation = Operation::new(kind, params, Utc::now());
+        self.save_unsaved();
         self.inner.store.insert(&operation)?;
         let id = operation.id.clone();
         let token = CancellationToken::new();
         let live = Arc::new(LiveOperation {
             snapshot: watch::Sender::new(operation),
+            transitions: Mutex::default(),
             token: token.clone(),
             renderer,
             created: (Instant::now(), SystemTime::now()),
@@ -197,6 +209,12 @@ impl OperationsService {
         id: &OperationId,
         how: &str,
     ) -> Result<(), OperationError> {
+        self.save_unsaved();
+        if let Some(operation) = lock(&self.inner.unsaved).get_mut(id)
+            && operation.status == OperationStatus::Cancelled
+        {
+            operation.error.get_or_insert_with(|| how.to_owned());
+        }
         Ok(self.inner.store.note_cancellation(id, how)?)
     }
 
@@ -235,6 +253,9 @@ impl OperationsService {
         if let Some(live) = self.live_operation(id) {
             return Ok(live.snapshot.borrow().clone());
         }
+        if let Some(operation) = lock(&self.inner.unsaved).get(id) {
+            return Ok(operation.clone());
+        }
         self.inner
             .store
             .get(id)?
@@ -247,6 +268,8 @@ impl OperationsService {
         for operation in &mut page.operations {
             if let Some(live) = self.live_operation(&operation.id) {
                 *operation = live.snapshot.borrow().clone();
+            } else if let Some(unsaved) = lock(&self.inner.unsaved).get(&operation.id) {
+                *operation = unsaved.clone();
             }
         }
         Ok(page)
@@ -271,11 +294,14 @@ impl OperationsService {
         self.live().len()
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Arc<LiveOperation>>> {
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn live(&self) -> MutexGuard<'_, HashMap<OperationId, Arc<LiveOperation>>> {
+        lock(&self.inner.live)
+    }
+
+    /// Saves the final records the store refused before, keeping those it
+    /// still refuses.
+    fn save_unsaved(&self) {
+        lock(&self.inner.unsaved).retain(|_, operation| self.inner.store.save(operation).is_err());
     }
 
     fn live_operation(&self, id: &OperationId) -> Option<Arc<LiveOperation>> {
@@ -284,9 +310,16 @@ impl OperationsService {
 
     /// Applies `change` unless the operation is finished, saving the result.
     ///
-    /// The check, the change and the save happen under the snapshot's lock,
-    /// so racing transitions are applied one at a time and the first terminal
-    /// state wins.
+    /// Transitions of one operation are serialised, so racing ones apply one
+    /// at a time and the first terminal state wins. The store is written
+    /// without holding the snapshot's lock, so progress reports never wait
+    /// on it, and the newest reported progress is kept.
+    ///
+    /// A change that leaves the operation live is saved first and not
+    /// applied if the store refuses it. A terminal state is published to
+    /// watchers first and then saved: a store that refuses it cannot keep
+    /// the operation live, so the failure is logged and the record saved
+    /// again at the next write (see `unsaved`).
     fn transition(
         &self,
         id: &OperationId,
@@ -302,29 +335,48 @@ impl OperationsService {
             }
             return Ok(Transition::Ignored(operation.status));
         };
-        let mut outcome = Ok(Transition::Applied);
-        live.snapshot.send_if_modified(|current| {
-            if current.status.is_terminal() {
-                outcome = Ok(Transition::Ignored(current.status));
-                return false;
-            }
-            let mut next = current.clone();
-            change(&mut next);
-            if next.status.is_terminal() {
-                next.finished_at = Some(Utc::now());
-            }
-            if let Err(error) = self.inner.store.save(&next) {
-                outcome = Err(error.into());
-                return false;
-            }
-            *current = next;
-            true
-        });
-        if live.snapshot.borrow().status.is_terminal() {
-            self.live().remove(id);
+        let _serialised = lock(&live.transitions);
+        let mut next = live.snapshot.borrow().clone();
+        if next.status.is_terminal() {
+            return Ok(Transition::Ignored(next.status));
         }
-        outcome
+        change(&mut next);
+        self.save_unsaved();
+        if !next.status.is_terminal() {
+            self.inner.store.save(&next)?;
+            publish(&live, next);
+            return Ok(Transition::Applied);
+        }
+        next.finished_at = Some(Utc::now());
+        let last = publish(&live, next);
+        if let Err(error) = self.inner.store.save(&last) {
+            tracing::error!(
+                operation = %id,
+                status = %last.status,
+                error = %crate::orchestrator::error_chain(&error),
+                "could not save the final state; it is kept in memory and saved at the next write"
+            );
+            lock(&self.inner.unsaved).insert(id.clone(), last);
+        }
+        self.live().remove(id);
+        Ok(Transition::Applied)
     }
+}
+
+/// Makes `next` the operation's snapshot, with the newest progress (reported
+/// while `next` was being saved, perhaps), and returns what was published.
+fn publish(live: &LiveOperation, mut next: Operation) -> Operation {
+    live.snapshot.send_modify(|current| {
+        next.progress = std::mem::take(&mut current.progress);
+        *current = next;
+    });
+    live.snapshot.borrow().clone()
+}
+
+/// Locks `mutex`; every value behind these locks is whole between
+/// statements, so a panic elsewhere cannot leave one half-written.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Publishes progress of one operation. Never blocks on watchers: each
@@ -345,11 +397,7 @@ impl ProgressReporter {
         let (created_instant, created_time) = live.created;
         if state.eta.is_none() {
             let fraction = state.percentage / 100.0;
-            state.eta = live
-                .eta
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .observe(created_instant.elapsed(), fraction);
+            state.eta = lock(&live.eta).observe(created_instant.elapsed(), fraction);
         }
         state.started_at.get_or_insert(created_time);
         state.updated_at = Some(SystemTime::now());

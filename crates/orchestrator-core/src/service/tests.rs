@@ -372,3 +372,143 @@ fn a_sqlite_backed_service_keeps_history_across_restarts() {
         Some(crate::store::INTERRUPTED)
     );
 }
+
+/// A store that refuses or holds up saves on demand.
+#[derive(Debug, Default)]
+struct FaultyStore {
+    inner: InMemoryStore,
+    refuse_saves: std::sync::atomic::AtomicBool,
+    /// While set, a save reports that it started and then waits for the
+    /// go-ahead.
+    stall: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+}
+
+impl OperationStore for Arc<FaultyStore> {
+    fn insert(&self, operation: &Operation) -> Result<(), StoreError> {
+        self.inner.insert(operation)
+    }
+
+    fn save(&self, operation: &Operation) -> Result<(), StoreError> {
+        if let Some((started, go_ahead)) = &*self.stall.lock().unwrap() {
+            started.send(()).unwrap();
+            go_ahead.recv().unwrap();
+        }
+        if self.refuse_saves.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io {
+                path: "operations.db".into(),
+                source: std::io::Error::other("disk full"),
+            });
+        }
+        self.inner.save(operation)
+    }
+
+    fn note_cancellation(&self, id: &OperationId, note: &str) -> Result<(), StoreError> {
+        self.inner.note_cancellation(id, note)
+    }
+
+    fn get(&self, id: &OperationId) -> Result<Option<Operation>, StoreError> {
+        self.inner.get(id)
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<OperationPage, StoreError> {
+        self.inner.list(filter)
+    }
+}
+
+#[tokio::test]
+async fn a_final_state_the_store_refuses_still_ends_the_operation_and_is_saved_later() {
+    let store = Arc::new(FaultyStore::default());
+    let ops = OperationsService::new(Arc::clone(&store));
+    let id = ops
+        .create(OperationKind::Training, params(), None)
+        .unwrap()
+        .id;
+    ops.start(&id).unwrap();
+    let mut watch = ops.watch(&id).unwrap();
+    assert_eq!(watch.next().await.unwrap().status, OperationStatus::Running);
+
+    store
+        .refuse_saves
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = serde_json::json!({ "accuracy": 0.6 });
+    assert_eq!(
+        ops.complete(&id, result.clone()).unwrap(),
+        Transition::Applied
+    );
+    // Watchers and readers see the end at once; nothing counts it as active.
+    let last = watch.next().await.unwrap();
+    assert_eq!(last.status, OperationStatus::Completed);
+    assert!(watch.next().await.is_none());
+    assert_eq!(ops.get(&id).unwrap().result, Some(result));
+    assert_eq!(ops.active_count(), 0);
+    let listed = ops.list(&ListFilter::default()).unwrap();
+    assert_eq!(listed.operations[0].status, OperationStatus::Completed);
+    assert_eq!(
+        store.inner.get(&id).unwrap().unwrap().status,
+        OperationStatus::Running,
+        "the store still has the old record"
+    );
+
+    // The next write saves it.
+    store
+        .refuse_saves
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    ops.create(OperationKind::DataLoad, params(), None).unwrap();
+    assert_eq!(
+        store.inner.get(&id).unwrap().unwrap().status,
+        OperationStatus::Completed
+    );
+}
+
+#[test]
+fn a_refused_start_changes_nothing() {
+    let store = Arc::new(FaultyStore::default());
+    let ops = OperationsService::new(Arc::clone(&store));
+    let id = ops
+        .create(OperationKind::Training, params(), None)
+        .unwrap()
+        .id;
+    store
+        .refuse_saves
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = ops.start(&id).unwrap_err();
+    assert_eq!(error.to_string(), "operations database operations.db");
+    assert_eq!(ops.get(&id).unwrap().status, OperationStatus::Pending);
+}
+
+#[test]
+fn progress_reports_go_on_while_the_store_is_slow() {
+    let store = Arc::new(FaultyStore::default());
+    let ops = OperationsService::new(Arc::clone(&store));
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    let id = context.id.clone();
+
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go_ahead, go_ahead_rx) = std::sync::mpsc::channel();
+    *store.stall.lock().unwrap() = Some((started_tx, go_ahead_rx));
+    std::thread::scope(|scope| {
+        let starting = scope.spawn(|| ops.start(&id));
+        // The start is inside the store's save now. A report must not wait
+        // for it (before, it waited on the snapshot's lock, which the save
+        // held: this test never finished).
+        started.recv().unwrap();
+        context.progress.report(training_progress(7));
+        let meanwhile = ops.get(&id).unwrap();
+        assert_eq!(meanwhile.status, OperationStatus::Pending);
+        assert_eq!(meanwhile.progress.percentage, 70.0);
+        go_ahead.send(()).unwrap();
+        assert_eq!(starting.join().unwrap().unwrap(), Transition::Applied);
+    });
+    store.stall.lock().unwrap().take();
+    let running = ops.get(&id).unwrap();
+    assert_eq!(running.status, OperationStatus::Running);
+    assert_eq!(
+        running.progress.percentage, 70.0,
+        "the newest progress is kept"
+    );
+
+    ops.complete(&id, serde_json::json!({})).unwrap();
+    let saved = store.inner.get(&id).unwrap().unwrap();
+    assert_eq!(saved.status, OperationStatus::Completed);
+    assert_eq!(saved.progress.percentage, 70.0);
+}

@@ -631,7 +631,7 @@ fn tanh(x: f32) -> f32 {
 /// its exponent bits.
 fn exp(x: f32) -> f32 {
     // Beyond these e^x is 0 or infinite in f32; clamping keeps `n` in range.
-    let x = x.max(-87.0).min(88.0);
+    let x = x.clamp(-87.0, 88.0);
     // Round to nearest by adding and removing 1.5·2^23 (vectorises without
     // SSE4.1's `roundps`).
     const ROUND: f32 = 12_582_912.0;

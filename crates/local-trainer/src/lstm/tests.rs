@@ -1,3 +1,5 @@
+//! The fused LSTM against burn's `Lstm` with the same weights, and the accuracy of its activations.
+
 use burn::module::Param;
 use burn::nn::LstmConfig;
 use burn::tensor::{Distribution, Gradients};

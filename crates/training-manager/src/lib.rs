@@ -146,7 +146,23 @@ impl TrainingManager {
                 "epochs must be at least 1".to_owned(),
             ));
         }
-        let params = serde_json::to_value(&request).expect("a training request serialises to JSON");
+        // Operation records keep the request as JSON text, which a path that
+        // is not UTF-8 cannot be written in without loss.
+        for (what, path) in [
+            ("strategy path", &request.strategy_path),
+            ("data directory", &request.data_dir),
+            ("models directory", &request.models_dir),
+        ] {
+            if path.to_str().is_none() {
+                return Err(TrainingManagerError::InvalidRequest(format!(
+                    "the {what} {} is not valid UTF-8; operation records keep paths as text",
+                    path.display()
+                )));
+            }
+        }
+        let params = serde_json::to_value(&request).map_err(|error| {
+            TrainingManagerError::InvalidRequest(format!("the request cannot be recorded: {error}"))
+        })?;
         let training = TrainingRequest {
             strategy,
             symbols: request.symbols,

@@ -154,6 +154,26 @@ async fn bad_requests_fail_before_any_operation_is_registered() {
             .to_string(),
         "the symbol list is empty"
     );
+
+    // A directory name that is not UTF-8 (possible on Unix) is refused
+    // with its name, not a panic.
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 = models
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"models-\xff"));
+    let error = manager
+        .train_multi_symbol_strategy(TrainRequest {
+            models_dir: not_utf8.clone(),
+            ..request(models.path(), 1)
+        })
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the models directory {} is not valid UTF-8; operation records keep paths as text",
+            not_utf8.display()
+        )
+    );
     assert_eq!(
         manager
             .operations()

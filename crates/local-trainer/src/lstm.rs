@@ -28,7 +28,7 @@
 //! A batch of 32 samples or more is split into two shards that run in
 //! parallel (the recurrence is sequential in time, so the batch is the only
 //! parallelism at these sizes); their weight gradients are summed in a fixed
-//! order, so results do not depend on the machine.
+//! order, so results do not depend on the number of cores.
 //!
 //! Buffers are time-major (`[step, batch, ·]`), so every time step is one
 //! contiguous block. Results match burn's `Lstm` to float rounding (the
@@ -134,7 +134,7 @@ struct Layer {
 ///
 /// The split depends on the batch size alone, never on the machine's cores:
 /// the shards' gradients are summed in a fixed order, so a seed gives the
-/// same model on every machine.
+/// same model whatever the number of cores.
 const MIN_SHARD_SAMPLES: usize = 16;
 
 /// The LSTM stack of a network: its fused weights and, per shard of the

@@ -2184,42 +2184,6 @@ mod tests {
             "\"Date\";\"Time\";\"Open\";\"High\";\"Low\";\"Close\"\n02.01.2017;22:00:00.000;1,5;2;0,5;1\n1/2/2017;9 PM;1;2;0.5;1\n",
             "open_time\topen\thigh\tlow\tclose\tvolume\n1483308000000\t1\t2\t0.5\t1.5\t10\n1483311600\t1\t2\t0.5\t1.5\t10\n",
         ];
-        const TOKENS: &[&str] = &[
-            ",",
-            ";",
-            "\t",
-            "\"",
-            "\"\"",
-            "'",
-            "\n",
-            "\r\n",
-            " ",
-            "T",
-            "Z",
-            ":",
-            "/",
-            ".",
-            "-",
-            "+",
-            "AM",
-            "PM",
-            "GMT+0200",
-            "+99:99",
-            "1483308000",
-            "20170101",
-            "99999999999999999999",
-            "1e309",
-            "NaN",
-            "E",
-            "\u{e9}",
-            "\u{feff}",
-            "<",
-            ">",
-            "volume",
-            "close",
-            "date",
-            "time",
-        ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move |bound: usize| {
             state ^= state << 13;
@@ -2235,7 +2199,8 @@ mod tests {
                 let at = next(bytes.len() + 1);
                 match next(3) {
                     0 => {
-                        let token = TOKENS[next(TOKENS.len())].as_bytes();
+                        let tokens = crate::fuzzing::IMPORT_TOKENS;
+                        let token = tokens[next(tokens.len())].as_bytes();
                         bytes.splice(at..at, token.iter().copied());
                     }
                     1 => bytes.insert(at, next(256) as u8),

@@ -25,7 +25,7 @@ use crate::config::{
     TrainingData,
 };
 use crate::error::StrategyError;
-use yaml::{Entry, Node, Pos, Value};
+use yaml::{Entry, Node, Pos, Value, cut, excerpt};
 
 type Result<T> = std::result::Result<T, StrategyError>;
 
@@ -179,11 +179,12 @@ fn shown_path(key_path: &str) -> String {
     }
 }
 
+/// `parent.key`; a long key is cut, as paths are only for messages.
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {
-        key.to_owned()
+        cut(key)
     } else {
-        format!("{parent}.{key}")
+        format!("{parent}.{}", cut(key))
     }
 }
 
@@ -362,7 +363,8 @@ fn choice<T: Copy>(
                 node.pos,
                 path,
                 format!(
-                    "unknown {what} {written:?}; expected one of {}",
+                    "unknown {what} {}; expected one of {}",
+                    excerpt(&written),
                     names.join(", ")
                 ),
             )
@@ -376,9 +378,13 @@ where
     T::Err: Display,
 {
     let written = text(reader, node, path)?;
-    written
-        .parse()
-        .map_err(|error: T::Err| reader.invalid(node.pos, path, error.to_string()))
+    written.parse().map_err(|error: T::Err| {
+        // Those errors quote the whole value (`{:?}`); this one quotes an excerpt.
+        let message = error
+            .to_string()
+            .replace(&format!("{written:?}"), &excerpt(&written));
+        reader.invalid(node.pos, path, message)
+    })
 }
 
 /// Shows a number briefly: `0.7`, `1.1`, `35`.
@@ -451,7 +457,10 @@ fn check_version(reader: &Reader<'_>, node: &Node) -> Result<()> {
         Err(reader.invalid(
             node.pos,
             "version",
-            format!("unsupported format version {written:?}; expected 2.0 (or 1.x)"),
+            format!(
+                "unsupported format version {}; expected 2.0 (or 1.x)",
+                excerpt(&written)
+            ),
         ))
     }
 }
@@ -658,8 +667,8 @@ fn read_indicators(reader: &mut Reader<'_>, node: &Node) -> Result<Vec<Indicator
                 pos,
                 &id_path,
                 format!(
-                    "duplicate feature_id {:?} (also that of indicators[{first}]){hint}",
-                    indicator.feature_id
+                    "duplicate feature_id {} (also that of indicators[{first}]){hint}",
+                    excerpt(&indicator.feature_id)
                 ),
             ));
         }
@@ -693,7 +702,8 @@ fn read_indicator(
             name_node.pos,
             &name_path,
             format!(
-                "unknown indicator {name:?}; known indicators: {}",
+                "unknown indicator {}; known indicators: {}",
+                excerpt(&name),
                 known.join(", ")
             ),
         ));
@@ -708,7 +718,10 @@ fn read_indicator(
                 return Err(reader.invalid(
                     id_node.pos,
                     &id_path,
-                    format!("invalid feature_id {id:?}: use only letters, digits, '_' and '-'"),
+                    format!(
+                        "invalid feature_id {}: use only letters, digits, '_' and '-'",
+                        excerpt(&id)
+                    ),
                 ));
             }
             (id, (id_node.pos, id_path, ""))
@@ -884,8 +897,8 @@ fn read_fuzzy_sets(
                 entry.key_pos,
                 &entry_path,
                 format!(
-                    "no indicator has feature_id {:?}; known feature_ids: {}",
-                    entry.key,
+                    "no indicator has feature_id {}; known feature_ids: {}",
+                    excerpt(&entry.key),
                     known.join(", ")
                 ),
             ));
@@ -895,8 +908,8 @@ fn read_fuzzy_sets(
                 entry.key_pos,
                 &entry_path,
                 format!(
-                    "fuzzy sets for feature_id {:?} were already given at line {line}",
-                    indicators[index].feature_id
+                    "fuzzy sets for feature_id {} were already given at line {line}",
+                    excerpt(&indicators[index].feature_id)
                 ),
             ));
         }

@@ -764,6 +764,54 @@ fn from_file_sets_the_source_and_reports_io_errors() {
 }
 
 #[test]
+fn an_excerpt_is_escaped_and_cut_after_sixty_characters() {
+    use super::yaml::{EXCERPT_CHARS, excerpt};
+    assert_eq!(EXCERPT_CHARS, 60);
+    assert_eq!(excerpt("abc"), "\"abc\"");
+    assert_eq!(excerpt("tab\there \"q\"\n"), "\"tab\\there \\\"q\\\"\\n\"");
+    let sixty = "x".repeat(60);
+    assert_eq!(excerpt(&sixty), format!("{sixty:?}"));
+    assert_eq!(excerpt(&format!("{sixty}y")), format!("{sixty:?}…"));
+    // Cut between characters, never inside one.
+    let wide = "é".repeat(100);
+    assert_eq!(excerpt(&wide), format!("{:?}…", "é".repeat(60)));
+    // Escapes are counted after the cut: control characters cannot smuggle
+    // a longer excerpt.
+    let controls = "\u{1b}".repeat(100);
+    assert_eq!(excerpt(&controls), format!("{:?}…", "\u{1b}".repeat(60)));
+}
+
+#[test]
+fn a_file_that_is_no_strategy_comes_back_as_an_excerpt_only() {
+    // What /etc/passwd looks like to the parser: one plain scalar whose lines
+    // YAML folds with spaces.
+    let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                  daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+                  alice:x:1000:1000:TOP-SECRET-LINE:/home/alice:/bin/sh\n";
+    let error = error_of(passwd);
+    assert_eq!(
+        error,
+        "strategies/t.yaml:1:1: (document): expected a mapping, found string \
+         \"root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbi\"…"
+    );
+    assert!(!error.contains("TOP-SECRET"), "{error}");
+
+    // Every message quoting a value quotes an excerpt: a name, a symbol
+    // (through its own error type), a key.
+    let long = "A".repeat(500);
+    for text in [
+        edited(&[(12, &format!("  type: {long}"))]),
+        edited(&[(3, &format!("  symbols: {{mode: single, symbol: {long}!}}"))]),
+        edited(&[(6, &format!("  - {{name: {long}}}"))]),
+        edited(&[(12, &format!("  type: mlp\n  {long}: 1\n  {long}: 2"))]),
+    ] {
+        let error = error_of(&text);
+        assert!(error.contains(&format!("{:?}…", &long[..60])), "{error}");
+        assert!(!error.contains(&long[..61]), "{error}");
+    }
+}
+
+#[test]
 fn hostile_yaml_is_refused_with_a_message() {
     let deep = error_of(&("- ".repeat(100_000) + "x"));
     assert!(

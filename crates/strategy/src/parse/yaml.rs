@@ -65,10 +65,10 @@ impl Node {
     pub(super) fn describe(&self) -> String {
         match &self.value {
             Value::Null => "null".to_owned(),
-            Value::Bool(_, text) => format!("boolean {text}"),
-            Value::Int(_, text) => format!("integer {text}"),
-            Value::Float(_, text) => format!("number {text}"),
-            Value::Str(text) => format!("string {text:?}"),
+            Value::Bool(_, text) => format!("boolean {}", cut(text)),
+            Value::Int(_, text) => format!("integer {}", cut(text)),
+            Value::Float(_, text) => format!("number {}", cut(text)),
+            Value::Str(text) => format!("string {}", excerpt(text)),
             Value::Seq(_) => "a list".to_owned(),
             Value::Map(_) => "a mapping".to_owned(),
         }
@@ -91,6 +91,29 @@ impl Node {
             _ => return 0,
         };
         1 + children.unwrap_or(0)
+    }
+}
+
+/// The most characters of a value a message quotes. A message may travel
+/// back to whoever named the file (a client of `trdr serve`), so it quotes a
+/// glimpse of the offending value, never a whole document.
+pub(super) const EXCERPT_CHARS: usize = 60;
+
+/// `text` quoted and escaped as `{:?}` does, cut after [`EXCERPT_CHARS`]
+/// characters with a `…` after the closing quote.
+pub(super) fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// `text` as it is, cut after [`EXCERPT_CHARS`] characters with a `…`: for
+/// numbers and booleans as written, and keys in key paths.
+pub(super) fn cut(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
 
@@ -245,7 +268,7 @@ impl Builder {
                     if !path.is_empty() {
                         path.push('.');
                     }
-                    path.push_str(key);
+                    path.push_str(&cut(key));
                 }
                 Frame::Map { key: None, .. } => break,
             }
@@ -341,11 +364,14 @@ impl Builder {
             return Ok(());
         };
         if let Some(first_line) = seen.get(&text) {
-            let message = format!("duplicate key {text:?} (first at line {first_line})");
+            let message = format!(
+                "duplicate key {} (first at line {first_line})",
+                excerpt(&text)
+            );
             let key_path = if path.is_empty() {
-                text
+                cut(&text)
             } else {
-                format!("{path}.{text}")
+                format!("{path}.{}", cut(&text))
             };
             return Err(LoadError {
                 pos: node.pos,

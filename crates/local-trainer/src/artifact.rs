@@ -265,10 +265,15 @@ impl PendingArtifact {
             return Err(ArtifactError::Incomplete(dir.to_owned()));
         }
         sync_dir(dir)?;
-        // The last moment a cancellation can stop the save; after the rename
-        // the artifact is complete and stays.
-        token.check(stage)?;
+        // The last moment a cancellation can stop the save: a cancel that
+        // races the rename waits for it, and after it the artifact is
+        // complete and stays.
+        token.commit(stage, || self.install())?
+    }
 
+    /// Renames the folder into place as the next free version.
+    fn install(self) -> Result<PathBuf, ArtifactError> {
+        let dir = self.temp.path();
         let parent = &self.parent;
         for version in (self.first_version..).take(VERSION_ATTEMPTS) {
             let target = parent.join(format!("{}{version}", self.prefix));

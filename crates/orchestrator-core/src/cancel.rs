@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,9 @@ pub struct CancellationToken {
 struct ReasonCell {
     own: OnceLock<CancelReason>,
     parent: Option<Arc<ReasonCell>>,
+    /// Held while the reason is set and during a [`commit`](CancellationToken::commit),
+    /// so the two never interleave; `true` once a commit has begun.
+    committed: Mutex<bool>,
 }
 
 impl ReasonCell {
@@ -86,17 +89,60 @@ impl CancellationToken {
             reason: Arc::new(ReasonCell {
                 own: OnceLock::new(),
                 parent: Some(Arc::clone(&self.reason)),
+                committed: Mutex::default(),
             }),
         }
     }
 
     /// Cancels this token and its children. The first reason given wins.
+    ///
+    /// Waits for a [`commit`](Self::commit) in progress to finish.
     pub fn cancel(&self, reason: CancelReason) {
-        if !self.is_cancelled() {
-            // A racing cancel may set it first; then that reason stands.
-            let _ = self.reason.own.set(reason);
+        {
+            let _no_commit = lock(&self.reason.committed);
+            if !self.is_cancelled() {
+                // A racing cancel may set it first; then that reason stands.
+                let _ = self.reason.own.set(reason);
+            }
         }
         self.inner.cancel();
+    }
+
+    /// Runs `install`, the step that makes the work's result permanent (e.g.
+    /// renaming a finished model into place), unless the token is cancelled.
+    ///
+    /// The check and `install` are one step for [`cancel`](Self::cancel): a
+    /// cancel that races the commit waits until `install` has returned. So a
+    /// cancelled token never sees a commit begin, and work that committed
+    /// knows no cancel came before it. [`committed`](Self::committed) tells
+    /// the operation's owner, e.g. not to give up on work that is installing
+    /// its result.
+    pub fn commit<R>(
+        &self,
+        stage: &'static str,
+        install: impl FnOnce() -> R,
+    ) -> Result<R, Cancelled> {
+        // Root first, the order every commit takes, so two commits on
+        // related tokens cannot deadlock.
+        let mut cells = vec![&*self.reason];
+        while let Some(parent) = cells[cells.len() - 1].parent.as_deref() {
+            cells.push(parent);
+        }
+        let mut guards: Vec<MutexGuard<'_, bool>> = cells
+            .iter()
+            .rev()
+            .map(|cell| lock(&cell.committed))
+            .collect();
+        self.check(stage)?;
+        for committed in &mut guards {
+            **committed = true;
+        }
+        Ok(install())
+    }
+
+    /// Whether a [`commit`](Self::commit) has begun on this token or a child.
+    pub fn committed(&self) -> bool {
+        *lock(&self.reason.committed)
     }
 
     /// A synchronous, lock- and allocation-free check for hot loops: one
@@ -150,6 +196,12 @@ impl CancellationToken {
             output = work => Ok(output),
         }
     }
+}
+
+/// Locks `mutex`; the flag behind it is whole between statements, so a
+/// panic in a commit cannot leave it half-written.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for CancellationToken {
@@ -241,6 +293,52 @@ mod tests {
         let err = worker.join().unwrap().unwrap_err();
         assert_eq!(err.stage, "counting");
         assert!(done.load(Ordering::Relaxed) < TOTAL);
+    }
+
+    #[test]
+    fn a_commit_runs_only_on_a_live_token_and_is_remembered_up_the_chain() {
+        let operation = CancellationToken::new();
+        let work = operation.child();
+        assert!(!operation.committed());
+        assert_eq!(work.commit("installing", || 7), Ok(7));
+        assert!(work.committed() && operation.committed());
+
+        let cancelled = CancellationToken::new();
+        let child = cancelled.child();
+        cancelled.cancel(CancelReason::Timeout);
+        let refused = child.commit("installing", || unreachable!("ran after the cancel"));
+        assert_eq!(refused.unwrap_err().stage, "installing");
+        assert!(!cancelled.committed());
+    }
+
+    #[test]
+    fn an_install_never_sees_a_cancel_that_raced_it() {
+        for _ in 0..200 {
+            let token = CancellationToken::new();
+            let (release, wait_release) = std::sync::mpsc::channel::<()>();
+            let committer = {
+                let token = token.clone();
+                std::thread::spawn(move || {
+                    token.commit("installing", || {
+                        wait_release.recv().unwrap();
+                        // A cancel racing this install has waited for it.
+                        std::thread::yield_now();
+                        token.is_cancelled()
+                    })
+                })
+            };
+            let canceller = {
+                let token = token.clone();
+                std::thread::spawn(move || token.cancel(CancelReason::Shutdown))
+            };
+            release.send(()).unwrap();
+            canceller.join().unwrap();
+            match committer.join().unwrap() {
+                Ok(saw_cancel) => assert!(!saw_cancel, "the cancel applied during the install"),
+                Err(refused) => assert_eq!(refused.reason, CancelReason::Shutdown),
+            }
+            assert!(token.is_cancelled());
+        }
     }
 
     #[tokio::test]

@@ -8,8 +8,22 @@
 //! implementing [`ServiceOrchestrator`].
 //!
 //! ```
-//! use orchestrator_core::{CancelReason, Cancelled, OperationKind, OperationStatus, OperationsService};
+//! use orchestrator_core::{
+//!     CancelReason, Cancelled, OperationContext, OperationKind, OperationStatus, OperationsService,
+//! };
 //! use progress::{Items, ProgressState};
+//!
+//! /// Reads bars until cancelled, checking the token at every step.
+//! fn read_bars(context: &OperationContext) -> Result<(), Cancelled> {
+//!     for bar in 0..u64::MAX {
+//!         context.token.check("reading bars")?;
+//!         if bar % 1000 == 0 {
+//!             let items = Some(Items { processed: bar, total: None });
+//!             context.progress.report(ProgressState { items, ..ProgressState::default() });
+//!         }
+//!     }
+//!     Ok(())
+//! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,31 +33,32 @@
 //! operations.start(&id)?;
 //! let mut watch = operations.watch(&id)?;
 //!
-//! // Blocking work on its own thread checks the token at every step.
-//! let worker = std::thread::spawn(move || -> Result<(), Cancelled> {
-//!     for bar in 0..u64::MAX {
-//!         context.token.check("reading bars")?;
-//!         if bar % 1000 == 0 {
-//!             let items = Some(Items { processed: bar, total: None });
-//!             context.progress.report(ProgressState { items, ..ProgressState::default() });
-//!         }
+//! // Blocking work on its own thread, which records how it ended.
+//! let worker = std::thread::spawn({
+//!     let operations = operations.clone();
+//!     move || match read_bars(&context) {
+//!         Ok(()) => operations.complete(&context.id, serde_json::Value::Null),
+//!         Err(stop) => operations.stopped(&context.id, &stop),
 //!     }
-//!     Ok(())
 //! });
 //!
-//! // Cancel as soon as some progress arrives; the loop stops at its next check.
+//! // Ask for a stop once progress arrives. The operation stays `running`,
+//! // with the request visible, until the loop stops at its next check.
 //! while let Some(snapshot) = watch.next().await {
-//!     if snapshot.status == OperationStatus::Running && snapshot.progress.items.is_some() {
+//!     if snapshot.progress.items.is_some() && !snapshot.cancel_requested() {
 //!         operations.cancel(&id, CancelReason::UserRequest(None))?;
 //!     }
 //! }
-//! assert_eq!(worker.join().unwrap().unwrap_err().stage, "reading bars");
-//! assert_eq!(operations.get(&id)?.status, OperationStatus::Cancelled);
+//! worker.join().unwrap()?;
+//! let operation = operations.get(&id)?;
+//! assert_eq!(operation.status, OperationStatus::Cancelled);
+//! assert_eq!(operation.error.as_deref(), Some("during reading bars"));
 //! # Ok(())
 //! # }
 //! ```
 
 mod cancel;
+mod chain;
 mod host_config;
 mod operation;
 mod orchestrator;
@@ -51,6 +66,7 @@ mod service;
 pub mod store;
 
 pub use cancel::{CancelReason, CancellationToken, Cancelled};
+pub use chain::error_chain;
 pub use host_config::{AdapterMode, ConfigError, HostServiceConfig};
 pub use operation::{
     InvalidOperationId, ListFilter, Operation, OperationId, OperationKind, OperationPage,

@@ -208,11 +208,18 @@ pub struct Operation {
     pub progress: ProgressState,
     /// The result summary of a completed operation.
     pub result: Option<serde_json::Value>,
-    /// Why a failed operation failed; for a cancelled one, how the work
-    /// reported its stop (the stage, or that a remote stop was not confirmed).
+    /// Why a failed operation failed. For a cancelled one, how it ended, as
+    /// words that follow "cancelled": `during training` (where the work
+    /// stopped), `before it started`, or why the service stopped waiting.
     pub error: Option<String>,
-    /// Why a cancelled operation was cancelled.
+    /// Why the operation was asked to stop. Set with the request and kept
+    /// whatever the outcome: on a `completed` operation, the request came
+    /// too late, after the work had finished.
     pub cancel_reason: Option<CancelReason>,
+    /// When a stop was requested. A `running` operation stays running, and
+    /// counted as active, until its work returns.
+    #[serde(default)]
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 impl Operation {
@@ -230,7 +237,13 @@ impl Operation {
             result: None,
             error: None,
             cancel_reason: None,
+            cancel_requested_at: None,
         }
+    }
+
+    /// Whether a stop was requested, whatever came of it.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_requested_at.is_some()
     }
 }
 

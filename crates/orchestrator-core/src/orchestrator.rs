@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     AdapterMode, CancellationToken, Cancelled, HostServiceConfig, OperationContext, OperationError,
-    OperationId, OperationKind, OperationStatus, OperationsService,
+    OperationId, OperationKind, OperationStatus, OperationsService, error_chain,
 };
 
 /// Any error work may return. A [`Cancelled`] anywhere in its chain makes the
@@ -259,8 +259,11 @@ async fn run_managed<W, Fut, T, E>(
         Some(Admission::Admitted(permit)) => Some(permit),
         Some(Admission::Queued(acquire)) => tokio::select! {
             biased;
+            // A cancel request has ended it already; this only covers a
+            // token cancelled some other way.
             () = token.cancelled() => {
-                warn_unrecorded(&id, record_cancelled(&operations, &id, &token, None));
+                let ended = operations.end_cancelled(&id, reason_of(&token), "before it started".to_owned());
+                warn_unrecorded(&id, ended);
                 return;
             }
             permit = acquire => permit.ok(),
@@ -278,7 +281,20 @@ async fn run_managed<W, Fut, T, E>(
     }
 
     // A separate task, so that a panic in the work is caught and recorded.
-    let recorded = match tokio::spawn(work(context)).await {
+    let grace = operations.cancel_grace();
+    let outcome = tokio::select! {
+        outcome = tokio::spawn(work(context)) => outcome,
+        () = grace_expired(&token, grace) => {
+            // The work goes on detached; dropping its handle discards its
+            // result, and its token, cancelled, refuses any later commit.
+            let note = format!(
+                "without its work, which did not stop within {grace:?} of the request; any later result is discarded"
+            );
+            warn_unrecorded(&id, operations.end_cancelled(&id, reason_of(&token), note));
+            return;
+        }
+    };
+    let recorded = match outcome {
         Ok(Ok(value)) => match serde_json::to_value(value) {
             Ok(result) => operations.complete(&id, result),
             Err(error) => {
@@ -288,16 +304,11 @@ async fn run_managed<W, Fut, T, E>(
         Ok(Err(error)) => {
             let error: BoxError = error.into();
             match find_cancelled(&*error) {
-                Some(cancelled) => {
-                    let recorded = record_cancelled(&operations, &id, &token, Some(cancelled));
-                    if recorded.is_ok()
-                        && let Err(note) = operations.note_cancellation(&id, &error_chain(&*error))
-                    {
-                        tracing::warn!(operation = %id, error = %note, "could not note how the work stopped");
-                    }
-                    recorded
+                Some(stop) => operations.stopped(&id, stop),
+                None if token.is_cancelled() => {
+                    let note = format!("after its work failed: {}", error_chain(&*error));
+                    operations.end_cancelled(&id, reason_of(&token), note)
                 }
-                None if token.is_cancelled() => record_cancelled(&operations, &id, &token, None),
                 None => operations.fail(&id, error_chain(&*error)),
             }
         }
@@ -308,23 +319,26 @@ async fn run_managed<W, Fut, T, E>(
     warn_unrecorded(&id, recorded);
 }
 
+/// Completes `grace` after `token` is cancelled, unless the work has begun
+/// committing its result by then: that work is about to return, and
+/// abandoning it would leave a result on disk under a `cancelled` operation.
+async fn grace_expired(token: &CancellationToken, grace: std::time::Duration) {
+    token.cancelled().await;
+    tokio::time::sleep(grace).await;
+    if token.committed() {
+        std::future::pending::<()>().await;
+    }
+}
+
 fn warn_unrecorded(id: &OperationId, recorded: Result<crate::Transition, OperationError>) {
     if let Err(error) = recorded {
         tracing::error!(operation = %id, %error, "could not record how the operation ended");
     }
 }
 
-fn record_cancelled(
-    operations: &OperationsService,
-    id: &OperationId,
-    token: &CancellationToken,
-    cancelled: Option<&Cancelled>,
-) -> Result<crate::Transition, OperationError> {
-    let reason = cancelled
-        .map(|c| c.reason.clone())
-        .or_else(|| token.reason())
-        .unwrap_or(crate::CancelReason::Shutdown);
-    operations.record_cancelled(id, reason)
+/// Why `token` was cancelled; only asked once it was.
+fn reason_of(token: &CancellationToken) -> crate::CancelReason {
+    token.reason().unwrap_or(crate::CancelReason::Shutdown)
 }
 
 fn find_cancelled<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Cancelled> {
@@ -336,22 +350,6 @@ fn find_cancelled<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Cancelled>
         current = error.source();
     }
     None
-}
-
-/// `outer: inner: root`, like anyhow's `{:#}`.
-pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        // Errors that include their source's text would repeat it.
-        if !text.ends_with(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
 use progress::{EtaEstimator, ProgressRenderer, ProgressState};
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::store::{InMemoryStore, OperationStore, SqliteStore, StoreError};
 use crate::{
-    CancelReason, CancellationToken, ListFilter, Operation, OperationId, OperationKind,
+    CancelReason, CancellationToken, Cancelled, ListFilter, Operation, OperationId, OperationKind,
     OperationPage, OperationStatus,
 };
 
@@ -55,12 +55,17 @@ pub struct OperationContext {
     pub progress: ProgressReporter,
 }
 
+/// How long managed work may take to stop after a cancel request, unless
+/// the service is built [`with_cancel_grace`](OperationsService::with_cancel_grace).
+const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(30);
+
 /// Registers operations and tracks them from creation to a terminal state.
 ///
 /// Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
 pub struct OperationsService {
     inner: Arc<Inner>,
+    cancel_grace: Duration,
 }
 
 #[derive(Debug)]
@@ -97,6 +102,7 @@ impl OperationsService {
                 live: Mutex::default(),
                 unsaved: Mutex::default(),
             }),
+            cancel_grace: DEFAULT_CANCEL_GRACE,
         }
     }
 
@@ -186,66 +192,91 @@ impl OperationsService {
         })
     }
 
-    /// Finishes the operation as `cancelled` and cancels its token, so the
-    /// work stops. Errors if the operation is unknown or already finished.
-    pub fn cancel(&self, id: &OperationId, reason: CancelReason) -> Result<(), OperationError> {
-        match self.record_cancelled(id, reason)? {
-            Transition::Applied => Ok(()),
-            Transition::Ignored(status) => Err(OperationError::AlreadyFinished {
-                id: id.clone(),
-                status,
-                action: "cancelled",
-            }),
-        }
-    }
-
-    /// Keeps the work's own account of a cancellation (`how`, e.g. "the
-    /// remote stop was not confirmed") in the `error` field of an operation
-    /// that ended `cancelled`, unless one is there already. The status stays
-    /// final; only this note may arrive after the end, because the work
-    /// finishes stopping after the operation was marked cancelled.
-    pub(crate) fn note_cancellation(
-        &self,
-        id: &OperationId,
-        how: &str,
-    ) -> Result<(), OperationError> {
-        self.save_unsaved();
-        if let Some(operation) = lock(&self.inner.unsaved).get_mut(id)
-            && operation.status == OperationStatus::Cancelled
-        {
-            operation.error.get_or_insert_with(|| how.to_owned());
-        }
-        Ok(self.inner.store.note_cancellation(id, how)?)
-    }
-
-    /// Cancels every pending or running operation, e.g. on shutdown.
-    pub fn cancel_active(&self, reason: CancelReason) -> Vec<OperationId> {
-        let ids: Vec<OperationId> = self.live().keys().cloned().collect();
-        ids.into_iter()
-            .filter(|id| {
-                matches!(
-                    self.record_cancelled(id, reason.clone()),
-                    Ok(Transition::Applied)
-                )
-            })
-            .collect()
-    }
-
-    /// Records that the operation ended `cancelled` (ignored once finished).
-    pub(crate) fn record_cancelled(
+    /// Asks the operation to stop: records the request (reason and time)
+    /// and cancels the operation's token, so its work stops at its next check.
+    ///
+    /// A `pending` operation ends `cancelled` at once, as nothing runs yet.
+    /// A `running` one stays running, with the request visible, until its
+    /// work returns; then it ends `cancelled`, or `completed` if the work
+    /// finished before it saw the request (see
+    /// [`ServiceOrchestrator::start_managed_operation`](crate::ServiceOrchestrator::start_managed_operation),
+    /// which also gives up on work that does not stop within
+    /// [`cancel_grace`](Self::cancel_grace)). A repeated request changes
+    /// nothing. Returns the operation as it stands after the request; errors
+    /// if it is unknown or already finished.
+    pub fn cancel(
         &self,
         id: &OperationId,
         reason: CancelReason,
-    ) -> Result<Transition, OperationError> {
-        let token = self.live_operation(id).map(|live| live.token.clone());
-        let transition = self.transition(id, |op| {
-            op.status = OperationStatus::Cancelled;
-            op.cancel_reason = Some(reason.clone());
-        })?;
-        if let (Transition::Applied, Some(token)) = (transition, token) {
-            token.cancel(reason);
+    ) -> Result<Operation, OperationError> {
+        let Some(live) = self.live_operation(id) else {
+            return Err(self.not_live(id, "cancelled"));
+        };
+        let _serialised = lock(&live.transitions);
+        let mut next = live.snapshot.borrow().clone();
+        if next.status.is_terminal() {
+            return Err(already_finished(id, next.status, "cancelled"));
         }
-        Ok(transition)
+        if next.cancel_requested() {
+            return Ok(next);
+        }
+        next.cancel_reason = Some(reason.clone());
+        next.cancel_requested_at = Some(Utc::now());
+        if next.status == OperationStatus::Pending {
+            next.status = OperationStatus::Cancelled;
+            next.error = Some("before it started".to_owned());
+        }
+        let operation = self.apply(id, &live, next)?;
+        live.token.cancel(reason);
+        Ok(operation)
+    }
+
+    /// Finishes the operation as `cancelled` now that its work has stopped:
+    /// `stop` is the work's own error, which says where. Its reason is kept
+    /// unless a request gave one first.
+    pub fn stopped(
+        &self,
+        id: &OperationId,
+        stop: &Cancelled,
+    ) -> Result<Transition, OperationError> {
+        self.end_cancelled(id, stop.reason.clone(), format!("during {}", stop.stage))
+    }
+
+    /// Finishes the operation as `cancelled` with `note` saying how it
+    /// ended; `reason` applies when no request gave one.
+    pub(crate) fn end_cancelled(
+        &self,
+        id: &OperationId,
+        reason: CancelReason,
+        note: String,
+    ) -> Result<Transition, OperationError> {
+        self.transition(id, |op| {
+            op.status = OperationStatus::Cancelled;
+            op.cancel_reason.get_or_insert(reason);
+            op.error = Some(note);
+        })
+    }
+
+    /// How long managed work may take to stop after a cancel request before
+    /// its operation ends `cancelled` without it.
+    pub fn cancel_grace(&self) -> Duration {
+        self.cancel_grace
+    }
+
+    /// The same service, giving up on work `grace` after a cancel request
+    /// (default 30 s).
+    pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+
+    /// Requests a stop of every pending or running operation, e.g. on
+    /// shutdown, returning those that were asked.
+    pub fn cancel_active(&self, reason: CancelReason) -> Vec<OperationId> {
+        let ids: Vec<OperationId> = self.live().keys().cloned().collect();
+        ids.into_iter()
+            .filter(|id| self.cancel(id, reason.clone()).is_ok())
+            .collect()
     }
 
     /// The latest snapshot of one operation.
@@ -308,32 +339,34 @@ impl OperationsService {
         self.live().get(id).cloned()
     }
 
-    /// Applies `change` unless the operation is finished, saving the result.
+    /// Why `id`, which has no live state here, cannot be changed.
+    fn not_live(&self, id: &OperationId, action: &'static str) -> OperationError {
+        match self.get(id) {
+            Ok(operation) if operation.status.is_terminal() => {
+                already_finished(id, operation.status, action)
+            }
+            Ok(operation) => OperationError::OwnedElsewhere {
+                id: id.clone(),
+                status: operation.status,
+            },
+            Err(error) => error,
+        }
+    }
+
+    /// Applies `change` unless the operation is finished; see [`apply`](Self::apply).
     ///
     /// Transitions of one operation are serialised, so racing ones apply one
-    /// at a time and the first terminal state wins. The store is written
-    /// without holding the snapshot's lock, so progress reports never wait
-    /// on it, and the newest reported progress is kept.
-    ///
-    /// A change that leaves the operation live is saved first and not
-    /// applied if the store refuses it. A terminal state is published to
-    /// watchers first and then saved: a store that refuses it cannot keep
-    /// the operation live, so the failure is logged and the record saved
-    /// again at the next write (see `unsaved`).
+    /// at a time and the first terminal state wins.
     fn transition(
         &self,
         id: &OperationId,
         change: impl FnOnce(&mut Operation),
     ) -> Result<Transition, OperationError> {
         let Some(live) = self.live_operation(id) else {
-            let operation = self.get(id)?;
-            if !operation.status.is_terminal() {
-                return Err(OperationError::OwnedElsewhere {
-                    id: id.clone(),
-                    status: operation.status,
-                });
-            }
-            return Ok(Transition::Ignored(operation.status));
+            return match self.not_live(id, "changed") {
+                OperationError::AlreadyFinished { status, .. } => Ok(Transition::Ignored(status)),
+                error => Err(error),
+            };
         };
         let _serialised = lock(&live.transitions);
         let mut next = live.snapshot.borrow().clone();
@@ -341,25 +374,56 @@ impl OperationsService {
             return Ok(Transition::Ignored(next.status));
         }
         change(&mut next);
+        self.apply(id, &live, next)?;
+        Ok(Transition::Applied)
+    }
+
+    /// Saves and publishes `next`, the operation's new state; the caller
+    /// holds its `transitions` lock. The store is written without holding
+    /// the snapshot's lock, so progress reports never wait on it, and the
+    /// newest reported progress is kept.
+    ///
+    /// A state that leaves the operation live is saved first and not
+    /// applied if the store refuses it. A terminal state is published to
+    /// watchers first and then saved: a store that refuses it cannot keep
+    /// the operation live, so the failure is logged and the record saved
+    /// again at the next write (see `unsaved`).
+    fn apply(
+        &self,
+        id: &OperationId,
+        live: &LiveOperation,
+        mut next: Operation,
+    ) -> Result<Operation, OperationError> {
         self.save_unsaved();
         if !next.status.is_terminal() {
             self.inner.store.save(&next)?;
-            publish(&live, next);
-            return Ok(Transition::Applied);
+            return Ok(publish(live, next));
         }
         next.finished_at = Some(Utc::now());
-        let last = publish(&live, next);
+        let last = publish(live, next);
         if let Err(error) = self.inner.store.save(&last) {
             tracing::error!(
                 operation = %id,
                 status = %last.status,
-                error = %crate::orchestrator::error_chain(&error),
+                error = %crate::error_chain(&error),
                 "could not save the final state; it is kept in memory and saved at the next write"
             );
-            lock(&self.inner.unsaved).insert(id.clone(), last);
+            lock(&self.inner.unsaved).insert(id.clone(), last.clone());
         }
         self.live().remove(id);
-        Ok(Transition::Applied)
+        Ok(last)
+    }
+}
+
+fn already_finished(
+    id: &OperationId,
+    status: OperationStatus,
+    action: &'static str,
+) -> OperationError {
+    OperationError::AlreadyFinished {
+        id: id.clone(),
+        status,
+        action,
     }
 }
 

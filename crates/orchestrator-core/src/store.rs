@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 pub use sqlite::{INTERRUPTED, SqliteStore};
 
-use crate::{ListFilter, Operation, OperationId, OperationPage, OperationStatus};
+use crate::{ListFilter, Operation, OperationId, OperationPage};
 
 /// Keeps operation records.
 ///
@@ -21,10 +21,6 @@ pub trait OperationStore: Send + Sync + std::fmt::Debug {
     /// Replaces the record of an operation that is not yet finished. A record
     /// already in a terminal state is left as it is: terminal states are final.
     fn save(&self, operation: &Operation) -> Result<(), StoreError>;
-    /// Sets the `error` of an operation that ended `cancelled` and has none:
-    /// the work's own account of its stop, which arrives after the end. The
-    /// only change a finished record takes; anything else is left as it is.
-    fn note_cancellation(&self, id: &OperationId, note: &str) -> Result<(), StoreError>;
     fn get(&self, id: &OperationId) -> Result<Option<Operation>, StoreError>;
     /// The operations matching `filter`, newest first, with the total count.
     fn list(&self, filter: &ListFilter) -> Result<OperationPage, StoreError>;
@@ -94,16 +90,6 @@ impl OperationStore for InMemoryStore {
         Ok(())
     }
 
-    fn note_cancellation(&self, id: &OperationId, note: &str) -> Result<(), StoreError> {
-        if let Some(stored) = self.operations().get_mut(id)
-            && stored.status == OperationStatus::Cancelled
-            && stored.error.is_none()
-        {
-            stored.error = Some(note.to_owned());
-        }
-        Ok(())
-    }
-
     fn get(&self, id: &OperationId) -> Result<Option<Operation>, StoreError> {
         Ok(self.operations().get(id).cloned())
     }
@@ -138,7 +124,7 @@ pub(crate) mod tests {
     use chrono::{Duration, TimeZone, Utc};
 
     use super::*;
-    use crate::OperationKind;
+    use crate::{OperationKind, OperationStatus};
 
     /// Behaviour every store must have; run against each implementation.
     pub(crate) fn store_contract(store: &dyn OperationStore) {
@@ -214,21 +200,13 @@ pub(crate) mod tests {
         let unknown = "op_training_20000101_000000_00000000".parse().unwrap();
         assert_eq!(store.get(&unknown).unwrap(), None);
 
-        // A note reaches a cancelled record without one, and nothing else.
-        store.note_cancellation(&ops[0].id, "late note").unwrap();
-        assert_eq!(store.get(&ops[0].id).unwrap(), Some(done));
-        let mut cancelled = ops[1].clone();
-        cancelled.status = OperationStatus::Cancelled;
-        store.save(&cancelled).unwrap();
-        store
-            .note_cancellation(&ops[1].id, "remote stop not confirmed")
-            .unwrap();
-        store
-            .note_cancellation(&ops[1].id, "a second note")
-            .unwrap();
-        let noted = store.get(&ops[1].id).unwrap().unwrap();
-        assert_eq!(noted.status, OperationStatus::Cancelled);
-        assert_eq!(noted.error.as_deref(), Some("remote stop not confirmed"));
+        // A cancel request is kept while the operation runs on.
+        let mut requested = ops[1].clone();
+        requested.status = OperationStatus::Running;
+        requested.cancel_reason = Some(crate::CancelReason::UserRequest(Some("enough".into())));
+        requested.cancel_requested_at = Some(t0 + Duration::seconds(60));
+        store.save(&requested).unwrap();
+        assert_eq!(store.get(&ops[1].id).unwrap(), Some(requested));
     }
 
     #[test]

@@ -293,6 +293,7 @@ impl From<&Operation> for proto::Operation {
             result_json: operation.result.as_ref().map(ToString::to_string),
             error: operation.error.clone(),
             cancel_reason: operation.cancel_reason.as_ref().map(Into::into),
+            cancel_requested_at: operation.cancel_requested_at.map(timestamp),
         }
     }
 }
@@ -344,6 +345,10 @@ impl TryFrom<proto::Operation> for Operation {
                 .transpose()?,
             error: wire.error,
             cancel_reason: wire.cancel_reason.map(Into::into),
+            cancel_requested_at: wire
+                .cancel_requested_at
+                .map(|at| datetime(at, "Operation.cancel_requested_at"))
+                .transpose()?,
         })
     }
 }
@@ -446,6 +451,7 @@ mod tests {
         operation.result = Some(json!({"accuracy": 0.53}));
         operation.error = Some("stopped".into());
         operation.cancel_reason = Some(CancelReason::UserRequest(Some("ctrl-c".into())));
+        operation.cancel_requested_at = Some(at + chrono::Duration::seconds(2));
         let wire = proto::Operation::from(&operation);
         assert_eq!(Operation::try_from(wire).unwrap(), operation);
     }

@@ -102,15 +102,83 @@ fn terminal_states_are_final() {
 }
 
 #[test]
-fn cancel_records_the_reason_and_cancels_the_token() {
+fn cancelling_a_pending_operation_ends_it_at_once() {
     let ops = service();
     let context = ops.create(OperationKind::DataLoad, params(), None).unwrap();
     let reason = CancelReason::UserRequest(Some("wrong symbol".into()));
-    ops.cancel(&context.id, reason.clone()).unwrap();
+    let operation = ops.cancel(&context.id, reason.clone()).unwrap();
     assert_eq!(context.token.reason(), Some(reason.clone()));
-    let operation = ops.get(&context.id).unwrap();
     assert_eq!(operation.status, OperationStatus::Cancelled);
     assert_eq!(operation.cancel_reason, Some(reason));
+    assert_eq!(operation.error.as_deref(), Some("before it started"));
+    assert!(operation.cancel_requested() && operation.finished_at.is_some());
+    assert_eq!(ops.get(&context.id).unwrap(), operation);
+    assert_eq!(ops.active_count(), 0);
+}
+
+#[test]
+fn a_cancel_request_keeps_a_running_operation_live_until_its_work_stops() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    let id = context.id.clone();
+    ops.start(&id).unwrap();
+    let reason = CancelReason::UserRequest(Some("interrupted (Ctrl-C)".into()));
+
+    let requested = ops.cancel(&id, reason.clone()).unwrap();
+    assert_eq!(requested.status, OperationStatus::Running);
+    assert_eq!(requested.cancel_reason, Some(reason.clone()));
+    assert!(requested.cancel_requested() && requested.finished_at.is_none());
+    assert!(context.token.is_cancelled());
+    assert_eq!(ops.active_count(), 1, "the work has not stopped yet");
+    assert_eq!(
+        ops.inner.store.get(&id).unwrap(),
+        Some(requested.clone()),
+        "the request is saved"
+    );
+    // Asking again changes nothing; the first reason stands.
+    assert_eq!(ops.cancel(&id, CancelReason::Shutdown).unwrap(), requested);
+
+    let stop = context.token.check("training").unwrap_err();
+    assert_eq!(ops.stopped(&id, &stop).unwrap(), Transition::Applied);
+    let cancelled = ops.get(&id).unwrap();
+    assert_eq!(cancelled.status, OperationStatus::Cancelled);
+    assert_eq!(cancelled.error.as_deref(), Some("during training"));
+    assert_eq!(cancelled.cancel_reason, Some(reason));
+    assert_eq!(cancelled.cancel_requested_at, requested.cancel_requested_at);
+    assert_eq!(ops.active_count(), 0);
+}
+
+#[test]
+fn work_that_completes_before_it_sees_the_request_ends_completed() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    ops.start(&context.id).unwrap();
+    ops.cancel(&context.id, CancelReason::UserRequest(None))
+        .unwrap();
+    ops.complete(&context.id, serde_json::json!({ "accuracy": 0.6 }))
+        .unwrap();
+
+    let done = ops.get(&context.id).unwrap();
+    assert_eq!(done.status, OperationStatus::Completed);
+    assert!(done.result.is_some());
+    assert!(done.cancel_requested(), "the request is noted as too late");
+    assert_eq!(done.cancel_reason, Some(CancelReason::UserRequest(None)));
+}
+
+#[test]
+fn work_that_stops_on_its_own_token_keeps_its_reason() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    ops.start(&context.id).unwrap();
+    let stop = Cancelled {
+        reason: CancelReason::Timeout,
+        stage: "validation".into(),
+    };
+    ops.stopped(&context.id, &stop).unwrap();
+    let operation = ops.get(&context.id).unwrap();
+    assert_eq!(operation.status, OperationStatus::Cancelled);
+    assert_eq!(operation.cancel_reason, Some(CancelReason::Timeout));
+    assert!(!operation.cancel_requested());
 }
 
 #[test]
@@ -264,14 +332,16 @@ async fn racing_transitions_leave_exactly_one_terminal_state() {
                     context.progress.report(training_progress(epoch));
                     tokio::task::yield_now().await;
                 }
-                let _ = match racer % 3 {
-                    0 => ops.complete(id, serde_json::json!({ "by": racer })),
-                    1 => ops.fail(id, format!("racer {racer}")),
-                    _ => ops
-                        .cancel(id, CancelReason::UserRequest(None))
-                        .map(|()| Transition::Applied),
-                };
-                context.progress.report(training_progress(99));
+                match racer % 3 {
+                    0 => drop(ops.complete(id, serde_json::json!({ "by": racer }))),
+                    1 => drop(ops.fail(id, format!("racer {racer}"))),
+                    _ => drop(ops.cancel(id, CancelReason::UserRequest(None))),
+                }
+                // After a complete or a fail, the operation has ended: a
+                // report must change nothing. (A cancel only asks.)
+                if racer % 3 != 2 {
+                    context.progress.report(training_progress(99));
+                }
             }));
         }
     }
@@ -286,10 +356,12 @@ async fn racing_transitions_leave_exactly_one_terminal_state() {
             ops.inner.store.get(&context.id).unwrap().as_ref(),
             Some(&operation)
         );
-        assert_eq!(
-            context.token.is_cancelled(),
-            operation.status == OperationStatus::Cancelled
-        );
+        // A cancel that found the operation pending ended it; one that
+        // found it running only asked, and the work's end decided.
+        assert_eq!(context.token.is_cancelled(), operation.cancel_requested());
+        if operation.status == OperationStatus::Cancelled {
+            assert!(operation.cancel_requested());
+        }
         // Exactly the fields of the winning terminal state are set.
         match operation.status {
             OperationStatus::Completed => {
@@ -336,6 +408,13 @@ fn cancel_active_cancels_only_unfinished_operations() {
     expected.sort();
     assert_eq!(cancelled, expected);
     assert!(running.token.is_cancelled() && pending.token.is_cancelled());
+    assert_eq!(
+        ops.get(&pending.id).unwrap().status,
+        OperationStatus::Cancelled
+    );
+    let asked = ops.get(&running.id).unwrap();
+    assert_eq!(asked.status, OperationStatus::Running);
+    assert_eq!(asked.cancel_reason, Some(CancelReason::Shutdown));
     assert_eq!(
         ops.get(&done.id).unwrap().status,
         OperationStatus::Completed
@@ -400,10 +479,6 @@ impl OperationStore for Arc<FaultyStore> {
             });
         }
         self.inner.save(operation)
-    }
-
-    fn note_cancellation(&self, id: &OperationId, note: &str) -> Result<(), StoreError> {
-        self.inner.note_cancellation(id, note)
     }
 
     fn get(&self, id: &OperationId) -> Result<Option<Operation>, StoreError> {

@@ -201,18 +201,6 @@ impl OperationStore for SqliteStore {
         Ok(())
     }
 
-    fn note_cancellation(&self, id: &OperationId, note: &str) -> Result<(), StoreError> {
-        self.connection()
-            .execute(
-                "UPDATE operations SET record = json_set(record, '$.error', ?2)
-                 WHERE id = ?1 AND status = 'cancelled'
-                   AND json_extract(record, '$.error') IS NULL",
-                params![id.as_str(), note],
-            )
-            .map_err(|e| self.sqlite_error(e))?;
-        Ok(())
-    }
-
     fn get(&self, id: &OperationId) -> Result<Option<Operation>, StoreError> {
         let record: Option<String> = self
             .connection()

@@ -2,6 +2,8 @@
 //! the whole ServiceOrchestrator pattern end to end: managed operations,
 //! progress, cancellation reaching a blocking loop, outcomes and admission.
 
+mod cancel_race;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -175,7 +177,8 @@ async fn cancelling_stops_the_blocking_loop_before_it_finishes() {
         .operations
         .cancel(&id, CancelReason::UserRequest(Some("test".into())))
         .unwrap();
-    manager.drain().await;
+    let requested = manager.operations.get(&id).unwrap();
+    assert!(requested.cancel_requested());
 
     let done = manager.finished(&id).await;
     assert_eq!(done.status, OperationStatus::Cancelled);
@@ -183,11 +186,11 @@ async fn cancelling_stops_the_blocking_loop_before_it_finishes() {
         done.cancel_reason,
         Some(CancelReason::UserRequest(Some("test".into())))
     );
-    // drain() returned, so the blocking thread has observed the token and stopped.
-    let stopped_at = manager.counted.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(manager.counted.load(Ordering::Relaxed), stopped_at);
-    assert!(stopped_at < u64::MAX);
+    assert_eq!(done.error.as_deref(), Some("during counting"));
+    // `cancelled` is recorded only once the work has returned: the blocking
+    // thread has stopped, short of its goal.
+    assert!(manager.counted.load(Ordering::Relaxed) < u64::MAX);
+    manager.drain().await;
 }
 
 #[tokio::test]
@@ -210,48 +213,143 @@ async fn a_cancelled_error_maps_to_status_cancelled_not_failed() {
     let done = manager.finished(&id).await;
     assert_eq!(done.status, OperationStatus::Cancelled);
     assert_eq!(done.cancel_reason, Some(CancelReason::Timeout));
-    manager.drain().await;
-    // The work's own account of the stop is kept beside the reason.
-    assert_eq!(
-        manager.operations.get(&id).unwrap().error.as_deref(),
-        Some("counting stopped: timed out (stopped during evaluation)")
-    );
+    assert_eq!(done.error.as_deref(), Some("during evaluation"));
+    assert!(!done.cancel_requested());
 }
 
-#[tokio::test]
-async fn a_note_from_work_that_stops_after_the_cancel_is_kept_and_the_status_stays() {
-    let manager = CountingManager::new(None);
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+/// Starts work that signals when it runs and then waits for `release`,
+/// ignoring its token, and returns what `release` sends.
+fn start_held_work(
+    manager: &CountingManager,
+) -> (
+    OperationId,
+    tokio::sync::oneshot::Receiver<orchestrator_core::CancellationToken>,
+    tokio::sync::oneshot::Sender<Result<Counted, CountError>>,
+) {
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel();
     let id = manager
         .start_managed_operation(
             OperationKind::Training,
             serde_json::json!({}),
             |context| async move {
-                let _ = started_tx.send(());
-                context.token.cancelled().await;
-                // Like a remote training whose host did not answer the cancel.
-                Err::<(), _>(RemoteStopped(context.token.cancelled_error("training")))
+                let _ = started_tx.send(context.token.clone());
+                released.await.expect("the test releases the work")
             },
         )
         .unwrap();
-    started_rx.await.unwrap();
+    (id, started, release)
+}
+
+#[tokio::test]
+async fn a_cancelled_operation_stays_running_and_active_until_its_work_returns() {
+    let manager = CountingManager::new(None);
+    let (id, started, release) = start_held_work(&manager);
+    let token = started.await.unwrap();
+    let requested = manager
+        .operations
+        .cancel(&id, CancelReason::UserRequest(None))
+        .unwrap();
+    assert_eq!(requested.status, OperationStatus::Running);
+    assert!(requested.cancel_requested() && token.is_cancelled());
+    assert_eq!(manager.health_check().await.active_operations, 1);
+
+    let stop = token.cancelled_error("training on the host; the remote stop was not confirmed");
+    release.send(Err(CountError::Stopped(stop))).unwrap();
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Cancelled);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("during training on the host; the remote stop was not confirmed")
+    );
+    assert_eq!(done.cancel_requested_at, requested.cancel_requested_at);
+    assert_eq!(manager.operations.active_count(), 0);
+}
+
+#[tokio::test]
+async fn any_error_after_the_request_ends_cancelled_and_says_so() {
+    let manager = CountingManager::new(None);
+    let (id, started, release) = start_held_work(&manager);
+    started.await.unwrap();
+    manager
+        .operations
+        .cancel(&id, CancelReason::Shutdown)
+        .unwrap();
+    release.send(Err(CountError::Refused(7))).unwrap();
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Cancelled);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("after its work failed: refusing to count to 7")
+    );
+}
+
+#[tokio::test]
+async fn work_that_finishes_before_it_sees_the_request_ends_completed() {
+    let manager = CountingManager::new(None);
+    let (id, started, release) = start_held_work(&manager);
+    started.await.unwrap();
     manager
         .operations
         .cancel(&id, CancelReason::UserRequest(None))
         .unwrap();
-    manager.drain().await;
-    let done = manager.operations.get(&id).unwrap();
-    assert_eq!(done.status, OperationStatus::Cancelled);
-    assert_eq!(done.cancel_reason, Some(CancelReason::UserRequest(None)));
-    assert_eq!(
-        done.error.as_deref(),
-        Some("remote stop not confirmed: cancelled by user (stopped during training)")
-    );
+    release.send(Ok(Counted { total: 3 })).unwrap();
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Completed);
+    assert_eq!(done.result, Some(serde_json::json!({ "total": 3 })));
+    assert!(done.cancel_requested(), "the request is noted, too late");
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("remote stop not confirmed")]
-struct RemoteStopped(#[source] orchestrator_core::Cancelled);
+#[tokio::test(start_paused = true)]
+async fn work_that_does_not_stop_within_the_grace_period_is_given_up() {
+    let mut manager = CountingManager::new(None);
+    manager.operations = manager
+        .operations
+        .with_cancel_grace(Duration::from_secs(30));
+    let (id, started, release) = start_held_work(&manager);
+    started.await.unwrap();
+    manager
+        .operations
+        .cancel(&id, CancelReason::UserRequest(None))
+        .unwrap();
+
+    // Paused time: the runtime jumps to the end of the grace period.
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Cancelled);
+    assert_eq!(
+        done.error.as_deref(),
+        Some(
+            "without its work, which did not stop within 30s of the request; any later result is discarded"
+        )
+    );
+    manager.drain().await;
+    // The late result goes nowhere.
+    let _ = release.send(Ok(Counted { total: 1 }));
+    tokio::task::yield_now().await;
+    assert_eq!(manager.operations.get(&id).unwrap(), done);
+}
+
+#[tokio::test(start_paused = true)]
+async fn work_that_is_committing_its_result_is_not_given_up() {
+    let manager = CountingManager::new(None);
+    let (id, started, release) = start_held_work(&manager);
+    let token = started.await.unwrap();
+    // The work has installed its result and is on its way out.
+    assert_eq!(token.commit("installing", || ()), Ok(()));
+    manager
+        .operations
+        .cancel(&id, CancelReason::UserRequest(None))
+        .unwrap();
+    tokio::time::sleep(manager.operations.cancel_grace() * 2).await;
+    assert_eq!(
+        manager.operations.get(&id).unwrap().status,
+        OperationStatus::Running
+    );
+
+    release.send(Ok(Counted { total: 2 })).unwrap();
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Completed);
+}
 
 #[tokio::test]
 async fn errors_and_panics_map_to_failed_with_the_message() {
@@ -315,10 +413,7 @@ async fn execute_with_cancellation_stops_awaiting_when_cancelled() {
     let token = orchestrator_core::CancellationToken::new();
     let canceller = {
         let token = token.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            token.cancel(CancelReason::UserRequest(None));
-        })
+        tokio::spawn(async move { token.cancel(CancelReason::UserRequest(None)) })
     };
     let err = manager
         .execute_with_cancellation(&token, "waiting for host", std::future::pending::<()>())

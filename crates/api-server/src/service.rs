@@ -2,7 +2,6 @@
 //! manager calls, core errors turned into gRPC statuses that name what was
 //! wrong.
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -11,7 +10,7 @@ use std::time::Duration;
 use market_data::{DataManager, LoadMode, LoadRequest};
 use orchestrator_core::{
     CancelReason, ListFilter, OperationError, OperationId, OperationKind, OperationStatus,
-    OperationsService,
+    OperationsService, error_chain,
 };
 use rpc::proto;
 use tokio::sync::mpsc;
@@ -338,8 +337,8 @@ fn operation_status(error: OperationError) -> Status {
             Status::failed_precondition(error.to_string())
         }
         OperationError::Store(_) => {
-            tracing::error!(error = %chain(&error), "operations store failed");
-            Status::internal(chain(&error))
+            tracing::error!(error = %error_chain(&error), "operations store failed");
+            Status::internal(error_chain(&error))
         }
     }
 }
@@ -348,21 +347,9 @@ fn training_status(error: TrainingManagerError) -> Status {
     match error {
         TrainingManagerError::Operation(error) => operation_status(error),
         TrainingManagerError::Strategy(_) | TrainingManagerError::InvalidRequest(_) => {
-            Status::invalid_argument(chain(&error))
+            Status::invalid_argument(error_chain(&error))
         }
     }
-}
-
-/// The error and its sources, as one line.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use orchestrator_core::CancellationToken;
+use orchestrator_core::{CancellationToken, error_chain};
 use rpc::auth::{AUTH_TOKEN_ENV, SendToken};
 use tokio::time::Instant;
 use tonic::service::interceptor::InterceptedService;
@@ -165,21 +165,6 @@ impl HostEndpoint {
             .keep_alive_timeout(self.options.keepalive_timeout)
             .keep_alive_while_idle(true))
     }
-}
-
-/// An error and its sources, as one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use orchestrator_core::error_chain;
+
 /// Which host a client talks to; names it in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKind {
@@ -141,19 +143,9 @@ fn is_transport_failure(status: &tonic::Status) -> bool {
 
 /// The transport error's chain, else the status message.
 fn transport_reason(status: &tonic::Status) -> String {
-    let mut reason = String::new();
-    let mut source = std::error::Error::source(status);
-    while let Some(err) = source {
-        if !reason.is_empty() {
-            reason.push_str(": ");
-        }
-        reason.push_str(&err.to_string());
-        source = err.source();
-    }
-    if reason.is_empty() {
-        status.message().to_owned()
-    } else {
-        reason
+    match std::error::Error::source(status).map(error_chain) {
+        Some(reason) if !reason.is_empty() => reason,
+        _ => status.message().to_owned(),
     }
 }
 

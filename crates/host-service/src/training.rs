@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use local_trainer::{Backend, LocalTrainer, PipelineError, TrainOptions, TrainingRequest};
-use orchestrator_core::{CancelReason, CancellationToken, Cancelled};
+use orchestrator_core::{CancelReason, CancellationToken, Cancelled, error_chain};
 use progress::{ProgressRenderer, ProgressState, TrainingProgressRenderer};
 use rpc::proto::training_event::Event;
 use rpc::proto::{self, training_host_server::TrainingHost};
@@ -408,18 +408,6 @@ fn cancelled(token: &CancellationToken, stage: &str) -> Outcome {
     }
 }
 
-/// `outer: inner: innermost`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(err) = source {
-        message.push_str(": ");
-        message.push_str(&err.to_string());
-        source = err.source();
-    }
-    message
-}
-
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
@@ -493,16 +481,6 @@ impl Drop for EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn an_error_chain_reads_outer_to_inner() {
-        let error = Outer(std::io::Error::other("inner"));
-        assert_eq!(error_chain(&error), "outer: inner");
-    }
 
     #[test]
     fn a_cancelled_in_the_chain_or_a_cancelled_token_is_a_cancellation() {

@@ -233,14 +233,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut message = err.to_string();
-            let mut source = err.source();
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            eprintln!("error: {message}");
+            eprintln!("error: {}", orchestrator_core::error_chain(&*err));
             ExitCode::FAILURE
         }
     }

@@ -21,8 +21,11 @@ use crate::endpoint::Connection;
 use crate::{HostEndpoint, HostError};
 
 /// How long an explicit `CancelTraining` may take before the local operation
-/// ends anyway, with the remote stop unconfirmed.
-const CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
+/// ends anyway, with the remote stop unconfirmed: the host's confirmation
+/// window and the answer's way back, so a host that needed its whole window
+/// is still heard.
+const CANCEL_TIMEOUT: Duration =
+    rpc::CANCEL_CONFIRM_WINDOW.saturating_add(Duration::from_millis(500));
 
 /// What to train on the host.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +63,8 @@ pub enum RemoteStop {
     /// Nothing ran on the host (cancelled before the training started, or
     /// while fetching files).
     NothingRunning,
-    /// The host answered the cancel request or reported the cancellation.
+    /// The host said the session ended: its answer to the cancel request,
+    /// or the end of its event stream.
     Confirmed,
     /// The host did not answer; the training there stops when it notices the
     /// closed event stream, if it is still alive.
@@ -91,6 +95,10 @@ pub enum RemoteTrainingError {
     /// The training ran on the host and failed there.
     #[error("training on the host at {url} failed: {message}")]
     Failed { url: String, message: String },
+    /// The host shut down and stopped the training itself, which nobody
+    /// here asked for: a failure, not a cancellation.
+    #[error("training host shut down: {url} stopped the training during {stage}")]
+    HostShutDown { url: String, stage: String },
     /// Cancelled locally or on the host.
     #[error("training on the host at {url} cancelled; {stop}")]
     Cancelled {
@@ -133,11 +141,16 @@ pub enum RemoteTrainingError {
 #[derive(Debug, Clone)]
 pub struct TrainingHostClient {
     endpoint: HostEndpoint,
+    /// [`CANCEL_TIMEOUT`]; shorter in tests of a host that never answers.
+    cancel_timeout: Duration,
 }
 
 impl TrainingHostClient {
     pub fn new(endpoint: HostEndpoint) -> Self {
-        Self { endpoint }
+        Self {
+            endpoint,
+            cancel_timeout: CANCEL_TIMEOUT,
+        }
     }
 
     pub fn endpoint(&self) -> &HostEndpoint {
@@ -147,10 +160,12 @@ impl TrainingHostClient {
     /// Runs `request` on the host until it completes, fails or is cancelled,
     /// handing every progress event to `on_progress`.
     ///
-    /// Cancelling `token` sends `CancelTraining` (answered within a second or
-    /// not waited for), closes the event stream and returns
-    /// [`RemoteTrainingError::Cancelled`] saying whether the host confirmed.
-    /// A connection that breaks mid-training is [`HostError::Lost`].
+    /// Cancelling `token` sends `CancelTraining` (answered within
+    /// [`rpc::CANCEL_CONFIRM_WINDOW`] or not waited for), closes the event
+    /// stream and returns [`RemoteTrainingError::Cancelled`] saying whether
+    /// the host confirmed the session ended. A connection that breaks
+    /// mid-training is [`HostError::Lost`]; a host that shuts down
+    /// mid-training is [`RemoteTrainingError::HostShutDown`].
     pub async fn train(
         &self,
         request: &RemoteTrainingRequest,
@@ -187,7 +202,7 @@ impl TrainingHostClient {
                 }
                 event = events.message() => event,
             };
-            match self.on_event(event, &mut session_id, &mut on_progress)? {
+            match self.on_event(event, &mut session_id, token, &mut on_progress)? {
                 Some(completion) => return Ok(completion),
                 None => continue,
             }
@@ -281,6 +296,7 @@ impl TrainingHostClient {
         &self,
         event: Result<Option<proto::TrainingEvent>, tonic::Status>,
         session_id: &mut Option<String>,
+        token: &CancellationToken,
         on_progress: &mut impl FnMut(ProgressState),
     ) -> Result<Option<RemoteCompletion>, RemoteTrainingError> {
         let event = match event {
@@ -324,6 +340,13 @@ impl TrainingHostClient {
                 let reason = cancelled
                     .reason
                     .map_or(CancelReason::Shutdown, CancelReason::from);
+                // The host's own shutdown, not a cancel asked for here.
+                if reason == CancelReason::Shutdown && !token.is_cancelled() {
+                    return Err(RemoteTrainingError::HostShutDown {
+                        url: self.endpoint.url().to_owned(),
+                        stage: cancelled.stage,
+                    });
+                }
                 return Err(RemoteTrainingError::Cancelled {
                     url: self.endpoint.url().to_owned(),
                     stop: RemoteStop::Confirmed,
@@ -343,7 +366,8 @@ impl TrainingHostClient {
     }
 
     /// Asks the host to stop `session_id`, on a new call over the same
-    /// connection, waiting at most [`CANCEL_TIMEOUT`].
+    /// connection, waiting at most [`CANCEL_TIMEOUT`]. Confirmed only when
+    /// the host's answer says the session ended.
     async fn cancel_remote(
         &self,
         client: &GrpcClient<Connection>,
@@ -362,15 +386,29 @@ impl TrainingHostClient {
             )),
         };
         let mut client = client.clone();
-        match tokio::time::timeout(CANCEL_TIMEOUT, client.cancel_training(request)).await {
-            Ok(Ok(_session)) => RemoteStop::Confirmed,
+        match tokio::time::timeout(self.cancel_timeout, client.cancel_training(request)).await {
+            Ok(Ok(session)) => match session.into_inner().status() {
+                proto::SessionStatus::Cancelled
+                | proto::SessionStatus::Completed
+                | proto::SessionStatus::Failed => RemoteStop::Confirmed,
+                proto::SessionStatus::Waiting | proto::SessionStatus::Running => {
+                    RemoteStop::NotConfirmed(format!(
+                        "{} answered the cancel request with the session still running",
+                        self.endpoint.url()
+                    ))
+                }
+                proto::SessionStatus::Unspecified => RemoteStop::NotConfirmed(format!(
+                    "{} answered the cancel request without the session's status",
+                    self.endpoint.url()
+                )),
+            },
             Ok(Err(status)) => {
                 RemoteStop::NotConfirmed(self.endpoint.status_error(&status).to_string())
             }
             Err(_elapsed) => RemoteStop::NotConfirmed(format!(
                 "{} did not answer the cancel request within {} s",
                 self.endpoint.url(),
-                CANCEL_TIMEOUT.as_secs_f64()
+                self.cancel_timeout.as_secs_f64()
             )),
         }
     }

@@ -24,10 +24,6 @@ use tonic::{Request, Response, Status};
 use crate::artifact;
 use crate::sessions::{Outcome, Registry, Session, Snapshot, Status as SessionStatus};
 
-/// How long `CancelTraining` waits for the session to end before it
-/// answers with the session as it is (the trainer stops within one batch).
-const CANCEL_WAIT: Duration = Duration::from_secs(5);
-
 /// The note of the cancel when a caller drops its event stream.
 pub(crate) const CALLER_WENT_AWAY: &str = "the caller went away";
 
@@ -158,8 +154,10 @@ impl TrainingHost for TrainingService {
             session.token.cancel(reason);
             let mut updates = session.subscribe();
             let ended = updates.wait_for(|snapshot| snapshot.status.is_finished());
-            // Past the wait, the answer says RUNNING and the stream tells the end.
-            let _ = tokio::time::timeout(CANCEL_WAIT, ended).await;
+            // The trainer stops within one batch. Past the window, the answer
+            // says RUNNING (the caller counts that as unconfirmed) and the
+            // stream tells the end.
+            let _ = tokio::time::timeout(rpc::CANCEL_CONFIRM_WINDOW, ended).await;
         }
         Ok(Response::new(session.to_proto()))
     }

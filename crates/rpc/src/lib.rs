@@ -10,8 +10,9 @@
 //!   messages that cannot be core values give a [`WireError`] naming the field.
 //! - [`auth`]: the shared-token check every server applies, and the header
 //!   clients send.
-//! - [`reflection_service`], [`MAX_MESSAGE_BYTES`]: what every server serves
-//!   and how large a message may be.
+//! - [`reflection_service`], [`MAX_MESSAGE_BYTES`], [`CANCEL_CONFIRM_WINDOW`]:
+//!   what every server serves, how large a message may be, how long a
+//!   cancel's confirmation may take.
 //!
 //! ```
 //! use progress::{ProgressContext, ProgressState, Step, TrainingContext};
@@ -53,6 +54,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// The largest message a trdr server or client sends or accepts. Bars and
 /// artifacts travel in chunks well below it.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a training host's `CancelTraining` waits for the session to end
+/// before it answers with the session as it is, and so how long a client
+/// waits for that answer (plus its way back) before it counts the stop as
+/// unconfirmed. One window, so neither side gives up while the other waits.
+pub const CANCEL_CONFIRM_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The gRPC server reflection service (v1) describing every trdr service, so
 /// tools such as `grpcurl` work without the `.proto` files.

@@ -1,6 +1,7 @@
 //! The host route of `TrainingAdapter` against a real training host served
 //! in-process on loopback: the model comes back into the local models
-//! folder, progress reaches the operation, a cancel ends it cancelled.
+//! folder, progress reaches the operation, a cancel ends it cancelled, a
+//! host that shuts down fails it.
 
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
@@ -145,6 +146,60 @@ async fn a_cancel_stops_the_host_training_and_installs_nothing() {
     assert!(
         err.source().is_some_and(|source| source.is::<Cancelled>()),
         "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(local_models.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_shuts_down_mid_training_fails_the_training() {
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let (url, stop) = start_host(host_models.path()).await;
+    let operations = OperationsService::in_memory();
+    let context = operations
+        .create(OperationKind::Training, serde_json::json!({}), None)
+        .unwrap();
+    let token = context.token.clone();
+    let mut watch = operations.watch(&context.id).unwrap();
+    let training = tokio::spawn({
+        let adapter = adapter(&url);
+        let request = request(local_models.path(), 500);
+        async move {
+            adapter
+                .train(request, context.token, context.progress)
+                .await
+        }
+    });
+    while let Some(snapshot) = watch.next().await {
+        if let ProgressContext::Training(training) = &snapshot.progress.context
+            && training.batch.is_some()
+        {
+            break;
+        }
+    }
+    // The host's own shutdown (Ctrl-C on `trdr host-service`), not a cancel here.
+    drop(stop);
+    let err = training.await.unwrap().unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            AdapterError::Host(RemoteTrainingError::HostShutDown { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(!token.is_cancelled());
+    // No `Cancelled` in the chain: the operation running it ends `failed`.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(error) = source {
+        assert!(!error.is::<Cancelled>(), "{err:?}");
+        source = error.source();
+    }
+    assert!(
+        orchestrator_core::error_chain(&err).starts_with(&format!(
+            "training host shut down: {url} stopped the training"
+        )),
+        "{err}"
     );
     assert_eq!(std::fs::read_dir(local_models.path()).unwrap().count(), 0);
 }

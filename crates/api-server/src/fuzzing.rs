@@ -9,6 +9,7 @@ use std::str::FromStr;
 use prost::Message;
 use rpc::proto;
 use tonic::Code;
+use training_manager::StrategySource;
 
 use crate::service::{cancel_request, list_filter, load_request, train_request};
 
@@ -18,21 +19,36 @@ use crate::service::{cancel_request, list_filter, load_request, train_request};
 /// comes off the wire. A request the server would pass on must hold only
 /// values that print and parse back the same; a refused one is
 /// `INVALID_ARGUMENT` or `NOT_FOUND` with a message naming the field or
-/// file. Returns whether the request was accepted.
+/// file, and a strategy file it names must lie inside the strategies
+/// directory (here the current one). Returns whether the request was
+/// accepted.
 pub fn api_requests(data: &[u8]) -> bool {
     let Some((&kind, body)) = data.split_first() else {
         return false;
     };
     let checked = match kind % 4 {
         0 => proto::StartTrainingOperationRequest::decode(body).map(|wire| {
-            train_request(wire.clone(), Path::new("data"), Path::new("models")).map(|request| {
-                assert!(request.strategy_path.is_file());
+            let strategies = Path::new(".");
+            let checked = train_request(
+                wire.clone(),
+                strategies,
+                Path::new("data"),
+                Path::new("models"),
+            );
+            checked.map(|request| {
+                match &request.strategy {
+                    StrategySource::File(path) => {
+                        assert!(path.is_file());
+                        assert!(path.starts_with(strategies.canonicalize().unwrap()));
+                    }
+                    StrategySource::Text { origin, .. } => assert!(origin.len() <= 1024),
+                }
                 assert_eq!(request.symbols.is_some(), !wire.symbols.is_empty());
                 request.symbols.iter().flatten().for_each(round_trips);
                 request.timeframes.iter().flatten().for_each(round_trips);
                 round_trips(&request.backend);
                 assert_eq!(request.epochs, wire.epochs.map(|e| e as usize));
-                "strategy_path symbols[ timeframes[ backend StartTrainingOperationRequest."
+                "strategy symbols[ timeframes[ backend StartTrainingOperationRequest."
             })
         }),
         1 => proto::StartDataLoadRequest::decode(body).map(|wire| {
@@ -71,8 +87,9 @@ pub fn api_requests(data: &[u8]) -> bool {
             );
             let message = status.message();
             let names_a_field = [
-                "strategy_path",
-                "strategy file",
+                "strategy: ",
+                "strategy_name",
+                "strategy_text.",
                 "symbols[",
                 "timeframes[",
                 "backend: ",
@@ -130,6 +147,8 @@ mod tests {
         "\u{22}\u{4}\u{8}\u{1}\u{10}\u{1}",
         "Cargo.toml",
         "\u{e9}",
+        "../",
+        "/etc/passwd",
     ];
 
     #[test]

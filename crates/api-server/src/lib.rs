@@ -30,6 +30,7 @@
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 mod service;
+mod strategies;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ use crate::service::OperationsApi;
 pub struct ServerOptions {
     /// The SQLite operations store (created when missing).
     pub db: PathBuf,
+    /// The only place a client may name a strategy file in; clients
+    /// elsewhere send the strategy's text.
+    pub strategies_dir: PathBuf,
     /// The local data store trainings and loads read.
     pub data_dir: PathBuf,
     /// Where trainings write their model artifacts.
@@ -64,11 +68,12 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// The store at `db`, data in `./data`, models to `./models`, one
-    /// training at a time, no token.
+    /// The store at `db`, strategies in `./strategies`, data in `./data`,
+    /// models to `./models`, one training at a time, no token.
     pub fn new(db: impl Into<PathBuf>) -> Self {
         Self {
             db: db.into(),
+            strategies_dir: PathBuf::from("strategies"),
             data_dir: PathBuf::from("data"),
             models_dir: PathBuf::from("models"),
             max_concurrent_trainings: 1,
@@ -82,6 +87,7 @@ impl std::fmt::Debug for ServerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerOptions")
             .field("db", &self.db)
+            .field("strategies_dir", &self.strategies_dir)
             .field("data_dir", &self.data_dir)
             .field("models_dir", &self.models_dir)
             .field("max_concurrent_trainings", &self.max_concurrent_trainings)
@@ -135,6 +141,7 @@ pub async fn serve(
         operations.clone(),
         Arc::clone(&training),
         Arc::clone(&data),
+        options.strategies_dir.clone(),
         options.data_dir.clone(),
         options.models_dir.clone(),
     );

@@ -16,7 +16,11 @@ use rpc::proto;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use training_manager::{Backend, TrainRequest, TrainingManager, TrainingManagerError};
+use training_manager::{
+    Backend, StrategySource, TrainRequest, TrainingManager, TrainingManagerError,
+};
+
+use crate::strategies::{self, NameError};
 
 /// A watcher gets at most one snapshot per interval (the latest): plenty for
 /// a live display, and it keeps a hundred watchers from costing the training
@@ -51,6 +55,7 @@ pub(crate) struct OperationsApi {
     operations: OperationsService,
     training: Arc<TrainingManager>,
     data: Arc<DataManager>,
+    strategies_dir: PathBuf,
     data_dir: PathBuf,
     models_dir: PathBuf,
     gate: Gate,
@@ -61,6 +66,7 @@ impl OperationsApi {
         operations: OperationsService,
         training: Arc<TrainingManager>,
         data: Arc<DataManager>,
+        strategies_dir: PathBuf,
         data_dir: PathBuf,
         models_dir: PathBuf,
     ) -> Self {
@@ -68,6 +74,7 @@ impl OperationsApi {
             operations,
             training,
             data,
+            strategies_dir,
             data_dir,
             models_dir,
             gate: Gate::default(),
@@ -87,34 +94,59 @@ impl OperationsApi {
         &self,
         wire: proto::StartTrainingOperationRequest,
     ) -> Result<TrainRequest, Status> {
-        train_request(wire, &self.data_dir, &self.models_dir)
+        train_request(wire, &self.strategies_dir, &self.data_dir, &self.models_dir)
     }
 }
 
+/// Longer origins of a strategy text are refused: an origin is a file name
+/// for messages, not a place for data.
+const MAX_ORIGIN_BYTES: usize = 1024;
+
 /// Checks a `StartTraining` request and turns it into the manager's
-/// request; nothing is registered yet.
+/// request; nothing is registered yet. Data and models go to the server's
+/// own directories; the only file a request can name is a strategy inside
+/// `strategies_dir` (see [`strategies::resolve`]).
 pub(crate) fn train_request(
     wire: proto::StartTrainingOperationRequest,
+    strategies_dir: &Path,
     data_dir: &Path,
     models_dir: &Path,
 ) -> Result<TrainRequest, Status> {
-    if wire.strategy_path.trim().is_empty() {
-        return Err(Status::invalid_argument("strategy_path is empty"));
-    }
-    let strategy_path = PathBuf::from(&wire.strategy_path);
-    if !strategy_path.is_file() {
-        return Err(Status::not_found(format!(
-            "strategy file {} does not exist on the server",
-            strategy_path.display()
-        )));
-    }
+    use proto::start_training_operation_request::Strategy;
+    let strategy = match wire.strategy {
+        None => {
+            return Err(Status::invalid_argument(
+                "strategy: give strategy_text (the YAML) or strategy_name \
+                 (a file in the server's strategies directory)",
+            ));
+        }
+        Some(Strategy::StrategyName(name)) => {
+            StrategySource::File(strategies::resolve(strategies_dir, &name).map_err(name_status)?)
+        }
+        Some(Strategy::StrategyText(text)) => {
+            if text.origin.len() > MAX_ORIGIN_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "strategy_text.origin is longer than {MAX_ORIGIN_BYTES} bytes"
+                )));
+            }
+            let origin = if text.origin.trim().is_empty() {
+                "(strategy text)".to_owned()
+            } else {
+                text.origin
+            };
+            StrategySource::Text {
+                origin,
+                yaml: text.yaml,
+            }
+        }
+    };
     let backend = if wire.backend.is_empty() {
         Backend::default()
     } else {
         parse_field("backend", &wire.backend)?
     };
     Ok(TrainRequest {
-        strategy_path,
+        strategy,
         symbols: parse_list("symbols", &wire.symbols)?,
         timeframes: parse_list("timeframes", &wire.timeframes)?,
         start: time(wire.start, "StartTrainingOperationRequest.start")?,
@@ -340,6 +372,18 @@ fn operation_status(error: OperationError) -> Status {
             tracing::error!(error = %error_chain(&error), "operations store failed");
             Status::internal(error_chain(&error))
         }
+    }
+}
+
+fn name_status(error: NameError) -> Status {
+    match error {
+        NameError::NotFound { .. } | NameError::NoDirectory { .. } => {
+            Status::not_found(error.to_string())
+        }
+        NameError::Empty
+        | NameError::TooLong
+        | NameError::Outside { .. }
+        | NameError::NotAFile { .. } => Status::invalid_argument(error.to_string()),
     }
 }
 

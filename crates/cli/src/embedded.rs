@@ -6,16 +6,19 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use orchestrator_core::OperationsService;
 
-/// The operations database: `$TRDR_STATE_DIR/operations.db`, else
-/// `{user data dir}/trdr/operations.db`.
-pub(crate) fn operations_db() -> anyhow::Result<PathBuf> {
-    let dir = match std::env::var_os("TRDR_STATE_DIR").filter(|dir| !dir.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => dirs::data_dir()
+/// The state directory: `$TRDR_STATE_DIR`, else `{user data dir}/trdr`.
+pub(crate) fn state_dir() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("TRDR_STATE_DIR").filter(|dir| !dir.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(dirs::data_dir()
             .context("cannot find the user data directory; set TRDR_STATE_DIR")?
-            .join("trdr"),
-    };
-    Ok(dir.join("operations.db"))
+            .join("trdr")),
+    }
+}
+
+/// The operations database: `operations.db` in the [`state_dir`].
+pub(crate) fn operations_db() -> anyhow::Result<PathBuf> {
+    Ok(state_dir()?.join("operations.db"))
 }
 
 /// The operations service over the embedded store.

@@ -19,6 +19,7 @@ mod listen;
 mod ops;
 mod remote;
 mod serve;
+mod token;
 mod train;
 
 use std::path::PathBuf;

@@ -31,18 +31,27 @@ pub(crate) struct Remote {
 
 impl Remote {
     /// Connects to `url` (`http://` is assumed without a scheme), sending the
-    /// token of `TRDR_AUTH_TOKEN` when it is set.
+    /// token of `TRDR_AUTH_TOKEN` when it is set, else, to a server on this
+    /// machine, the one a local `trdr serve` keeps in the state directory.
     pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
         let url = if url.contains("://") {
             url.to_owned()
         } else {
             format!("http://{url}")
         };
-        let token = std::env::var(AUTH_TOKEN_ENV).ok();
+        let endpoint = Endpoint::from_shared(url.clone())
+            .with_context(|| format!("{url} is not a server URL"))?;
+        let token = match std::env::var(AUTH_TOKEN_ENV).ok().filter(|t| !t.is_empty()) {
+            Some(token) => Some(token),
+            // The local server's token never goes to another machine.
+            None if is_loopback(endpoint.uri()) => crate::token::path()
+                .ok()
+                .and_then(|path| crate::token::read_for_client(&path)),
+            None => None,
+        };
         let token = SendToken::new(token.as_deref())
             .with_context(|| format!("invalid {AUTH_TOKEN_ENV}"))?;
-        let endpoint = Endpoint::from_shared(url.clone())
-            .with_context(|| format!("{url} is not a server URL"))?
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true)
@@ -229,12 +238,42 @@ async fn follow_remote(
     follow_snapshots(&mut snapshots, id, &mut display, OnInterrupt::Cancel).await
 }
 
-/// `path` made absolute (and canonical when it exists here), as the server
-/// may run in another directory.
+/// Whether `uri` names this machine: `localhost` or a loopback address.
+fn is_loopback(uri: &tonic::codegen::http::Uri) -> bool {
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `path` made absolute (and canonical when it exists here): where a
+/// strategy sent as text was read, as the server's messages and operation
+/// record name it.
 pub(crate) fn server_path(path: &std::path::Path) -> String {
     std::fs::canonicalize(path)
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
         .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machine_gets_the_local_token() {
+        let loopback = |url: &str| is_loopback(&url.parse().unwrap());
+        assert!(loopback("http://127.0.0.1:50051"));
+        assert!(loopback("http://127.1.2.3:1"));
+        assert!(loopback("http://[::1]:50051"));
+        assert!(loopback("http://LocalHost:50051"));
+        assert!(!loopback("http://gpu-box:50051"));
+        assert!(!loopback("http://10.0.0.7:50051"));
+        assert!(!loopback("http://localhost.example.com:50051"));
+    }
 }

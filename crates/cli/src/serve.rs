@@ -18,6 +18,15 @@ use crate::embedded;
 /// SIGTERM or Ctrl-C stops accepting work, cancels running operations, waits
 /// for them to end, and exits 0. Operations left running by a server that
 /// died are marked failed when it starts again.
+///
+/// Every client needs a token. Without --auth-token, the server makes one
+/// at its first start in the state directory ($TRDR_STATE_DIR/auth-token,
+/// else in the user data dir), readable by this user only, and reuses it;
+/// this user's trdr clients read it from there, other users are refused.
+/// --no-auth accepts every client.
+///
+/// The server opens no file a client names, except strategies inside
+/// --strategies-dir: `trdr train --server` sends the strategy's text.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free one.
@@ -34,28 +43,95 @@ pub(crate) struct ServeArgs {
     /// Where model artifacts are written [default: $TRDR_MODELS_DIR, else ./models]
     #[arg(long, value_name = "DIR")]
     models_dir: Option<PathBuf>,
-    /// Require this token from every client (clients set TRDR_AUTH_TOKEN).
+    /// The only directory a client may name a strategy file in; clients send
+    /// other strategies as text [default: $TRDR_STRATEGIES_DIR, else
+    /// ./strategies]
+    #[arg(long, value_name = "DIR")]
+    strategies_dir: Option<PathBuf>,
+    /// Require this token from every client (clients set TRDR_AUTH_TOKEN)
+    /// [default: the token in the state directory's auth-token file, made at
+    /// first start]
     #[arg(long, env = AUTH_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
     auth_token: Option<String>,
+    /// Accept every client without a token (anyone who can connect may start,
+    /// watch and cancel work).
+    #[arg(long, conflicts_with = "auth_token")]
+    no_auth: bool,
+}
+
+/// How clients are checked. No `Debug`: it holds the token.
+enum Auth {
+    Off,
+    Given(String),
+    File(String, PathBuf),
+}
+
+impl Auth {
+    fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        if args.no_auth {
+            return Ok(Self::Off);
+        }
+        if let Some(token) = args.auth_token.as_ref().filter(|token| !token.is_empty()) {
+            return Ok(Self::Given(token.clone()));
+        }
+        let path = crate::token::path()?;
+        let token = crate::token::load_or_create(&path)?;
+        Ok(Self::File(token, path))
+    }
+
+    fn token(&self) -> Option<&str> {
+        match self {
+            Self::Off => None,
+            Self::Given(token) | Self::File(token, _) => Some(token),
+        }
+    }
 }
 
 pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> {
+    // Before anything is opened: a token file others can read stops here.
+    let auth = Auth::resolve(&args)?;
     let db = match args.db {
         Some(db) => db,
         None => embedded::operations_db()?,
     };
-    let auth_token = args.auth_token.filter(|token| !token.is_empty());
     let (listener, address) =
-        crate::listen::bind(args.listen, auth_token.as_deref(), "start and cancel work").await?;
+        crate::listen::bind(args.listen, auth.token(), "start and cancel work").await?;
     let options = ServerOptions {
         db,
+        strategies_dir: strategies_dir(args.strategies_dir),
         data_dir: global.data_dir.clone(),
         models_dir: crate::train::models_dir(args.models_dir),
         max_concurrent_trainings: usize::from(args.max_concurrent_trainings),
-        auth_token,
+        auth_token: auth.token().map(str::to_owned),
     };
-    tracing::info!(?options, "starting the operations server");
+    match &auth {
+        Auth::Off => tracing::warn!(
+            ?options,
+            "starting the operations server with authentication off (--no-auth): \
+             anyone who can connect can start, watch and cancel work"
+        ),
+        Auth::Given(_) => tracing::info!(
+            ?options,
+            "starting the operations server; clients need the token given"
+        ),
+        Auth::File(_, path) => tracing::info!(
+            ?options,
+            token_file = %path.display(),
+            "starting the operations server; clients need the token in the token \
+             file (this user's trdr clients read it there)"
+        ),
+    }
     let signals = crate::listen::announce(address)?;
     api_server::serve(listener, options, signals).await?;
     Ok(0)
+}
+
+/// `--strategies-dir`, else `$TRDR_STRATEGIES_DIR`, else `./strategies`.
+fn strategies_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| {
+        std::env::var_os("TRDR_STRATEGIES_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from("strategies"))
 }

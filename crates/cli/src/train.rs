@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use market_data::{Symbol, Timeframe};
 use orchestrator_core::{Operation, ServiceOrchestrator};
-use training_manager::{TrainRequest, TrainingManager, TrainingSummary};
+use training_manager::{StrategySource, TrainRequest, TrainingManager, TrainingSummary};
 
 use crate::Global;
 use crate::args::parse_time;
@@ -49,15 +49,15 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value_t = training_manager::Backend::default())]
     backend: training_manager::Backend,
     /// Submit to this `trdr serve` (e.g. http://127.0.0.1:50051) and follow
-    /// it there; Ctrl-C cancels it on the server. The server's data and
-    /// models directories apply.
+    /// it there; Ctrl-C cancels it on the server. The strategy file is read
+    /// here and sent as text; the server's data and models directories apply.
     #[arg(long, env = crate::remote::SERVER_ENV, value_name = "URL")]
     server: Option<String>,
 }
 
 pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> {
     let finished = match &args.server {
-        Some(server) => crate::remote::train(server, wire_request(&args), global).await?,
+        Some(server) => crate::remote::train(server, wire_request(&args)?, global).await?,
         None => train_embedded(args, global).await?,
     };
     report_outcome(&finished, global.json, |result| {
@@ -72,7 +72,7 @@ async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Oper
     let operations = embedded::operations()?;
     let manager = TrainingManager::from_env(operations.clone())?;
     let request = TrainRequest {
-        strategy_path: args.strategy,
+        strategy: StrategySource::File(args.strategy),
         symbols: (!args.symbols.is_empty()).then_some(args.symbols),
         timeframes: (!args.timeframes.is_empty()).then_some(args.timeframes),
         start: args.start,
@@ -92,9 +92,17 @@ async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Oper
     Ok(operations.get(&id).unwrap_or(finished))
 }
 
-fn wire_request(args: &TrainArgs) -> rpc::proto::StartTrainingOperationRequest {
-    rpc::proto::StartTrainingOperationRequest {
-        strategy_path: crate::remote::server_path(&args.strategy),
+/// The request for `trdr serve`, with the strategy's text: the server opens
+/// no file a client names outside its own strategies directory.
+fn wire_request(args: &TrainArgs) -> anyhow::Result<rpc::proto::StartTrainingOperationRequest> {
+    use rpc::proto::start_training_operation_request::Strategy;
+    let yaml = std::fs::read_to_string(&args.strategy)
+        .with_context(|| format!("cannot read the strategy file {}", args.strategy.display()))?;
+    Ok(rpc::proto::StartTrainingOperationRequest {
+        strategy: Some(Strategy::StrategyText(rpc::proto::StrategyText {
+            yaml,
+            origin: crate::remote::server_path(&args.strategy),
+        })),
         symbols: args.symbols.iter().map(ToString::to_string).collect(),
         timeframes: args.timeframes.iter().map(ToString::to_string).collect(),
         start: args.start.map(rpc::timestamp),
@@ -103,7 +111,7 @@ fn wire_request(args: &TrainArgs) -> rpc::proto::StartTrainingOperationRequest {
             .epochs
             .map(|epochs| u32::try_from(epochs).unwrap_or(u32::MAX)),
         backend: args.backend.to_string(),
-    }
+    })
 }
 
 /// `--models-dir`, else `$TRDR_MODELS_DIR`, else `./models`.

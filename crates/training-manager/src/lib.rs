@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -44,10 +44,28 @@ pub const TRAINING_SERVICE: &str = "TRAINING";
 /// Where the training host listens unless `TRAINING_HOST_SERVICE_URL` says otherwise.
 pub const DEFAULT_TRAINING_HOST_URL: &str = "http://127.0.0.1:50052";
 
-/// What to train: a strategy file and what to override in it.
+/// Where a training's strategy comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategySource {
+    /// A file, read when the training is submitted.
+    File(PathBuf),
+    /// YAML the caller already holds, as a client of `trdr serve` sends it.
+    Text {
+        /// Where the text came from: it names the strategy in messages, the
+        /// operation record and the artifact, and is never opened.
+        origin: String,
+        /// Left out of the operation record, which names the origin only,
+        /// as it names a file's path and not its content.
+        #[serde(skip_serializing, default)]
+        yaml: String,
+    },
+}
+
+/// What to train: a strategy and what to override in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainRequest {
-    pub strategy_path: PathBuf,
+    pub strategy: StrategySource,
     /// Instead of the strategy's symbols.
     pub symbols: Option<Vec<Symbol>>,
     /// Instead of the strategy's timeframes; the first is the base timeframe.
@@ -65,7 +83,7 @@ impl TrainRequest {
     /// The strategy at `path` as written, data from `./data`, models to `./models`.
     pub fn new(strategy_path: impl Into<PathBuf>) -> Self {
         Self {
-            strategy_path: strategy_path.into(),
+            strategy: StrategySource::File(strategy_path.into()),
             symbols: None,
             timeframes: None,
             start: None,
@@ -130,7 +148,14 @@ impl TrainingManager {
         &self,
         request: TrainRequest,
     ) -> Result<OperationId, TrainingManagerError> {
-        let strategy = StrategyConfig::from_file(&request.strategy_path)?;
+        let strategy = match &request.strategy {
+            StrategySource::File(path) => StrategyConfig::from_file(path)?,
+            StrategySource::Text { origin, yaml } => {
+                let mut config = StrategyConfig::from_yaml_str(yaml, Path::new(origin))?;
+                config.source = Some(PathBuf::from(origin));
+                config
+            }
+        };
         if request.symbols.as_ref().is_some_and(Vec::is_empty) {
             return Err(TrainingManagerError::InvalidRequest(
                 "the symbol list is empty".to_owned(),
@@ -148,11 +173,14 @@ impl TrainingManager {
         }
         // Operation records keep the request as JSON text, which a path that
         // is not UTF-8 cannot be written in without loss.
-        for (what, path) in [
-            ("strategy path", &request.strategy_path),
+        let strategy_file = match &request.strategy {
+            StrategySource::File(path) => Some(("strategy path", path)),
+            StrategySource::Text { .. } => None,
+        };
+        for (what, path) in strategy_file.into_iter().chain([
             ("data directory", &request.data_dir),
             ("models directory", &request.models_dir),
-        ] {
+        ]) {
             if path.to_str().is_none() {
                 return Err(TrainingManagerError::InvalidRequest(format!(
                     "the {what} {} is not valid UTF-8; operation records keep paths as text",

@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use super::*;
 
 /// Starts `trdr serve` on a free loopback port, serving the store
-/// `{state}/operations.db`, which the local `trdr ops` of [`client`] also reads.
+/// `{state}/operations.db`, which the local `trdr ops` of [`client`] also
+/// reads, and the example strategies (unless `extra` says otherwise). Its
+/// token is the one it keeps in `state`, unless `extra` says otherwise.
 fn start_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
     let mut command = trdr(state);
     command
         .env_remove("TRDR_AUTH_TOKEN")
+        .env("TRDR_STRATEGIES_DIR", repo().join("strategies"))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(state.join("operations.db"))
         .arg("--data-dir")
@@ -23,7 +26,8 @@ fn start_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
     Listening::start(command)
 }
 
-/// A `trdr` client of `server` (through `TRDR_SERVER`) sharing its store.
+/// A `trdr` client of `server` (through `TRDR_SERVER`) sharing its store,
+/// and so its token file: the server's user.
 fn client(state: &Path, server: &Listening) -> Command {
     let mut command = trdr(state);
     command
@@ -374,7 +378,7 @@ fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
     let missing = state.path().join("no/such/strategy.yaml");
     refused(
         &["train", missing.to_str().unwrap()],
-        &format!("strategy file {} does not exist", missing.display()),
+        &format!("cannot read the strategy file {}", missing.display()),
     );
     refused(&["data", "load", "NOSUCH", "1h"], "NOSUCH");
 
@@ -382,16 +386,10 @@ fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
     // leave the data directory.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let errors = runtime.block_on(async {
-        let mut client =
-            rpc::proto::operations_client::OperationsClient::connect(server.url.clone())
-                .await
-                .unwrap();
+        let mut client = api_client(&server, Some(&owner_token(state.path()))).await;
         let training = client
             .start_training(rpc::proto::StartTrainingOperationRequest {
-                strategy_path: repo()
-                    .join("strategies/eurusd_mlp.yaml")
-                    .to_string_lossy()
-                    .into_owned(),
+                strategy: Some(named("eurusd_mlp.yaml")),
                 symbols: vec![String::new()],
                 ..Default::default()
             })
@@ -459,4 +457,186 @@ fn a_server_that_is_down_is_reported_at_once() {
         stderr.contains(&format!("cannot connect to the trdr server at {url}")),
         "{stderr}"
     );
+}
+
+type ApiClient = rpc::proto::operations_client::OperationsClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        rpc::auth::SendToken,
+    >,
+>;
+
+/// A bare gRPC client of `server`, sending `token` if any: what a program
+/// other than the CLI (or another user) can send.
+async fn api_client(server: &Listening, token: Option<&str>) -> ApiClient {
+    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    rpc::proto::operations_client::OperationsClient::with_interceptor(
+        channel,
+        rpc::auth::SendToken::new(token).unwrap(),
+    )
+}
+
+/// The token a server made in `state`, as its user can read it.
+fn owner_token(state: &Path) -> String {
+    std::fs::read_to_string(state.join("auth-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn named(name: &str) -> rpc::proto::start_training_operation_request::Strategy {
+    rpc::proto::start_training_operation_request::Strategy::StrategyName(name.to_owned())
+}
+
+#[test]
+fn a_strategy_named_outside_the_strategies_dir_is_refused_unread() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    // The server owner's files: a secret beside the strategies directory,
+    // and a link to it inside.
+    let top = tempfile::tempdir().unwrap();
+    let strategies = top.path().join("strategies");
+    std::fs::create_dir(&strategies).unwrap();
+    std::fs::copy(
+        repo().join("strategies/eurusd_mlp.yaml"),
+        strategies.join("mine.yaml"),
+    )
+    .unwrap();
+    let secret_line = "api_key: TOP-SECRET-7c1e9b";
+    let secret = top.path().join("secret.yaml");
+    std::fs::write(&secret, format!("{secret_line}\n")).unwrap();
+    std::os::unix::fs::symlink(&secret, strategies.join("leak.yaml")).unwrap();
+    let server = start_server(
+        state.path(),
+        models.path(),
+        &["--strategies-dir", strategies.to_str().unwrap()],
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut api = runtime.block_on(api_client(&server, Some(&owner_token(state.path()))));
+    let mut start = |name: &str| {
+        runtime.block_on(
+            api.start_training(rpc::proto::StartTrainingOperationRequest {
+                strategy: Some(named(name)),
+                epochs: Some(1),
+                ..Default::default()
+            }),
+        )
+    };
+    let secret_path = secret.to_str().unwrap().to_owned();
+    for name in ["/etc/passwd", &secret_path, "../secret.yaml", "leak.yaml"] {
+        let refused = start(name).unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::InvalidArgument,
+            "{name}: {refused:?}"
+        );
+        let message = refused.message();
+        assert!(
+            message.contains("a strategy name is a file inside the server's strategies directory"),
+            "{name}: {message}"
+        );
+        for content in ["TOP-SECRET", "api_key", "root:x:", "/bin/"] {
+            assert!(!message.contains(content), "{name}: {message}");
+        }
+    }
+    assert_eq!(listing(state.path(), &server, &[])["total"], 0);
+
+    // A name inside the directory is read there and trains.
+    let accepted = start("mine.yaml").unwrap().into_inner();
+    let watch = client(state.path(), &server)
+        .args(["ops", "watch", &accepted.id])
+        .output()
+        .unwrap();
+    assert_exit(&watch, 0);
+}
+
+#[test]
+fn the_server_makes_a_private_token_that_only_its_user_s_clients_hold() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut server = start_server(state.path(), models.path(), &[]);
+    let token_file = state.path().join("auth-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = owner_token(state.path());
+
+    // The owner's CLI: same state directory, no token flag or variable.
+    let list = |state: &Path| {
+        client(state, &server)
+            .args(["ops", "list"])
+            .output()
+            .unwrap()
+    };
+    assert_exit(&list(state.path()), 0);
+    // Another user cannot read the file: to the CLI, no token at all.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let refused = list(elsewhere.path());
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused.stderr).contains("this server needs an auth token"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime
+        .block_on(async {
+            api_client(&server, None)
+                .await
+                .list_operations(rpc::proto::ListOperationsRequest::default())
+                .await
+        })
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    // A restart keeps the token, so running clients keep working.
+    server.signal("-TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    let server = start_server(state.path(), models.path(), &[]);
+    assert_eq!(owner_token(state.path()), token);
+    let again = client(state.path(), &server)
+        .args(["ops", "list"])
+        .output()
+        .unwrap();
+    assert_exit(&again, 0);
+
+    // --no-auth lets everyone in, and writes no token.
+    let open_state = tempfile::tempdir().unwrap();
+    let open = start_server(open_state.path(), models.path(), &["--no-auth"]);
+    assert!(!open_state.path().join("auth-token").exists());
+    let anyone = client(elsewhere.path(), &open)
+        .args(["ops", "list"])
+        .output()
+        .unwrap();
+    assert_exit(&anyone, 0);
+}
+
+#[test]
+fn a_token_file_others_can_read_stops_the_server_before_it_listens() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let state = tempfile::tempdir().unwrap();
+    let token_file = state.path().join("auth-token");
+    std::fs::write(&token_file, "shared\n").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = trdr(state.path())
+        .env_remove("TRDR_AUTH_TOKEN")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    assert!(!text(&output.stdout).contains("listening on"));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the auth token file {} can be read or written by other users (mode 0644)",
+            token_file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("chmod 600"), "{stderr}");
 }

@@ -8,7 +8,9 @@ use orchestrator_core::{
     ServiceOrchestrator,
 };
 use progress::{ProgressContext, ProgressRenderer, TrainingProgressRenderer};
-use training_manager::{TrainRequest, TrainingManager, TrainingManagerError, TrainingSummary};
+use training_manager::{
+    StrategySource, TrainRequest, TrainingManager, TrainingManagerError, TrainingSummary,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -79,6 +81,30 @@ async fn a_training_completes_with_its_summary_and_typed_progress() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_sent_as_text_trains_and_the_record_names_its_origin_only() {
+    let models = tempfile::tempdir().unwrap();
+    let manager = manager(1);
+    let yaml = std::fs::read_to_string(root().join("strategies/eurusd_mlp.yaml")).unwrap();
+    let id = manager
+        .train_multi_symbol_strategy(TrainRequest {
+            strategy: StrategySource::Text {
+                origin: "/on/the/client/eurusd_mlp.yaml".to_owned(),
+                yaml: yaml.clone(),
+            },
+            ..request(models.path(), 1)
+        })
+        .unwrap();
+    let snapshots = snapshots_until_done(&manager, &id).await;
+    let done = snapshots.last().unwrap();
+    assert_eq!(done.status, OperationStatus::Completed, "{:?}", done.error);
+    assert_eq!(
+        done.params["strategy"],
+        serde_json::json!({"text": {"origin": "/on/the/client/eurusd_mlp.yaml"}})
+    );
+    assert!(!done.params.to_string().contains("fuzzy_sets"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_trainings_at_once_are_cancelled_independently() {
     let models = tempfile::tempdir().unwrap();
     let manager = manager(2);
@@ -135,13 +161,25 @@ async fn bad_requests_fail_before_any_operation_is_registered() {
     let manager = manager(1);
 
     let missing = TrainRequest {
-        strategy_path: root().join("strategies/nope.yaml"),
+        strategy: StrategySource::File(root().join("strategies/nope.yaml")),
         ..request(models.path(), 1)
     };
     let error = manager.train_multi_symbol_strategy(missing).unwrap_err();
     assert!(matches!(error, TrainingManagerError::Strategy(_)));
     let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
     assert!(chain.contains("strategies/nope.yaml"), "{chain}");
+
+    // Text is parsed as it is; its origin names it and is never opened.
+    let text = TrainRequest {
+        strategy: StrategySource::Text {
+            origin: "/client/side/t.yaml".to_owned(),
+            yaml: "name: t\nmodel: [\n".to_owned(),
+        },
+        ..request(models.path(), 1)
+    };
+    let error = manager.train_multi_symbol_strategy(text).unwrap_err();
+    let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(chain.contains("/client/side/t.yaml:"), "{chain}");
 
     let no_symbols = TrainRequest {
         symbols: Some(vec![]),
@@ -191,7 +229,7 @@ async fn a_training_beyond_the_limit_stays_pending_and_runs_after() {
     // A long training (the LSTM example, with early stopping only after
     // several slow epochs) holds the only slot...
     let long = TrainRequest {
-        strategy_path: root().join("strategies/btcusd_lstm.yaml"),
+        strategy: StrategySource::File(root().join("strategies/btcusd_lstm.yaml")),
         ..request(&models.path().join("first"), 500)
     };
     let first = manager.train_multi_symbol_strategy(long).unwrap();

@@ -287,9 +287,7 @@ async fn run_managed<W, Fut, T, E>(
         () = grace_expired(&token, grace) => {
             // The work goes on detached; dropping its handle discards its
             // result, and its token, cancelled, refuses any later commit.
-            let note = format!(
-                "without its work, which did not stop within {grace:?} of the request; any later result is discarded"
-            );
+            let note = format!("without its work, which was still running {grace:?} after the request");
             warn_unrecorded(&id, operations.end_cancelled(&id, reason_of(&token), note));
             return;
         }

@@ -56,7 +56,8 @@ enum Command {
     Data(data::DataCommand),
     // No doc here: it would replace the long `--help` of HostServiceArgs.
     HostService(host_service::HostServiceArgs),
-    /// Serve the operations API (gRPC) for `--server` clients.
+    // No doc here either: ServeArgs's long `--help` says how clients are
+    // checked and what the server opens.
     Serve(serve::ServeArgs),
     /// List, show, watch and cancel operations.
     Ops(ops::OpsArgs),

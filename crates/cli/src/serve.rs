@@ -11,7 +11,7 @@ use rpc::auth::AUTH_TOKEN_ENV;
 use crate::Global;
 use crate::embedded;
 
-/// Serve the operations API over gRPC.
+/// Serve the operations API (gRPC) for `--server` clients.
 ///
 /// Prints `listening on ADDRESS` once it accepts connections. Trainings
 /// beyond --max-concurrent-trainings wait `pending` and start in order.
@@ -49,12 +49,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     strategies_dir: Option<PathBuf>,
     /// Require this token from every client (clients set TRDR_AUTH_TOKEN)
-    /// [default: the token in the state directory's auth-token file, made at
-    /// first start]
-    #[arg(long, env = AUTH_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
+    /// [default: $TRDR_AUTH_TOKEN, else the token in the state directory's
+    /// auth-token file, made at first start]
+    #[arg(long, value_name = "TOKEN")]
     auth_token: Option<String>,
     /// Accept every client without a token (anyone who can connect may start,
-    /// watch and cancel work).
+    /// watch and cancel work); TRDR_AUTH_TOKEN is ignored.
     #[arg(long, conflicts_with = "auth_token")]
     no_auth: bool,
 }
@@ -71,8 +71,15 @@ impl Auth {
         if args.no_auth {
             return Ok(Self::Off);
         }
-        if let Some(token) = args.auth_token.as_ref().filter(|token| !token.is_empty()) {
-            return Ok(Self::Given(token.clone()));
+        // The variable is read here, not by clap, so that --no-auth can set
+        // aside a token exported for clients, yet not one given as a flag.
+        let given = args
+            .auth_token
+            .clone()
+            .or_else(|| std::env::var(AUTH_TOKEN_ENV).ok())
+            .filter(|token| !token.is_empty());
+        if let Some(token) = given {
+            return Ok(Self::Given(token));
         }
         let path = crate::token::path()?;
         let token = crate::token::load_or_create(&path)?;

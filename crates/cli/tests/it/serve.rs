@@ -605,9 +605,32 @@ fn the_server_makes_a_private_token_that_only_its_user_s_clients_hold() {
         .unwrap();
     assert_exit(&again, 0);
 
-    // --no-auth lets everyone in, and writes no token.
+    // A token in the server's TRDR_AUTH_TOKEN is used instead of the file...
+    let env_state = tempfile::tempdir().unwrap();
+    let mut command = trdr(env_state.path());
+    command
+        .env("TRDR_AUTH_TOKEN", "from-the-environment")
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let with_env = Listening::start(command);
+    assert!(!env_state.path().join("auth-token").exists());
+    let list_with = |token: Option<&str>| {
+        let mut command = client(env_state.path(), &with_env);
+        if let Some(token) = token {
+            command.env("TRDR_AUTH_TOKEN", token);
+        }
+        command.args(["ops", "list"]).output().unwrap()
+    };
+    assert_exit(&list_with(None), 1);
+    assert_exit(&list_with(Some("from-the-environment")), 0);
+    drop(with_env);
+
+    // ... and --no-auth sets it aside, lets everyone in, and writes no token.
     let open_state = tempfile::tempdir().unwrap();
-    let open = start_server(open_state.path(), models.path(), &["--no-auth"]);
+    let mut command = trdr(open_state.path());
+    command
+        .env("TRDR_AUTH_TOKEN", "exported-for-clients")
+        .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"]);
+    let open = Listening::start(command);
     assert!(!open_state.path().join("auth-token").exists());
     let anyone = client(elsewhere.path(), &open)
         .args(["ops", "list"])

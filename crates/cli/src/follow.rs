@@ -2,7 +2,13 @@
 //! (or SIGTERM) into a cancel of the operation. The snapshots come from an
 //! in-process [`OperationWatch`] or from a server's `WatchOperation` stream
 //! (see [`Snapshots`]); the display and the exit codes are the same.
+//!
+//! The cancel request runs beside the snapshots and the signals, never in
+//! their way: a second Ctrl-C leaves at once even while the request is on
+//! its way, and a request not answered within [`CANCEL_TIMEOUT`] (a server
+//! that stopped answering) ends the wait with exit 130, saying so.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +16,7 @@ use orchestrator_core::{
     CancelReason, Operation, OperationError, OperationId, OperationStatus, OperationWatch,
     OperationsService,
 };
+use tokio::time::error::Elapsed;
 
 use crate::display::OperationDisplay;
 use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
@@ -18,10 +25,15 @@ use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
 pub(crate) trait Snapshots {
     /// The next snapshot; `None` once the source has nothing more to say.
     async fn next(&mut self) -> anyhow::Result<Option<Operation>>;
-    /// Asks for the operation to be cancelled; a finished one is no error
-    /// (its terminal snapshot follows).
-    async fn cancel(&mut self, reason: CancelReason) -> anyhow::Result<()>;
+    /// A request to cancel the operation; a finished one is no error (its
+    /// terminal snapshot follows). The request does not borrow the source,
+    /// so snapshots keep coming while it is on its way.
+    fn cancel(&self, reason: CancelReason) -> impl Future<Output = anyhow::Result<()>> + 'static;
 }
+
+/// How long the cancel request may take before the CLI stops waiting for
+/// the operation: a server that stopped answering is not waited for.
+pub(crate) const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the first Ctrl-C does while following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +100,14 @@ impl Snapshots for LocalSnapshots {
         }
     }
 
-    async fn cancel(&mut self, reason: CancelReason) -> anyhow::Result<()> {
-        match self.operations.cancel(&self.id, reason) {
-            Ok(()) | Err(OperationError::AlreadyFinished { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
+    fn cancel(&self, reason: CancelReason) -> impl Future<Output = anyhow::Result<()>> + 'static {
+        let operations = self.operations.clone();
+        let id = self.id.clone();
+        async move {
+            match operations.cancel(&id, reason) {
+                Ok(_) | Err(OperationError::AlreadyFinished { .. }) => Ok(()),
+                Err(error) => Err(error.into()),
+            }
         }
     }
 }
@@ -109,7 +125,9 @@ pub(crate) async fn follow(
 }
 
 /// Shows the snapshots of `id` until its terminal one, which it returns.
-/// With [`OnInterrupt::Detach`] an interrupt exits with 130 at once.
+/// With [`OnInterrupt::Detach`] an interrupt exits with 130 at once; so does
+/// a second interrupt, or a cancel request that fails or is not answered
+/// within [`CANCEL_TIMEOUT`].
 pub(crate) async fn follow_snapshots(
     snapshots: &mut impl Snapshots,
     id: &OperationId,
@@ -117,7 +135,55 @@ pub(crate) async fn follow_snapshots(
     on_interrupt: OnInterrupt,
 ) -> anyhow::Result<Operation> {
     let mut interrupts = Interrupts::new()?;
+    let left = match follow_until(snapshots, &mut interrupts, id, display, on_interrupt).await? {
+        Followed::Ended(operation) => return Ok(*operation),
+        Followed::Left(left) => left,
+    };
+    display.finish();
+    match left {
+        Left::Detached => {
+            eprintln!("Stopped watching {id}; it goes on (trdr ops cancel {id} stops it).");
+        }
+        Left::InterruptedAgain => eprintln!("Interrupted again: exiting without waiting."),
+        Left::CancelUnconfirmed(why) => eprintln!(
+            "The cancel of {id} was not confirmed ({why}); it may still be running \
+             (trdr ops show {id} tells)."
+        ),
+    }
+    std::process::exit(EXIT_CANCELLED);
+}
+
+/// How following ended.
+#[derive(Debug)]
+enum Followed {
+    /// The operation ended: its terminal snapshot.
+    Ended(Box<Operation>),
+    /// The user stopped waiting before the end.
+    Left(Left),
+}
+
+/// Why the CLI stopped waiting for the end (exit 130).
+#[derive(Debug)]
+enum Left {
+    /// An interrupt while detachable: the operation goes on.
+    Detached,
+    /// A second interrupt after the cancel.
+    InterruptedAgain,
+    /// The cancel request failed or got no answer in time; why.
+    CancelUnconfirmed(String),
+}
+
+/// The follow loop, over any snapshot source and interrupt source.
+async fn follow_until(
+    snapshots: &mut impl Snapshots,
+    interrupts: &mut impl InterruptSource,
+    id: &OperationId,
+    display: &mut OperationDisplay,
+    on_interrupt: OnInterrupt,
+) -> anyhow::Result<Followed> {
+    type CancelRequest = Pin<Box<dyn Future<Output = Result<anyhow::Result<()>, Elapsed>>>>;
     let mut cancelling = false;
+    let mut request: Option<CancelRequest> = None;
     loop {
         tokio::select! {
             snapshot = snapshots.next() => {
@@ -125,25 +191,42 @@ pub(crate) async fn follow_snapshots(
                 display.show(&operation);
                 if operation.status.is_terminal() {
                     display.finish();
-                    return Ok(operation);
+                    return Ok(Followed::Ended(Box::new(operation)));
                 }
             }
             reason = interrupts.next() => {
-                if cancelling || on_interrupt == OnInterrupt::Detach {
-                    display.finish();
-                    if on_interrupt == OnInterrupt::Detach {
-                        eprintln!("Stopped watching {id}; it goes on (trdr ops cancel {id} stops it).");
-                    } else {
-                        eprintln!("Interrupted again: exiting without waiting.");
-                    }
-                    std::process::exit(EXIT_CANCELLED);
+                if on_interrupt == OnInterrupt::Detach {
+                    return Ok(Followed::Left(Left::Detached));
+                }
+                if cancelling {
+                    return Ok(Followed::Left(Left::InterruptedAgain));
                 }
                 cancelling = true;
                 display.note(&format!("Cancelling {id}... (press Ctrl-C again to quit at once)"));
-                snapshots.cancel(reason).await?;
+                request = Some(Box::pin(tokio::time::timeout(CANCEL_TIMEOUT, snapshots.cancel(reason))));
+            }
+            answer = async { request.as_mut().expect("polled only while a request is on its way").await }, if request.is_some() => {
+                request = None;
+                let why = match answer {
+                    // Accepted: the terminal snapshot follows.
+                    Ok(Ok(())) => continue,
+                    Ok(Err(error)) => format!("{error:#}"),
+                    Err(Elapsed { .. }) => format!(
+                        "the server did not answer within {} s",
+                        CANCEL_TIMEOUT.as_secs()
+                    ),
+                };
+                return Ok(Followed::Left(Left::CancelUnconfirmed(why)));
             }
         }
     }
+}
+
+/// Where the follow loop's interrupts come from: the process's signals
+/// ([`Interrupts`]), or a test's script.
+trait InterruptSource {
+    /// The next interrupt, as the reason for the cancel it asks for.
+    async fn next(&mut self) -> CancelReason;
 }
 
 /// Ctrl-C, and on Unix SIGTERM, as cancel reasons. The listeners live as
@@ -169,7 +252,9 @@ impl Interrupts {
         #[cfg(not(unix))]
         Ok(Self {})
     }
+}
 
+impl InterruptSource for Interrupts {
     async fn next(&mut self) -> CancelReason {
         let interrupted = CancelReason::UserRequest(Some("interrupted (Ctrl-C)".into()));
         #[cfg(unix)]
@@ -233,3 +318,6 @@ pub(crate) fn report_outcome(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -192,16 +192,20 @@ impl Snapshots for RemoteSnapshots {
         })?))
     }
 
-    async fn cancel(&mut self, reason: CancelReason) -> anyhow::Result<()> {
-        let note = match reason {
-            CancelReason::UserRequest(note) => note,
-            other => Some(other.to_string()),
-        };
-        match self.remote.cancel(&self.id, note).await {
-            Ok(_) => Ok(()),
-            // Finished meanwhile: its terminal snapshot is on its way.
-            Err(_) if self.remote.get(&self.id).await?.status.is_terminal() => Ok(()),
-            Err(error) => Err(error),
+    fn cancel(&self, reason: CancelReason) -> impl Future<Output = anyhow::Result<()>> + 'static {
+        let mut remote = self.remote.clone();
+        let id = self.id.clone();
+        async move {
+            let note = match reason {
+                CancelReason::UserRequest(note) => note,
+                other => Some(other.to_string()),
+            };
+            match remote.cancel(&id, note).await {
+                Ok(_) => Ok(()),
+                // Finished meanwhile: its terminal snapshot is on its way.
+                Err(_) if remote.get(&id).await?.status.is_terminal() => Ok(()),
+                Err(error) => Err(error),
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `trdr train` on a training host: a real `trdr host-service` process and
 //! the CLI with `USE_TRAINING_HOST_SERVICE=true`. The model comes back into
 //! the local models folder; Ctrl-C stops the remote session; a killed,
-//! absent or token-refusing host fails the training naming its URL.
+//! shut down, absent or token-refusing host fails the training naming its
+//! URL.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
@@ -333,6 +334,40 @@ fn a_host_killed_mid_training_fails_the_training_as_lost() {
     );
     let operation = &newest_operation(state.path());
     assert_eq!(operation.status, OperationStatus::Failed);
+}
+
+#[test]
+fn a_host_shut_down_mid_training_fails_the_training() {
+    if !slow_tests_enabled() {
+        return;
+    }
+    let LongTraining {
+        state,
+        host_models: _host_models,
+        local_models,
+        mut host,
+        mut child,
+        mut stdout,
+    } = LongTraining::start(200);
+
+    // Ctrl-C on the host, not here: the host cancels its sessions itself.
+    host.signal("-INT");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "stderr:\n{}", stderr_of(&mut child));
+    let error = operation_error(&rest);
+    assert!(
+        error.starts_with(&format!(
+            "training host shut down: {} stopped the training during",
+            host.url
+        )),
+        "{error}"
+    );
+    let operation = &newest_operation(state.path());
+    assert_eq!(operation.status, OperationStatus::Failed);
+    assert!(manifests_under(local_models.path()).is_empty());
+    assert!(host.wait().success());
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod data;
 mod data_host;
 mod host;
 mod host_service;
+mod remote_cancel;
 mod serve;
 mod train;
 

@@ -419,10 +419,16 @@ impl TrainingHostClient {
         stage: &'static str,
         stop: RemoteStop,
     ) -> RemoteTrainingError {
+        // The operation records where the work stopped from the stage, so an
+        // unconfirmed stop is said there: the training may still run.
+        let cancelled = match &stop {
+            RemoteStop::NotConfirmed(_) => token.cancelled_error(format!("{stage}; {stop}")),
+            RemoteStop::NothingRunning | RemoteStop::Confirmed => token.cancelled_error(stage),
+        };
         RemoteTrainingError::Cancelled {
             url: self.endpoint.url().to_owned(),
             stop,
-            cancelled: token.cancelled_error(stage),
+            cancelled,
         }
     }
 

@@ -101,6 +101,9 @@ impl OperationsApi {
 /// Longer origins of a strategy text are refused: an origin is a file name
 /// for messages, not a place for data.
 const MAX_ORIGIN_BYTES: usize = 1024;
+/// Larger strategy texts are refused unparsed: the examples are about 2 KiB,
+/// and the parse runs on the server's request path.
+const MAX_STRATEGY_BYTES: usize = 1024 * 1024;
 
 /// Checks a `StartTraining` request and turns it into the manager's
 /// request; nothing is registered yet. Data and models go to the server's
@@ -124,6 +127,12 @@ pub(crate) fn train_request(
             StrategySource::File(strategies::resolve(strategies_dir, &name).map_err(name_status)?)
         }
         Some(Strategy::StrategyText(text)) => {
+            if text.yaml.len() > MAX_STRATEGY_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "strategy_text.yaml is larger than {} KiB",
+                    MAX_STRATEGY_BYTES / 1024
+                )));
+            }
             if text.origin.len() > MAX_ORIGIN_BYTES {
                 return Err(Status::invalid_argument(format!(
                     "strategy_text.origin is longer than {MAX_ORIGIN_BYTES} bytes"
@@ -431,6 +440,54 @@ mod tests {
             bad.message().starts_with("symbols[1]: "),
             "{}",
             bad.message()
+        );
+    }
+
+    #[test]
+    fn a_strategy_is_text_of_bounded_size_or_a_name_in_the_strategies_dir() {
+        use proto::start_training_operation_request::Strategy;
+        let checked = |strategy| {
+            let wire = proto::StartTrainingOperationRequest {
+                strategy,
+                ..Default::default()
+            };
+            train_request(wire, Path::new("."), Path::new("data"), Path::new("models"))
+        };
+        let text = |yaml: String, origin: String| {
+            Some(Strategy::StrategyText(proto::StrategyText { yaml, origin }))
+        };
+        let refused = |strategy, field: &str| {
+            let status = checked(strategy).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+            assert!(status.message().starts_with(field), "{status:?}");
+        };
+        refused(None, "strategy: ");
+        refused(
+            text("x".repeat(MAX_STRATEGY_BYTES + 1), String::new()),
+            "strategy_text.yaml ",
+        );
+        refused(
+            text(String::new(), "o".repeat(MAX_ORIGIN_BYTES + 1)),
+            "strategy_text.origin ",
+        );
+        refused(
+            Some(Strategy::StrategyName("/etc/passwd".to_owned())),
+            "strategy_name \"/etc/passwd\" is refused: it is absolute",
+        );
+
+        // Text is taken as it is (the manager parses it); an origin is only a name.
+        let request = checked(text("name: t\n".to_owned(), "  ".to_owned())).unwrap();
+        assert_eq!(
+            request.strategy,
+            StrategySource::Text {
+                origin: "(strategy text)".to_owned(),
+                yaml: "name: t\n".to_owned(),
+            }
+        );
+        let request = checked(Some(Strategy::StrategyName("Cargo.toml".to_owned()))).unwrap();
+        assert_eq!(
+            request.strategy,
+            StrategySource::File(Path::new("Cargo.toml").canonicalize().unwrap())
         );
     }
 

@@ -65,11 +65,15 @@ pub struct ServerOptions {
     pub max_concurrent_trainings: usize,
     /// Calls to `Operations` must carry this token; `None` accepts all.
     pub auth_token: Option<String>,
+    /// How long a cancelled operation's work may take to stop before the
+    /// operation ends `cancelled` without it (shutdown waits as long).
+    pub cancel_grace: Duration,
 }
 
 impl ServerOptions {
     /// The store at `db`, strategies in `./strategies`, data in `./data`,
-    /// models to `./models`, one training at a time, no token.
+    /// models to `./models`, one training at a time, no token, 30 s for
+    /// cancelled work to stop.
     pub fn new(db: impl Into<PathBuf>) -> Self {
         Self {
             db: db.into(),
@@ -78,6 +82,7 @@ impl ServerOptions {
             models_dir: PathBuf::from("models"),
             max_concurrent_trainings: 1,
             auth_token: None,
+            cancel_grace: OperationsService::DEFAULT_CANCEL_GRACE,
         }
     }
 }
@@ -92,6 +97,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("models_dir", &self.models_dir)
             .field("max_concurrent_trainings", &self.max_concurrent_trainings)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
+            .field("cancel_grace", &self.cancel_grace)
             .finish()
     }
 }
@@ -120,11 +126,12 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiServerError> {
-    let operations =
-        OperationsService::open_sqlite(&options.db).map_err(|source| ApiServerError::Store {
+    let operations = OperationsService::open_sqlite(&options.db)
+        .map_err(|source| ApiServerError::Store {
             path: options.db.clone(),
             source,
-        })?;
+        })?
+        .with_cancel_grace(options.cancel_grace);
     let training = Arc::new(TrainingManager::new(
         operations.clone(),
         orchestrator_core::HostServiceConfig::from_env(
@@ -186,10 +193,11 @@ pub async fn serve(
     health_reporter
         .set_not_serving::<OperationsServer<OperationsApi>>()
         .await;
-    let cancelled = operations.cancel_active(CancelReason::Shutdown);
+    let stopping = operations.cancel_active(CancelReason::Shutdown);
     tracing::info!(
-        operations = cancelled.len(),
-        "shutting down: cancelled running operations, waiting for them to stop"
+        operations = stopping.len(),
+        grace = ?operations.cancel_grace(),
+        "shutting down: asked running operations to stop; waiting for them, at most the grace period"
     );
     tokio::join!(training.drain(), data.drain());
     let _ = stop.send(());

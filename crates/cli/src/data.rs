@@ -17,7 +17,8 @@ use crate::Global;
 use crate::args::parse_time;
 use crate::display::{OperationDisplay, OutputMode};
 use crate::embedded;
-use crate::follow::{follow, report_outcome};
+use crate::follow::follow;
+use crate::outcome::report_outcome;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DataCommand {

@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use orchestrator_core::{
-    CancelReason, Operation, OperationError, OperationId, OperationStatus, OperationWatch,
-    OperationsService,
+    CancelReason, Operation, OperationError, OperationId, OperationWatch, OperationsService,
 };
 use tokio::time::error::Elapsed;
 
 use crate::display::OperationDisplay;
-use crate::exit::{EXIT_CANCELLED, EXIT_FAILURE};
+use crate::exit::EXIT_CANCELLED;
 
 /// A source of snapshots of one operation, and the way to cancel it.
 pub(crate) trait Snapshots {
@@ -268,53 +267,6 @@ impl InterruptSource for Interrupts {
         {
             let _ = tokio::signal::ctrl_c().await;
             interrupted
-        }
-    }
-}
-
-/// Prints how an operation ended and gives the exit code: 0 completed,
-/// 1 failed, 130 cancelled. JSON mode has printed the final event already.
-pub(crate) fn report_outcome(
-    operation: &Operation,
-    json: bool,
-    print_result: impl FnOnce(&serde_json::Value) -> anyhow::Result<()>,
-) -> anyhow::Result<u8> {
-    match operation.status {
-        OperationStatus::Completed => {
-            if !json {
-                print_result(
-                    operation
-                        .result
-                        .as_ref()
-                        .unwrap_or(&serde_json::Value::Null),
-                )?;
-            }
-            Ok(0)
-        }
-        OperationStatus::Cancelled => {
-            if !json {
-                let reason = operation
-                    .cancel_reason
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                match &operation.error {
-                    // How the work stopped, e.g. that a remote stop was not confirmed.
-                    Some(note) => eprintln!("Cancelled {}: {reason} ({note})", operation.id),
-                    None => eprintln!("Cancelled {}: {reason}", operation.id),
-                }
-            }
-            Ok(EXIT_CANCELLED as u8)
-        }
-        _ => {
-            if !json {
-                eprintln!(
-                    "error: operation {} failed: {}",
-                    operation.id,
-                    operation.error.as_deref().unwrap_or("no error recorded")
-                );
-            }
-            Ok(EXIT_FAILURE as u8)
         }
     }
 }

@@ -17,6 +17,7 @@ mod follow;
 mod host_service;
 mod listen;
 mod ops;
+mod outcome;
 mod remote;
 mod serve;
 mod token;

@@ -12,7 +12,8 @@ use rpc::proto;
 use crate::Global;
 use crate::display::{OperationDisplay, OutputMode};
 use crate::embedded;
-use crate::follow::{LocalSnapshots, OnInterrupt, follow_snapshots, report_outcome};
+use crate::follow::{LocalSnapshots, OnInterrupt, follow_snapshots};
+use crate::outcome::{cancelled_line, report_outcome};
 use crate::remote::{Remote, SERVER_ENV};
 
 #[derive(Debug, Args)]
@@ -128,8 +129,13 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
             let operation = source.cancel(&id, reason).await?;
             if global.json {
                 println!("{}", serde_json::to_string(&operation)?);
+            } else if operation.status.is_terminal() {
+                println!("{}", cancelled_line(&operation));
             } else {
-                println!("Cancelled {}", operation.id);
+                println!(
+                    "Asked {id} to stop; it ends at its next check (`trdr ops watch {id}` follows it).",
+                    id = operation.id
+                );
             }
             Ok(0)
         }
@@ -213,7 +219,7 @@ fn print_table(operations: &[Operation], total: u64, active: u64) {
             // Padding needs `str`: these types' Display ignores widths.
             operation.id.as_str(),
             operation.kind.as_str(),
-            operation.status.as_str(),
+            status_cell(operation),
             operation.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             progress_cell(operation)
         );
@@ -223,6 +229,15 @@ fn print_table(operations: &[Operation], total: u64, active: u64) {
         operations.len(),
         if total == 1 { "" } else { "s" }
     );
+}
+
+/// The status, and `stopping` while a requested stop is awaited.
+fn status_cell(operation: &Operation) -> &'static str {
+    if operation.cancel_requested() && !operation.status.is_terminal() {
+        "stopping"
+    } else {
+        operation.status.as_str()
+    }
 }
 
 fn progress_cell(operation: &Operation) -> String {
@@ -262,6 +277,15 @@ fn print_operation(operation: &Operation) {
         println!("error      {error}");
     }
     if let Some(reason) = &operation.cancel_reason {
-        println!("cancelled  {reason}");
+        let outcome = match operation.status {
+            _ if !operation.cancel_requested() => "",
+            OperationStatus::Completed => " (too late: the work had already finished)",
+            status if status.is_terminal() => "",
+            _ => " (waiting for the work to stop)",
+        };
+        println!("stop       {reason}{outcome}");
+        if let Some(at) = operation.cancel_requested_at {
+            println!("requested  {}", time(Some(at)));
+        }
     }
 }

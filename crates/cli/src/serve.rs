@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use api_server::ServerOptions;
 use clap::Args;
+use orchestrator_core::OperationsService;
 use rpc::auth::AUTH_TOKEN_ENV;
 
 use crate::Global;
@@ -57,6 +59,11 @@ pub(crate) struct ServeArgs {
     /// watch and cancel work); TRDR_AUTH_TOKEN is ignored.
     #[arg(long, conflicts_with = "auth_token")]
     no_auth: bool,
+    /// Seconds a cancelled operation's work may take to stop; after that the
+    /// operation ends `cancelled` without it and anything it still produces
+    /// is discarded. Shutdown waits at most this long.
+    #[arg(long, value_name = "SECONDS", default_value_t = OperationsService::DEFAULT_CANCEL_GRACE.as_secs())]
+    cancel_grace: u64,
 }
 
 /// How clients are checked. No `Debug`: it holds the token.
@@ -110,6 +117,7 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
         models_dir: crate::train::models_dir(args.models_dir),
         max_concurrent_trainings: usize::from(args.max_concurrent_trainings),
         auth_token: auth.token().map(str::to_owned),
+        cancel_grace: Duration::from_secs(args.cancel_grace),
     };
     match &auth {
         Auth::Off => tracing::warn!(

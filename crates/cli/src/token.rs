@@ -68,7 +68,9 @@ fn is_not_found(error: &anyhow::Error) -> bool {
 /// Reads the token, checking the permissions of the file it opened (not of
 /// whatever the path named a moment before).
 fn read_private(path: &Path) -> anyhow::Result<String> {
-    let mut file = File::open(path).map_err(anyhow::Error::from)?;
+    // The io::Error stays inside, for `is_not_found`.
+    let mut file = File::open(path)
+        .with_context(|| format!("cannot open the auth token file {}", path.display()))?;
     let metadata = file
         .metadata()
         .with_context(|| format!("cannot read the auth token file {}", path.display()))?;
@@ -218,6 +220,17 @@ mod tests {
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(load_or_create(&path).unwrap(), "shared-token");
+    }
+
+    #[test]
+    fn something_else_in_its_place_is_named_not_replaced() {
+        let state = tempfile::tempdir().unwrap();
+        let path = state.path().join(TOKEN_FILE);
+        std::fs::create_dir(&path).unwrap();
+        let error = format!("{:#}", load_or_create(&path).unwrap_err());
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(path.is_dir());
+        assert_eq!(read_for_client(&path), None);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! like `trdr data load` does, and prints a summary table at the end.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -15,7 +14,8 @@ use crate::Global;
 use crate::args::parse_time;
 use crate::display::{OperationDisplay, OutputMode};
 use crate::embedded;
-use crate::follow::{follow, report_outcome};
+use crate::follow::follow;
+use crate::outcome::report_outcome;
 
 /// Train the model a strategy file describes.
 ///
@@ -63,7 +63,7 @@ pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> 
     report_outcome(&finished, global.json, |result| {
         let summary: TrainingSummary =
             serde_json::from_value(result.clone()).context("unreadable training summary")?;
-        print_summary(&summary, &finished);
+        print!("{}", summary_text(&summary, &finished));
         Ok(())
     })
 }
@@ -85,11 +85,10 @@ async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Oper
     let id = manager.train_multi_symbol_strategy(request)?;
     let mut display = OperationDisplay::new(OutputMode::detect(global.json));
     let finished = follow(&operations, &id, &mut display).await?;
-    // A cancelled training stops within a batch; wait for it, so the process
-    // does not exit while the trainer is still writing.
-    let _ = tokio::time::timeout(Duration::from_secs(10), manager.drain()).await;
-    // Re-read: work that stopped after a cancel may have noted how it stopped.
-    Ok(operations.get(&id).unwrap_or(finished))
+    // The operation ended once its work returned (or its grace period
+    // ended); the task that recorded it is done at once.
+    manager.drain().await;
+    Ok(finished)
 }
 
 /// The request for `trdr serve`, with the strategy's text: the server opens
@@ -124,7 +123,8 @@ pub(crate) fn models_dir(flag: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from("models"))
 }
 
-fn print_summary(summary: &TrainingSummary, operation: &Operation) {
+/// What `trdr train` prints when the training completed.
+fn summary_text(summary: &TrainingSummary, operation: &Operation) -> String {
     let metrics = &summary.metrics;
     let report = &summary.report;
     let symbols: Vec<String> = summary.symbols.iter().map(ToString::to_string).collect();
@@ -133,38 +133,172 @@ fn print_summary(summary: &TrainingSummary, operation: &Operation) {
         (Some(start), Some(end)) => format!("{:.1} s", (end - start).as_seconds_f64()),
         _ => "unknown".to_owned(),
     };
-    println!(
-        "Trained {} on {} [{}] in {duration}: {} epochs, best epoch {}{}",
-        summary.model_type.display_name(),
-        symbols.join(", "),
-        timeframes.join(", "),
-        report.epochs_run,
-        report.best_epoch,
-        if report.stopped_early {
-            " (stopped early)"
-        } else {
-            ""
-        },
-    );
-    println!();
-    println!(
-        "  test accuracy  {:.3}   baseline (always {}) {:.3}   on {} samples",
-        metrics.accuracy, metrics.baseline.class, metrics.baseline.accuracy, metrics.samples
-    );
-    println!();
-    println!("  class   precision  recall     f1   support");
-    for class in &metrics.per_class {
-        println!(
+    let mut lines = vec![
+        format!(
+            "Trained {} on {} [{}] in {duration}: {} epochs, best epoch {}{}",
+            summary.model_type.display_name(),
+            symbols.join(", "),
+            timeframes.join(", "),
+            report.epochs_run,
+            report.best_epoch,
+            if report.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            },
+        ),
+        String::new(),
+        format!(
+            "  test accuracy  {:.3}   baseline (always {}) {:.3}   on {} samples",
+            metrics.accuracy, metrics.baseline.class, metrics.baseline.accuracy, metrics.samples
+        ),
+        String::new(),
+        "  class   precision  recall     f1   support".to_owned(),
+    ];
+    lines.extend(metrics.per_class.iter().map(|class| {
+        format!(
             "  {:<6} {:>10.3} {:>7.3} {:>6.3} {:>9}",
             class.class, class.precision, class.recall, class.f1, class.support
-        );
-    }
-    println!();
+        )
+    }));
     let phases = &summary.phase_seconds;
-    println!(
-        "  phases     load {:.2} s, features {:.2} s, train {:.2} s, evaluate+save {:.2} s",
-        phases.load_data, phases.build_features, phases.train, phases.evaluate_and_save
-    );
-    println!("  model      {}", summary.model_path.display());
-    println!("  operation  {}", operation.id);
+    lines.extend([
+        String::new(),
+        format!(
+            "  phases     load {:.2} s, features {:.2} s, train {:.2} s, evaluate+save {:.2} s",
+            phases.load_data, phases.build_features, phases.train, phases.evaluate_and_save
+        ),
+        format!("  model      {}", summary.model_path.display()),
+        format!("  operation  {}", operation.id),
+        String::new(),
+    ]);
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use expect_test::expect;
+    use orchestrator_core::{CancelReason, OperationKind, OperationStatus};
+    use progress::{ProgressContext, ProgressState, Step, TrainingContext};
+
+    use super::*;
+    use crate::outcome::{cancelled_line, failed_line, too_late_note};
+
+    fn training(status: OperationStatus) -> Operation {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 9, 30, 0).unwrap();
+        let mut operation = Operation::new(OperationKind::Training, serde_json::json!({}), at);
+        // A fixed id, so the snapshots are too.
+        operation.id = "op_training_20261129_093000_0a1b2c3d".parse().unwrap();
+        operation.status = status;
+        operation.started_at = Some(at);
+        operation.finished_at = Some(at + chrono::Duration::milliseconds(12_340));
+        operation.progress = ProgressState {
+            context: ProgressContext::Training(TrainingContext {
+                epoch: Some(Step::new(5, 12)),
+                batch: Some(Step::new(96, 110)),
+                ..TrainingContext::default()
+            }),
+            ..ProgressState::default()
+        };
+        operation
+    }
+
+    fn summary() -> TrainingSummary {
+        serde_json::from_value(serde_json::json!({
+            "strategy": "eurusd_mlp",
+            "model_type": "mlp",
+            "symbols": ["EURUSD"],
+            "timeframes": ["1h"],
+            "backend": "flex",
+            "model_path": "models/eurusd_mlp/v3",
+            "metrics": {
+                "samples": 1200,
+                "accuracy": 0.5425,
+                "per_class": [
+                    { "class": "down", "precision": 0.51, "recall": 0.48, "f1": 0.494, "support": 400 },
+                    { "class": "flat", "precision": 0.6, "recall": 0.7, "f1": 0.646, "support": 500 },
+                    { "class": "up", "precision": 0.47, "recall": 0.4, "f1": 0.432, "support": 300 }
+                ],
+                "macro_f1": 0.524,
+                "confusion_matrix": [[192, 120, 88], [80, 350, 70], [75, 105, 120]],
+                "baseline": { "class": "flat", "accuracy": 0.4167 }
+            },
+            "report": {
+                "seed": 42,
+                "epochs_run": 12,
+                "best_epoch": 9,
+                "best_val_loss": 0.93,
+                "stopped_early": true,
+                "history": []
+            },
+            "samples": { "train": 5600, "validation": 1200, "test": 1200 },
+            "features_per_bar": 17,
+            "phase_seconds": { "load_data": 0.21, "build_features": 0.05, "train": 11.8, "evaluate_and_save": 0.12 }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_completed_training_ends_with_its_summary() {
+        let operation = training(OperationStatus::Completed);
+        expect![[r#"
+            Trained MLP on EURUSD [1h] in 12.3 s: 12 epochs, best epoch 9 (stopped early)
+
+              test accuracy  0.542   baseline (always flat) 0.417   on 1200 samples
+
+              class   precision  recall     f1   support
+              down        0.510   0.480  0.494       400
+              flat        0.600   0.700  0.646       500
+              up          0.470   0.400  0.432       300
+
+              phases     load 0.21 s, features 0.05 s, train 11.80 s, evaluate+save 0.12 s
+              model      models/eurusd_mlp/v3
+              operation  op_training_20261129_093000_0a1b2c3d
+        "#]]
+        .assert_eq(&summary_text(&summary(), &operation));
+        assert_eq!(too_late_note(&operation), None);
+    }
+
+    #[test]
+    fn a_stop_requested_after_the_training_finished_is_noted_as_too_late() {
+        let mut operation = training(OperationStatus::Completed);
+        operation.cancel_reason = Some(CancelReason::UserRequest(None));
+        operation.cancel_requested_at = operation.finished_at;
+        expect!["The stop requested at 09:30:12 UTC came too late: op_training_20261129_093000_0a1b2c3d had already finished, and its result stands."].assert_eq(&too_late_note(&operation).unwrap());
+    }
+
+    #[test]
+    fn a_cancelled_training_ends_with_one_line_saying_where_and_why() {
+        let mut interrupted = training(OperationStatus::Cancelled);
+        interrupted.error = Some("during training".into());
+        interrupted.cancel_reason = Some(CancelReason::UserRequest(Some(
+            "interrupted (Ctrl-C)".into(),
+        )));
+        expect!["Cancelled op_training_20261129_093000_0a1b2c3d during training (epoch 5/12, batch 96/110): interrupted (Ctrl-C)"].assert_eq(&cancelled_line(&interrupted));
+
+        let mut abandoned = training(OperationStatus::Cancelled);
+        abandoned.error =
+            Some("without its work, which was still running 30s after the request".into());
+        abandoned.cancel_reason = Some(CancelReason::Shutdown);
+        expect!["Cancelled op_training_20261129_093000_0a1b2c3d without its work, which was still running 30s after the request (epoch 5/12, batch 96/110): the service shut down"].assert_eq(&cancelled_line(&abandoned));
+
+        let mut queued = Operation::new(
+            OperationKind::Training,
+            serde_json::json!({}),
+            interrupted.created_at,
+        );
+        queued.id = interrupted.id.clone();
+        queued.status = OperationStatus::Cancelled;
+        queued.error = Some("before it started".into());
+        queued.cancel_reason = Some(CancelReason::UserRequest(None));
+        expect!["Cancelled op_training_20261129_093000_0a1b2c3d before it started: requested by the user"].assert_eq(&cancelled_line(&queued));
+    }
+
+    #[test]
+    fn a_failed_training_ends_with_its_error() {
+        let mut operation = training(OperationStatus::Failed);
+        operation.error = Some("cannot load EURUSD 1h: no data file data/EURUSD_1h.csv".into());
+        expect!["error: operation op_training_20261129_093000_0a1b2c3d failed: cannot load EURUSD 1h: no data file data/EURUSD_1h.csv"].assert_eq(&failed_line(&operation));
+    }
 }

@@ -55,10 +55,6 @@ pub struct OperationContext {
     pub progress: ProgressReporter,
 }
 
-/// How long managed work may take to stop after a cancel request, unless
-/// the service is built [`with_cancel_grace`](OperationsService::with_cancel_grace).
-const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(30);
-
 /// Registers operations and tracks them from creation to a terminal state.
 ///
 /// Cheap to clone; clones share everything.
@@ -95,6 +91,10 @@ struct LiveOperation {
 }
 
 impl OperationsService {
+    /// How long managed work may take to stop after a cancel request, unless
+    /// the service is built [`with_cancel_grace`](Self::with_cancel_grace).
+    pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(30);
+
     pub fn new(store: impl OperationStore + 'static) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -102,7 +102,7 @@ impl OperationsService {
                 live: Mutex::default(),
                 unsaved: Mutex::default(),
             }),
-            cancel_grace: DEFAULT_CANCEL_GRACE,
+            cancel_grace: Self::DEFAULT_CANCEL_GRACE,
         }
     }
 

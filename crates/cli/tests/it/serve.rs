@@ -218,7 +218,13 @@ fn a_cancel_from_a_third_process_ends_the_training_and_its_watchers() {
         .output()
         .unwrap();
     assert_exit(&cancel, 0);
-    assert!(text(&cancel.stdout).contains(&format!("Cancelled {id}")));
+    // A request: the training stops at its next check, and only then is
+    // the operation `cancelled`.
+    assert!(
+        text(&cancel.stdout).contains(&format!("Asked {id} to stop")),
+        "{}",
+        text(&cancel.stdout)
+    );
 
     assert_child_exit(&mut submitter, 130);
     assert_child_exit(&mut watcher, 130);
@@ -229,7 +235,7 @@ fn a_cancel_from_a_third_process_ends_the_training_and_its_watchers() {
     let shown = text(&show.stdout);
     assert!(shown.contains("status     cancelled"), "{shown}");
     assert!(
-        shown.contains("cancelled  cancelled by user: enough"),
+        shown.contains("stop       cancelled by user: enough"),
         "{shown}"
     );
 

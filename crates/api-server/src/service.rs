@@ -328,7 +328,7 @@ impl proto::operations_server::Operations for OperationsApi {
         self.operations
             .cancel(&id, reason)
             .map_err(operation_status)?;
-        tracing::info!(operation = %id, "cancelled on request");
+        tracing::info!(operation = %id, "stop requested");
         self.snapshot(&id)
     }
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use chrono::format::{Item, StrftimeItems};
 
-use super::{Cursor, parse_zone};
+use super::time::{Cursor, parse_zone};
 
 /// Options of [`read_import_file`](super::read_import_file); the default
 /// recognises the layout from the header and the first rows.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
-use burn::optim::{AdamConfig, SgdConfig};
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use orchestrator_core::CancellationToken;
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
@@ -154,94 +154,238 @@ pub fn train(
     progress: &mut dyn FnMut(ProgressState),
 ) -> Result<TrainedModel, TrainError> {
     token.check("preparing training")?;
-    let model_config = &config.model;
-    let architecture = Architecture::new(model_config, &data.layout, data.symbols.len())?;
-    let shape = architecture.sample_shape();
-    for (name, split) in [
-        ("train", &data.train),
-        ("validation", &data.validation),
-        ("test", &data.test),
-    ] {
-        shape.check_split(name, split, data.symbols.len())?;
-    }
-    if data.train.is_empty() {
-        return Err(TrainError::InvalidData("train: no samples".to_owned()));
-    }
-    let epochs = options.epochs_override.unwrap_or(model_config.epochs);
-    let batch_size = model_config.batch_size;
-    let learning_rate = model_config.learning_rate;
-    if epochs == 0 || batch_size == 0 {
-        return Err(TrainError::InvalidConfig(format!(
-            "epochs ({epochs}) and batch_size ({batch_size}) must be positive"
-        )));
-    }
-    if !(learning_rate.is_finite() && learning_rate > 0.0) {
-        return Err(TrainError::InvalidConfig(format!(
-            "learning_rate {learning_rate} must be a positive number"
-        )));
-    }
-    let seed = model_config.seed;
-    let check_every = options.check_every_batches.max(1);
-
-    let device = options.backend.device();
-    // Only burn-internal randomness uses this (none of ours does: see `model`).
-    device.seed(seed);
-    let train_device = device.clone().autodiff();
-    let mut network = Network::seeded(&architecture, &train_device, seed);
-    let mut optimizer = match model_config.optimizer {
-        Optimizer::Adam => AdamConfig::new().init(),
-        Optimizer::Sgd => SgdConfig::new().init(),
-    };
-    let loss_function = CrossEntropyLossConfig::new().init(&train_device);
-
-    let train_split = &data.train;
-    let mut order: Vec<usize> = (0..train_split.len()).collect();
-    let mut shuffle_rng = fastrand::Rng::with_seed(seed);
-    // A separate stream, so dropout does not change the order of the samples.
-    let mut dropout_rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let batches = train_split.len().div_ceil(batch_size);
-    let mut reporter = Reporter::new(config, options, epochs, batches, progress);
-    let mut scratch = Scratch::default();
-
+    let (mut training, mut network) = Training::setup(config, data, options)?;
+    let epochs = training.epochs;
+    let mut reporter = Reporter::new(config, options, epochs, training.batches, progress);
     let mut history = Vec::with_capacity(epochs);
-    let mut best: Option<(usize, f64, Network)> = None;
-    let mut epochs_without_improvement = 0;
+    let mut best = Best::default();
     let mut stopped_early = false;
 
     for epoch in 1..=epochs {
         token.check("training")?;
-        shuffle_rng.shuffle(&mut order);
+        let (trained_network, trained) = training.epoch(network, epoch, token, &mut reporter)?;
+        network = trained_network;
+
+        token.check("validation")?;
+        let snapshot = network.valid();
+        let validation = if data.validation.is_empty() {
+            None
+        } else {
+            Some(validate(
+                &snapshot,
+                &data.validation,
+                training.shape,
+                &training.device,
+                training.batch_size,
+                training.check_every,
+                token,
+            )?)
+        };
+        let samples_per_second = trained.samples as f64 / trained.seconds.as_secs_f64().max(1e-9);
+        history.push(EpochMetrics {
+            epoch,
+            train_loss: trained.loss,
+            train_accuracy: trained.accuracy,
+            val_loss: validation.map(|(loss, _)| loss),
+            val_accuracy: validation.map(|(_, accuracy)| accuracy),
+            samples_per_second,
+        });
+        reporter.send(Report {
+            now: Instant::now(),
+            epoch,
+            batch: training.batches,
+            train: (trained.loss, trained.accuracy),
+            validation,
+            samples_per_second,
+        });
+
+        let score = validation.map_or(trained.loss, |(loss, _)| loss);
+        if !best.offer(epoch, score, snapshot)
+            && training
+                .patience
+                .is_some_and(|patience| best.epochs_without_improvement >= patience)
+            && epoch < epochs
+        {
+            stopped_early = true;
+            break;
+        }
+    }
+    token.check("finishing training")?;
+
+    let (best_epoch, best_score, best_network) = match best.kept {
+        Some(kept) => kept,
+        // At least one epoch ran (epochs > 0), and the first always sets `best`.
+        None => (0, f64::NAN, network.valid()),
+    };
+    let report = TrainingReport {
+        seed: training.seed,
+        epochs_run: history.len(),
+        best_epoch,
+        best_val_loss: (!data.validation.is_empty()).then_some(best_score),
+        stopped_early,
+        history,
+    };
+    Ok(TrainedModel {
+        model: Model::new(
+            best_network,
+            training.architecture,
+            options.backend,
+            training.device,
+        ),
+        report,
+    })
+}
+
+/// What a training keeps from one epoch to the next, apart from the network
+/// (which the optimizer takes and gives back at every step): the checked
+/// settings, the devices, the optimizer, the sample order, the random
+/// streams and the scratch buffers the batches reuse.
+struct Training<'d> {
+    split: &'d Samples,
+    architecture: Architecture,
+    shape: SampleShape,
+    device: Device,
+    train_device: Device,
+    optimizer: ModuleOptimizer,
+    loss_function: CrossEntropyLoss,
+    seed: u64,
+    epochs: usize,
+    batch_size: usize,
+    batches: usize,
+    learning_rate: f64,
+    check_every: usize,
+    patience: Option<usize>,
+    order: Vec<usize>,
+    shuffle_rng: fastrand::Rng,
+    dropout_rng: fastrand::Rng,
+    scratch: Scratch,
+}
+
+/// One epoch's training loss and accuracy, over how many samples and in
+/// how much time.
+struct EpochRun {
+    loss: f64,
+    accuracy: f64,
+    samples: usize,
+    seconds: Duration,
+}
+
+impl<'d> Training<'d> {
+    /// Checks the data against the model and the settings, and builds the
+    /// seeded network, optimizer and random streams.
+    fn setup(
+        config: &StrategyConfig,
+        data: &'d PreparedData,
+        options: &TrainOptions,
+    ) -> Result<(Self, Network), TrainError> {
+        let model_config = &config.model;
+        let architecture = Architecture::new(model_config, &data.layout, data.symbols.len())?;
+        let shape = architecture.sample_shape();
+        for (name, split) in [
+            ("train", &data.train),
+            ("validation", &data.validation),
+            ("test", &data.test),
+        ] {
+            shape.check_split(name, split, data.symbols.len())?;
+        }
+        if data.train.is_empty() {
+            return Err(TrainError::InvalidData("train: no samples".to_owned()));
+        }
+        let epochs = options.epochs_override.unwrap_or(model_config.epochs);
+        let batch_size = model_config.batch_size;
+        let learning_rate = model_config.learning_rate;
+        if epochs == 0 || batch_size == 0 {
+            return Err(TrainError::InvalidConfig(format!(
+                "epochs ({epochs}) and batch_size ({batch_size}) must be positive"
+            )));
+        }
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            return Err(TrainError::InvalidConfig(format!(
+                "learning_rate {learning_rate} must be a positive number"
+            )));
+        }
+        let seed = model_config.seed;
+
+        let device = options.backend.device();
+        // Only burn-internal randomness uses this (none of ours does: see `model`).
+        device.seed(seed);
+        let train_device = device.clone().autodiff();
+        let network = Network::seeded(&architecture, &train_device, seed);
+        let optimizer = match model_config.optimizer {
+            Optimizer::Adam => AdamConfig::new().init(),
+            Optimizer::Sgd => SgdConfig::new().init(),
+        };
+        let loss_function = CrossEntropyLossConfig::new().init(&train_device);
+        let split = &data.train;
+        let training = Self {
+            split,
+            architecture,
+            shape,
+            device,
+            train_device,
+            optimizer,
+            loss_function,
+            seed,
+            epochs,
+            batch_size,
+            batches: split.len().div_ceil(batch_size),
+            learning_rate,
+            check_every: options.check_every_batches.max(1),
+            patience: model_config.early_stopping_patience,
+            order: (0..split.len()).collect(),
+            shuffle_rng: fastrand::Rng::with_seed(seed),
+            // A separate stream, so dropout does not change the order of the
+            // samples.
+            dropout_rng: fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15),
+            scratch: Scratch::default(),
+        };
+        Ok((training, network))
+    }
+
+    /// Trains `network` for one epoch over the shuffled training split and
+    /// gives it back with the epoch's loss and accuracy. The batches reuse
+    /// the order and the scratch buffers; only the tensors are new.
+    fn epoch(
+        &mut self,
+        mut network: Network,
+        epoch: usize,
+        token: &CancellationToken,
+        reporter: &mut Reporter<'_>,
+    ) -> Result<(Network, EpochRun), TrainError> {
+        self.shuffle_rng.shuffle(&mut self.order);
         let started = Instant::now();
         let mut running = Running::default();
-        for (index, chunk) in order.chunks(batch_size).enumerate() {
-            if index % check_every == 0 && token.is_cancelled() {
+        for (index, chunk) in self.order.chunks(self.batch_size).enumerate() {
+            if index % self.check_every == 0 && token.is_cancelled() {
                 return Err(token.cancelled_error("training").into());
             }
             let inputs = batch::gather(
-                &train_split.features,
-                &train_split.symbol_ids,
+                &self.split.features,
+                &self.split.symbol_ids,
                 chunk,
-                shape,
-                &train_device,
+                self.shape,
+                &self.train_device,
             );
-            let labels = batch::labels(&train_split.labels, chunk, &train_device);
+            let labels = batch::labels(&self.split.labels, chunk, &self.train_device);
             let forward = network.forward(
                 inputs.features,
                 inputs.symbols,
-                &mut Pass::Train(&mut dropout_rng),
-                &mut scratch,
+                &mut Pass::Train(&mut self.dropout_rng),
+                &mut self.scratch,
             );
-            let loss = loss_function.forward(forward.logits.clone(), labels.clone());
+            let loss = self
+                .loss_function
+                .forward(forward.logits.clone(), labels.clone());
             running.add(
                 loss.clone().inner(),
                 forward.logits.clone().inner(),
                 labels.inner(),
             );
-            let gradients = network.backward(loss, forward, &mut scratch);
-            network = optimizer.step(learning_rate, network, gradients);
+            let gradients = network.backward(loss, forward, &mut self.scratch);
+            network = self.optimizer.step(self.learning_rate, network, gradients);
 
             let now = Instant::now();
-            if index + 1 < batches && reporter.due(now) {
+            if index + 1 < self.batches && reporter.due(now) {
                 let (loss, accuracy) = running.read();
                 reporter.send(Report {
                     now,
@@ -254,85 +398,44 @@ pub fn train(
             }
         }
         let seconds = started.elapsed();
-        let (train_loss, train_accuracy) = running.read();
-        if !train_loss.is_finite() {
-            return Err(TrainError::Diverged {
-                epoch,
-                loss: train_loss,
-            });
+        let (loss, accuracy) = running.read();
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged { epoch, loss });
         }
-
-        token.check("validation")?;
-        let snapshot = network.valid();
-        let validation = if data.validation.is_empty() {
-            None
-        } else {
-            Some(validate(
-                &snapshot,
-                &data.validation,
-                shape,
-                &device,
-                batch_size,
-                check_every,
-                token,
-            )?)
+        let run = EpochRun {
+            loss,
+            accuracy,
+            samples: running.samples,
+            seconds,
         };
-        let samples_per_second = running.samples as f64 / seconds.as_secs_f64().max(1e-9);
-        history.push(EpochMetrics {
-            epoch,
-            train_loss,
-            train_accuracy,
-            val_loss: validation.map(|(loss, _)| loss),
-            val_accuracy: validation.map(|(_, accuracy)| accuracy),
-            samples_per_second,
-        });
-        reporter.send(Report {
-            now: Instant::now(),
-            epoch,
-            batch: batches,
-            train: (train_loss, train_accuracy),
-            validation,
-            samples_per_second,
-        });
+        Ok((network, run))
+    }
+}
 
-        let score = validation.map_or(train_loss, |(loss, _)| loss);
-        if best
+/// The best epoch so far (its number, score and weights), and how many
+/// epochs have passed without beating it, for early stopping.
+#[derive(Default)]
+struct Best {
+    kept: Option<(usize, f64, Network)>,
+    epochs_without_improvement: usize,
+}
+
+impl Best {
+    /// Keeps `network` if `score` beats the best so far; says whether it did.
+    fn offer(&mut self, epoch: usize, score: f64, network: Network) -> bool {
+        if self
+            .kept
             .as_ref()
             .is_none_or(|(_, best_score, _)| score < *best_score)
         {
-            best = Some((epoch, score, snapshot));
-            epochs_without_improvement = 0;
+            self.kept = Some((epoch, score, network));
+            self.epochs_without_improvement = 0;
+            true
         } else {
-            epochs_without_improvement += 1;
-            if model_config
-                .early_stopping_patience
-                .is_some_and(|patience| epochs_without_improvement >= patience)
-                && epoch < epochs
-            {
-                stopped_early = true;
-                break;
-            }
+            self.epochs_without_improvement += 1;
+            false
         }
     }
-    token.check("finishing training")?;
-
-    let (best_epoch, best_score, best_network) = match best {
-        Some(best) => best,
-        // At least one epoch ran (epochs > 0), and the first always sets `best`.
-        None => (0, f64::NAN, network.valid()),
-    };
-    let report = TrainingReport {
-        seed,
-        epochs_run: history.len(),
-        best_epoch,
-        best_val_loss: (!data.validation.is_empty()).then_some(best_score),
-        stopped_early,
-        history,
-    };
-    Ok(TrainedModel {
-        model: Model::new(best_network, architecture, options.backend, device),
-        report,
-    })
 }
 
 /// Loss and accuracy of `network` (already in validation mode) on `split`.

@@ -3,6 +3,9 @@
 //! - The dependency graph reported by `cargo metadata` keeps to the allowed
 //!   edges of the crate table in `ARCHITECTURE.md` and to its rules about
 //!   external crates (burn, tonic/prost, tokio).
+//! - The crates that must build no SQLite (orchestrator-core without its
+//!   default `sqlite` feature, market-data, strategy, local-trainer) do not,
+//!   with features resolved for each alone, as a project using it would.
 //! - Every Rust module starts with a `//!` line saying what it is for.
 //! - No test is skipped or marked as expected to panic (house style).
 //!
@@ -44,25 +47,33 @@ impl Internal {
 /// but not yet written are simply absent from the workspace; a workspace crate
 /// missing here fails the check, so the table cannot silently fall behind.
 const ALLOWED_EDGES: &[(&str, Internal)] = &[
-    ("progress", Internal::Only(&[])),
+    ("trdr-progress", Internal::Only(&[])),
     // Test support only (a dev-dependency of the crates it fuzzes).
     ("fuzz-corpus", Internal::Only(&[])),
-    ("orchestrator-core", Internal::Only(&["progress"])),
+    ("orchestrator-core", Internal::Only(&["trdr-progress"])),
     (
         "market-data",
-        Internal::Only(&["orchestrator-core", "progress"]),
+        Internal::Only(&["orchestrator-core", "trdr-progress"]),
     ),
     ("strategy", Internal::Only(&["market-data"])),
     (
         "local-trainer",
-        Internal::Only(&["orchestrator-core", "progress", "strategy", "market-data"]),
+        Internal::Only(&[
+            "orchestrator-core",
+            "trdr-progress",
+            "strategy",
+            "market-data",
+        ]),
     ),
-    ("rpc", Internal::Only(&["orchestrator-core", "progress"])),
+    (
+        "rpc",
+        Internal::Only(&["orchestrator-core", "trdr-progress"]),
+    ),
     (
         "host-client",
         // market-data: the data host client hands back `Bar`s and implements
         // market-data's `RemoteBars`, so the data path stays free of gRPC.
-        Internal::Only(&["rpc", "orchestrator-core", "progress", "market-data"]),
+        Internal::Only(&["rpc", "orchestrator-core", "trdr-progress", "market-data"]),
     ),
     (
         "host-service",
@@ -72,7 +83,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
             "market-data",
             "strategy",
             "orchestrator-core",
-            "progress",
+            "trdr-progress",
         ]),
     ),
     (
@@ -81,7 +92,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
             "local-trainer",
             "host-client",
             "orchestrator-core",
-            "progress",
+            "trdr-progress",
         ]),
     ),
     (
@@ -90,7 +101,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
             "training-adapter",
             "strategy",
             "orchestrator-core",
-            "progress",
+            "trdr-progress",
             "market-data",
         ]),
     ),
@@ -103,7 +114,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
             "training-manager",
             "market-data",
             "orchestrator-core",
-            "progress",
+            "trdr-progress",
         ]),
     ),
     ("cli", Internal::Anything),
@@ -112,7 +123,7 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
 
 /// Crates whose external normal dependencies are limited to a short list.
 const EXTERNAL_ALLOWLIST: &[(&str, &[&str], &str)] =
-    &[("progress", &["serde"], "progress may use only serde")];
+    &[("trdr-progress", &["serde"], "progress may use only serde")];
 
 /// Which workspace crates may use a family of external crates.
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +201,7 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         roots: &["tokio"],
-        scope: Scope::NotIn(&["progress"]),
+        scope: Scope::NotIn(&["trdr-progress"]),
         transitive: true,
         why: "progress is pure: no tokio, no I/O",
     },
@@ -378,6 +389,57 @@ fn check_dependency_graph(metadata: &Value) -> Result<Vec<String>, String> {
     Ok(violations)
 }
 
+// ---------------------------------------------------------------------------
+// Crates that build no SQLite.
+// ---------------------------------------------------------------------------
+
+/// Crates that must not build SQLite, each with the `cargo tree` flags that
+/// select the features a project using it alone gets. `cargo metadata`
+/// cannot say this: it unifies features over the whole workspace, where
+/// api-server and cli turn orchestrator-core's `sqlite` on.
+const NO_SQLITE: &[(&str, &[&str])] = &[
+    // Reusable without the store: the token, the service, the pattern.
+    ("orchestrator-core", &["--no-default-features"]),
+    // The data, strategy and training layers keep no operations on disk.
+    ("market-data", &[]),
+    ("strategy", &[]),
+    ("local-trainer", &[]),
+];
+
+/// The SQLite packages (`rusqlite`, `libsqlite3-sys`) among the lines of
+/// `cargo tree --prefix none --format {p}` output.
+fn sqlite_packages(tree: &str) -> Vec<&str> {
+    let mut found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| matches!(*name, "rusqlite" | "libsqlite3-sys"))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// `cargo tree -p KRATE -e normal` with `flags`, one package per line.
+fn cargo_tree(root: &Path, krate: &str, flags: &[&str]) -> String {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "tree", "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
+        .args(["-p", krate])
+        .args(flags)
+        .current_dir(root)
+        .output()
+        .expect("cargo tree could not be started");
+    assert!(
+        output.status.success(),
+        "cargo tree -p {krate} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("cargo tree printed UTF-8")
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -504,7 +566,7 @@ fn dependency_graph_follows_the_architecture() {
     let graph = Graph::parse(&metadata).expect("cargo metadata has packages and a resolve graph");
     // Guards against a vacuous pass, e.g. metadata of the wrong workspace.
     assert!(
-        graph.members.contains_key("xtask") && graph.members.contains_key("progress"),
+        graph.members.contains_key("xtask") && graph.members.contains_key("trdr-progress"),
         "unexpected workspace members: {:?}",
         graph.members.keys().collect::<Vec<_>>()
     );
@@ -513,6 +575,36 @@ fn dependency_graph_follows_the_architecture() {
         violations.is_empty(),
         "the dependency graph breaks ARCHITECTURE.md:\n  {}",
         violations.join("\n  ")
+    );
+}
+
+#[test]
+fn crates_below_the_servers_build_no_sqlite() {
+    let root = workspace_root();
+    let mut offending = Vec::new();
+    for (krate, flags) in NO_SQLITE {
+        let tree = cargo_tree(&root, krate, flags);
+        // Guards against a vacuous pass: the crate itself is listed first.
+        assert!(
+            tree.lines()
+                .next()
+                .is_some_and(|line| line.starts_with(krate)),
+            "cargo tree -p {krate} listed something else:\n{tree}"
+        );
+        let found = sqlite_packages(&tree);
+        if !found.is_empty() {
+            offending.push(format!(
+                "cargo tree -p {krate} -e normal {} lists {} (`cargo tree -p {krate} -i rusqlite` shows the edge)",
+                flags.join(" "),
+                found.join(", ")
+            ));
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "these crates must build no SQLite (orchestrator-core's `sqlite` feature is for \
+         api-server and cli only):\n  {}",
+        offending.join("\n  ")
     );
 }
 
@@ -598,7 +690,7 @@ fn fake_metadata(members: &[&str], edges: &[(&str, &str, Option<&str>)]) -> Valu
 }
 
 const ALL_CRATES: &[&str] = &[
-    "progress",
+    "trdr-progress",
     "fuzz-corpus",
     "orchestrator-core",
     "market-data",
@@ -616,30 +708,30 @@ const ALL_CRATES: &[&str] = &[
 
 /// A complete workspace that follows the design, with plausible externals.
 const GOOD_EDGES: &[(&str, &str, Option<&str>)] = &[
-    ("progress", "serde", None),
-    ("progress", "serde_json", Some("dev")),
-    ("progress", "expect-test", Some("dev")),
+    ("trdr-progress", "serde", None),
+    ("trdr-progress", "serde_json", Some("dev")),
+    ("trdr-progress", "expect-test", Some("dev")),
     ("serde", "serde_derive", None),
-    ("orchestrator-core", "progress", None),
+    ("orchestrator-core", "trdr-progress", None),
     ("orchestrator-core", "tokio", None),
     ("orchestrator-core", "tokio-util", None),
     ("orchestrator-core", "rusqlite", None),
     ("tokio-util", "tokio", None),
     ("tokio", "tokio-macros", None),
     ("market-data", "orchestrator-core", None),
-    ("market-data", "progress", None),
+    ("market-data", "trdr-progress", None),
     ("market-data", "csv", None),
     ("strategy", "market-data", None),
     ("strategy", "serde_yaml", None),
     ("local-trainer", "orchestrator-core", None),
-    ("local-trainer", "progress", None),
+    ("local-trainer", "trdr-progress", None),
     ("local-trainer", "strategy", None),
     ("local-trainer", "market-data", None),
     ("local-trainer", "burn", None),
     ("burn", "burn-core", None),
     ("burn-core", "burn-tensor", None),
     ("rpc", "orchestrator-core", None),
-    ("rpc", "progress", None),
+    ("rpc", "trdr-progress", None),
     ("rpc", "tonic", None),
     ("rpc", "prost", None),
     ("rpc", "tonic-prost-build", Some("build")),
@@ -647,7 +739,7 @@ const GOOD_EDGES: &[(&str, &str, Option<&str>)] = &[
     ("tonic", "prost", None),
     ("host-client", "rpc", None),
     ("host-client", "orchestrator-core", None),
-    ("host-client", "progress", None),
+    ("host-client", "trdr-progress", None),
     ("host-client", "tonic", None),
     ("host-service", "rpc", None),
     ("host-service", "local-trainer", None),
@@ -688,20 +780,20 @@ fn a_workspace_that_follows_the_design_passes() {
 #[test]
 fn crates_not_yet_written_are_not_required() {
     let edges = [
-        ("progress", "serde", None),
-        ("orchestrator-core", "progress", None),
+        ("trdr-progress", "serde", None),
+        ("orchestrator-core", "trdr-progress", None),
         ("orchestrator-core", "tokio", None),
     ];
-    let metadata = fake_metadata(&["progress", "orchestrator-core", "xtask"], &edges);
+    let metadata = fake_metadata(&["trdr-progress", "orchestrator-core", "xtask"], &edges);
     assert_eq!(check_dependency_graph(&metadata), Ok(vec![]));
 }
 
 #[test]
 fn progress_must_not_depend_on_tokio() {
     assert_eq!(
-        violations_with(&[("progress", "tokio", None)]),
+        violations_with(&[("trdr-progress", "tokio", None)]),
         [
-            "progress depends on tokio, which the design forbids (progress is pure: no tokio, no I/O)"
+            "trdr-progress depends on tokio, which the design forbids (progress is pure: no tokio, no I/O)"
         ]
     );
 }
@@ -710,12 +802,12 @@ fn progress_must_not_depend_on_tokio() {
 fn progress_must_not_reach_tokio_transitively() {
     assert_eq!(
         violations_with(&[
-            ("progress", "async-thing", None),
+            ("trdr-progress", "async-thing", None),
             ("async-thing", "tokio-util", None)
         ]),
         [
-            "progress depends on async-thing, which the design forbids (progress may use only serde)",
-            "progress reaches tokio-util through async-thing, which the design forbids \
+            "trdr-progress depends on async-thing, which the design forbids (progress may use only serde)",
+            "trdr-progress reaches tokio-util through async-thing, which the design forbids \
              (progress is pure: no tokio, no I/O)",
         ]
     );
@@ -724,8 +816,10 @@ fn progress_must_not_reach_tokio_transitively() {
 #[test]
 fn progress_may_use_only_serde() {
     assert_eq!(
-        violations_with(&[("progress", "serde_json", None)]),
-        ["progress depends on serde_json, which the design forbids (progress may use only serde)"]
+        violations_with(&[("trdr-progress", "serde_json", None)]),
+        [
+            "trdr-progress depends on serde_json, which the design forbids (progress may use only serde)"
+        ]
     );
 }
 
@@ -733,8 +827,8 @@ fn progress_may_use_only_serde() {
 fn dev_and_build_dependencies_are_not_restricted() {
     assert_eq!(
         violations_with(&[
-            ("progress", "tokio", Some("dev")),
-            ("progress", "market-data", Some("dev")),
+            ("trdr-progress", "tokio", Some("dev")),
+            ("trdr-progress", "market-data", Some("dev")),
             ("strategy", "burn", Some("dev")),
             ("orchestrator-core", "prost-build", Some("build")),
         ]),
@@ -748,7 +842,7 @@ fn training_manager_must_not_reach_a_trainer_directly() {
         violations_with(&[("training-manager", "local-trainer", None)]),
         [
             "training-manager depends on local-trainer, which the design forbids \
-             (training-manager may depend on training-adapter, strategy, orchestrator-core, progress, market-data)"
+             (training-manager may depend on training-adapter, strategy, orchestrator-core, trdr-progress, market-data)"
         ]
     );
 }
@@ -756,10 +850,10 @@ fn training_manager_must_not_reach_a_trainer_directly() {
 #[test]
 fn progress_must_not_depend_on_any_workspace_crate() {
     assert_eq!(
-        violations_with(&[("progress", "orchestrator-core", None)]),
+        violations_with(&[("trdr-progress", "orchestrator-core", None)]),
         [
-            "progress depends on orchestrator-core, which the design forbids \
-             (progress may depend on no workspace crate)"
+            "trdr-progress depends on orchestrator-core, which the design forbids \
+             (trdr-progress may depend on no workspace crate)"
         ]
     );
 }
@@ -807,6 +901,21 @@ fn core_crates_know_nothing_of_grpc() {
 }
 
 #[test]
+fn sqlite_is_found_in_cargo_tree_output() {
+    let tree = "local-trainer v0.0.0 (/w/crates/local-trainer)\n\
+                orchestrator-core v0.1.0 (/w/crates/orchestrator-core)\n\
+                rusqlite v0.43.0\n\
+                libsqlite3-sys v0.35.0\n\
+                rusqlite v0.43.0 (*)\n\
+                sqlite-utils v1.0.0\n";
+    assert_eq!(sqlite_packages(tree), ["libsqlite3-sys", "rusqlite"]);
+    assert_eq!(
+        sqlite_packages("strategy v0.0.0 (/w/crates/strategy)\nserde v1.0.0\n"),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
 fn family_names_match_whole_words() {
     let burn = &FAMILIES[0];
     assert!(burn.contains("burn") && burn.contains("burn-ndarray") && burn.contains("burn_core"));
@@ -817,7 +926,7 @@ fn family_names_match_whole_words() {
 fn a_crate_missing_from_the_table_fails() {
     let mut members = ALL_CRATES.to_vec();
     members.push("portfolio");
-    let violations = violations_of(&members, &[("portfolio", "progress", None)]);
+    let violations = violations_of(&members, &[("portfolio", "trdr-progress", None)]);
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert!(
         violations[0].starts_with("workspace crate portfolio is missing from ALLOWED_EDGES")
@@ -828,7 +937,7 @@ fn a_crate_missing_from_the_table_fails() {
 
 #[test]
 fn metadata_without_a_resolve_graph_is_an_error() {
-    let mut metadata = fake_metadata(&["progress"], &[]);
+    let mut metadata = fake_metadata(&["trdr-progress"], &[]);
     metadata["resolve"] = Value::Null;
     assert!(check_dependency_graph(&metadata).is_err());
 }

@@ -79,3 +79,8 @@ pub use service::{
     OperationContext, OperationError, OperationWatch, OperationsService, ProgressReporter,
     Transition,
 };
+
+// The README's example runs as a doctest too, so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

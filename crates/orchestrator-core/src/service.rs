@@ -2,7 +2,6 @@
 //! states, fans out progress to watchers and cancels them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,7 +9,9 @@ use chrono::Utc;
 use progress::{EtaEstimator, ProgressRenderer, ProgressState};
 use tokio::sync::watch;
 
-use crate::store::{InMemoryStore, OperationStore, SqliteStore, StoreError};
+#[cfg(feature = "sqlite")]
+use crate::store::SqliteStore;
+use crate::store::{InMemoryStore, OperationStore, StoreError};
 use crate::{
     CancelReason, CancellationToken, Cancelled, ListFilter, Operation, OperationId, OperationKind,
     OperationPage, OperationStatus,
@@ -111,8 +112,10 @@ impl OperationsService {
         Self::new(InMemoryStore::new())
     }
 
-    /// A service whose operations are kept in the SQLite file at `path`.
-    pub fn open_sqlite(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+    /// A service whose operations are kept in the SQLite file at `path`
+    /// (the `sqlite` feature, on by default).
+    #[cfg(feature = "sqlite")]
+    pub fn open_sqlite(path: impl Into<std::path::PathBuf>) -> Result<Self, StoreError> {
         Ok(Self::new(SqliteStore::open(path)?))
     }
 

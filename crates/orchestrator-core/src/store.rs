@@ -1,11 +1,14 @@
-//! Where operations are kept: the store trait and its in-memory implementation.
+//! Where operations are kept: the store trait, its in-memory implementation
+//! and, with the `sqlite` feature (on by default), a SQLite file.
 
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
+#[cfg(feature = "sqlite")]
 pub use sqlite::{INTERRUPTED, SqliteStore};
 
 use crate::{ListFilter, Operation, OperationId, OperationPage};
@@ -31,6 +34,7 @@ pub trait OperationStore: Send + Sync + std::fmt::Debug {
 pub enum StoreError {
     #[error("operation {0} already exists")]
     Duplicate(OperationId),
+    #[cfg(feature = "sqlite")]
     #[error("operations database {path}")]
     Sqlite {
         path: PathBuf,

@@ -53,3 +53,8 @@ pub trait ProgressRenderer: Send + Sync + std::fmt::Debug {
     /// The message for `state`, on one line without a trailing newline.
     fn render(&self, state: &ProgressState) -> String;
 }
+
+// The README's example runs as a doctest too, so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -421,6 +421,7 @@ fn cancel_active_cancels_only_unfinished_operations() {
     );
 }
 
+#[cfg(feature = "sqlite")]
 #[test]
 fn a_sqlite_backed_service_keeps_history_across_restarts() {
     let dir = tempfile::tempdir().unwrap();

@@ -26,7 +26,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci            run formatting, clippy, the tests and the doctests, cheapest first
+  ci            run all of CI, cheapest first: formatting, clippy, the docs, the
+                package check of the published crates, the tests (slow ones
+                included) and the doctests
   bench <name>  run a benchmark; names: core, data, train, ops, host
                 (`bench train|host [FLAGS]` passes FLAGS on; `bench train|host --help` lists them)
   fuzz <target> [--seconds N]
@@ -108,11 +110,20 @@ pub(crate) struct CargoStep {
 impl CargoStep {
     /// Prints the command, runs it with inherited stdio and fails unless it exits successfully.
     pub(crate) fn run(&self, root: &Path) -> Result<(), Error> {
-        let shown = self.command_line();
+        self.run_with_env(root, &[])
+    }
+
+    /// [`run`](Self::run), with `env` set for the command.
+    pub(crate) fn run_with_env(&self, root: &Path, env: &[(&str, &str)]) -> Result<(), Error> {
+        let mut shown = self.command_line();
+        for (name, value) in env.iter().rev() {
+            shown = format!("{name}={value:?} {shown}");
+        }
         eprintln!("==> {}: {shown}", self.name);
         let status = Command::new(cargo())
             .args(self.args)
             .args(&self.extra)
+            .envs(env.iter().copied())
             .current_dir(root)
             .status()
             .map_err(|err| Error::Failed {

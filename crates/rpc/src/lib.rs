@@ -6,7 +6,8 @@
 //!   server traits (`proto::operations_server::…`) of the `TrainingHost`,
 //!   `DataHost` and `Operations` services.
 //! - Conversions: `From<&ProgressState> for proto::Progress` and back,
-//!   likewise for [`Operation`], [`CancelReason`], statuses and kinds. Wire
+//!   likewise for [`Operation`](orchestrator_core::Operation),
+//!   [`CancelReason`](orchestrator_core::CancelReason), statuses and kinds. Wire
 //!   messages that cannot be core values give a [`WireError`] naming the field.
 //! - [`auth`]: the shared-token check every server applies, and the header
 //!   clients send.

@@ -60,8 +60,8 @@ pub struct ParsedStrategy {
 /// - `description`: none; `indicators[].source`: `close`;
 /// - indicator periods: RSI 14, SMA/EMA 20, ATR 14, ADX 14, Bollinger bands 20
 ///   with `std_dev` 2, stochastic `k_period` 14 / `d_period` 3, ROC 10, MACD
-///   12/26/9. They are stored in [`IndicatorConfig`], so later stages need
-///   not know them;
+///   12/26/9. They are stored in [`IndicatorConfig`](crate::IndicatorConfig),
+///   so later stages need not know them;
 /// - `training_data.timeframes.base_timeframe`: the only timeframe (single
 ///   mode) or the shortest one listed (multi mode);
 /// - `model.symbol_embedding_dim` 0; `model.architecture.activation` relu,

@@ -2,7 +2,9 @@
 //! the CLI with `USE_TRAINING_HOST_SERVICE=true`. The model comes back into
 //! the local models folder; Ctrl-C stops the remote session; a killed,
 //! shut down, absent or token-refusing host fails the training naming its
-//! URL.
+//! URL. The `slow_` tests train for many epochs and stop part-way, seconds
+//! each: a plain `cargo nextest run` leaves them out, `cargo xtask ci` runs
+//! them (`.config/nextest.toml`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
@@ -14,16 +16,6 @@ use rpc::proto;
 use rpc::proto::training_host_client::TrainingHostClient;
 
 use super::*;
-
-/// Trainings of many epochs, stopped part-way; they take seconds each.
-#[allow(clippy::print_stderr, reason = "says why a test did nothing")]
-fn slow_tests_enabled() -> bool {
-    let enabled = std::env::var_os("TRDR_SLOW_TESTS").is_some_and(|value| !value.is_empty());
-    if !enabled {
-        eprintln!("skipped: set TRDR_SLOW_TESTS=1 to run (.ci/run does)");
-    }
-    enabled
-}
 
 /// A `trdr host-service` on a free loopback port, training from the sample
 /// data into `models`.
@@ -193,10 +185,7 @@ fn a_training_on_the_host_completes_and_its_model_comes_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
-    if !slow_tests_enabled() {
-        return;
-    }
+async fn slow_ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
     const EPOCHS: u32 = 200;
     let LongTraining {
         state,
@@ -259,10 +248,7 @@ async fn ctrl_c_cancels_the_session_on_the_host_before_its_last_epoch() {
 }
 
 #[test]
-fn ctrl_c_while_the_host_is_unreachable_still_cancels_promptly_noting_it() {
-    if !slow_tests_enabled() {
-        return;
-    }
+fn slow_ctrl_c_while_the_host_is_unreachable_still_cancels_promptly_noting_it() {
     let LongTraining {
         state,
         host_models: _host_models,
@@ -303,10 +289,7 @@ fn ctrl_c_while_the_host_is_unreachable_still_cancels_promptly_noting_it() {
 }
 
 #[test]
-fn a_host_killed_mid_training_fails_the_training_as_lost() {
-    if !slow_tests_enabled() {
-        return;
-    }
+fn slow_a_host_killed_mid_training_fails_the_training_as_lost() {
     let LongTraining {
         state,
         host_models: _host_models,
@@ -337,10 +320,7 @@ fn a_host_killed_mid_training_fails_the_training_as_lost() {
 }
 
 #[test]
-fn a_host_shut_down_mid_training_fails_the_training() {
-    if !slow_tests_enabled() {
-        return;
-    }
+fn slow_a_host_shut_down_mid_training_fails_the_training() {
     let LongTraining {
         state,
         host_models: _host_models,

@@ -7,6 +7,7 @@
 //!   default `sqlite` feature, market-data, strategy, local-trainer) do not,
 //!   with features resolved for each alone, as a project using it would.
 //! - Every Rust module starts with a `//!` line saying what it is for.
+//! - A published crate's README shows its crate doc's example.
 //! - No test is skipped or marked as expected to panic (house style).
 //!
 //! The checks are functions over plain data (metadata JSON, file text), unit
@@ -555,6 +556,46 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
 }
 
+/// The published crates: their README shows the crate-level doc's example
+/// (both run as doctests; this keeps them the same).
+const PUBLISHED: &[&str] = &["crates/progress", "crates/orchestrator-core"];
+
+/// The first fenced code block of `lines`, each line trimmed, blank lines
+/// dropped; `None` without one.
+fn first_code_block<'t>(lines: impl Iterator<Item = &'t str>) -> Option<Vec<&'t str>> {
+    let mut lines = lines.map(str::trim);
+    lines.find(|line| line.starts_with("```"))?;
+    let block: Vec<&str> = lines
+        .take_while(|line| !line.starts_with("```"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    Some(block)
+}
+
+/// The example of a crate-level doc (the `//!` lines of `lib.rs`), lines
+/// rustdoc hides (`# ...`) shown, as a README shows them.
+fn crate_doc_example(lib_rs: &str) -> Option<Vec<&str>> {
+    let doc = lib_rs
+        .lines()
+        .map_while(|line| line.trim_start().strip_prefix("//!"))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line));
+    let block = first_code_block(doc)?;
+    Some(
+        block
+            .into_iter()
+            .map(|line| line.strip_prefix("# ").unwrap_or(line).trim())
+            .filter(|line| !line.is_empty() && *line != "#")
+            .collect(),
+    )
+}
+
+/// The first Rust example of a README.
+fn readme_example(readme: &str) -> Option<Vec<&str>> {
+    let mut lines = readme.lines();
+    lines.find(|line| line.trim() == "```rust")?;
+    first_code_block(std::iter::once("```").chain(lines))
+}
+
 // ---------------------------------------------------------------------------
 // The checks applied to this workspace.
 // ---------------------------------------------------------------------------
@@ -606,6 +647,25 @@ fn crates_below_the_servers_build_no_sqlite() {
          api-server and cli only):\n  {}",
         offending.join("\n  ")
     );
+}
+
+#[test]
+fn published_readmes_show_the_crate_doc_example() {
+    let root = workspace_root();
+    for krate in PUBLISHED {
+        let lib = read(&root.join(krate).join("src/lib.rs"));
+        let readme = read(&root.join(krate).join("README.md"));
+        let doc = crate_doc_example(&lib)
+            .unwrap_or_else(|| panic!("{krate}/src/lib.rs: the crate doc has no example"));
+        let shown = readme_example(&readme)
+            .unwrap_or_else(|| panic!("{krate}/README.md has no ```rust example"));
+        assert_eq!(
+            shown, doc,
+            "{krate}/README.md's example differs from the crate doc's in src/lib.rs \
+             (indentation and blank lines aside, with its hidden `# ` lines shown); \
+             copy the crate doc's example into the README"
+        );
+    }
 }
 
 #[test]
@@ -913,6 +973,20 @@ fn sqlite_is_found_in_cargo_tree_output() {
         sqlite_packages("strategy v0.0.0 (/w/crates/strategy)\nserde v1.0.0\n"),
         Vec::<&str>::new()
     );
+}
+
+#[test]
+fn a_readme_example_is_compared_with_the_crate_doc_shown_whole() {
+    let lib = "//! What it is.\n//!\n//! ```\n//! use x::y;\n//!\n//! # fn main() {\n//! y();\n//! #\n//! # }\n//! ```\n\nmod a;\n";
+    assert_eq!(
+        crate_doc_example(lib),
+        Some(vec!["use x::y;", "fn main() {", "y();", "}"])
+    );
+    let readme =
+        "# x\n\n```toml\nx = \"1\"\n```\n\n```rust\nuse x::y;\n\nfn main() {\n    y();\n}\n```\n";
+    assert_eq!(crate_doc_example(lib), readme_example(readme));
+    assert_eq!(readme_example("no example\n"), None);
+    assert_eq!(crate_doc_example("//! No example.\nfn f() {}\n"), None);
 }
 
 #[test]

@@ -51,6 +51,8 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ("trdr-progress", Internal::Only(&[])),
     // Test support only (a dev-dependency of the crates it fuzzes).
     ("fuzz-corpus", Internal::Only(&[])),
+    // Bench support only (a dev-dependency of the crates with benches).
+    ("bench-support", Internal::Only(&[])),
     ("orchestrator-core", Internal::Only(&["trdr-progress"])),
     (
         "market-data",
@@ -752,6 +754,7 @@ fn fake_metadata(members: &[&str], edges: &[(&str, &str, Option<&str>)]) -> Valu
 const ALL_CRATES: &[&str] = &[
     "trdr-progress",
     "fuzz-corpus",
+    "bench-support",
     "orchestrator-core",
     "market-data",
     "strategy",

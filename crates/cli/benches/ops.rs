@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bench_support::{quantile, round, workspace_root};
 use chrono::Utc;
 use orchestrator_core::store::{OperationStore, SqliteStore};
 use orchestrator_core::{Operation, OperationKind, OperationStatus};
@@ -45,21 +46,21 @@ fn main() {
     runtime.block_on(async {
         let mut client = connect(&server.url).await;
         for (name, limit) in [("list_20", 20), ("list_100", 100)] {
-            let latencies = list_latencies(&mut client, limit, LIST_CALLS).await;
-            let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
-            rows.insert(format!("{name}_p50_ms"), ms(p50).into());
-            rows.insert(format!("{name}_p99_ms"), ms(p99).into());
+            let latencies = millis(&list_latencies(&mut client, limit, LIST_CALLS).await);
+            let (p50, p99) = (quantile(&latencies, 0.5), quantile(&latencies, 0.99));
+            rows.insert(format!("{name}_p50_ms"), round(p50, 3).into());
+            rows.insert(format!("{name}_p99_ms"), round(p99, 3).into());
             table.push((
                 format!("ListOperations limit {limit} of {STORED_OPERATIONS} ({LIST_CALLS} calls)"),
-                format!("p50 {:>7.2} ms   p99 {:>7.2} ms", ms(p50), ms(p99)),
+                format!("p50 {p50:>7.2} ms   p99 {p99:>7.2} ms"),
             ));
         }
-        let everything = list_latencies(&mut client, 0, 20).await;
-        let p50 = percentile(&everything, 50.0);
-        rows.insert("list_all_p50_ms".into(), ms(p50).into());
+        let everything = millis(&list_latencies(&mut client, 0, 20).await);
+        let p50 = quantile(&everything, 0.5);
+        rows.insert("list_all_p50_ms".into(), round(p50, 3).into());
         table.push((
             format!("ListOperations all {STORED_OPERATIONS} (20 calls)"),
-            format!("p50 {:>7.2} ms", ms(p50)),
+            format!("p50 {p50:>7.2} ms"),
         ));
 
         let mut alone = Vec::new();
@@ -78,13 +79,13 @@ fn main() {
         let per_second = delivered as f64 / watched.iter().sum::<f64>();
         rows.insert(
             "training_s_without_watchers".into(),
-            round3(mean(&alone)).into(),
+            round(mean(&alone), 3).into(),
         );
         rows.insert(
             "training_s_with_watchers".into(),
-            round3(mean(&watched)).into(),
+            round(mean(&watched), 3).into(),
         );
-        rows.insert("watcher_cost_ratio".into(), round3(ratio).into());
+        rows.insert("watcher_cost_ratio".into(), round(ratio, 3).into());
         rows.insert("snapshots_per_s".into(), per_second.round().into());
         table.push((
             format!("training eurusd_mlp {EPOCHS} epochs, mean of {PAIRS}"),
@@ -141,7 +142,7 @@ fn seed(db: &Path) {
 /// eurusd_mlp without early stopping, so every run trains all [`EPOCHS`]
 /// and lasts long enough to compare.
 fn long_strategy(dir: &Path) -> std::path::PathBuf {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../strategies/eurusd_mlp.yaml");
+    let example = workspace_root().join("strategies/eurusd_mlp.yaml");
     let text = std::fs::read_to_string(example).expect("the example strategy");
     let early = "early_stopping:\n      enabled: true";
     assert!(
@@ -253,19 +254,11 @@ async fn training(url: &str, strategy: &Path, watchers: usize) -> (f64, u64) {
     (seconds, delivered)
 }
 
-fn percentile(latencies: &[Duration], percent: f64) -> Duration {
-    let mut sorted = latencies.to_vec();
-    sorted.sort();
-    let rank = ((percent / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank]
-}
-
-fn ms(duration: Duration) -> f64 {
-    round3(duration.as_secs_f64() * 1000.0)
-}
-
-fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
+fn millis(durations: &[Duration]) -> Vec<f64> {
+    durations
+        .iter()
+        .map(|duration| duration.as_secs_f64() * 1000.0)
+        .collect()
 }
 
 /// The `trdr serve` under test, built by cargo beside this benchmark.
@@ -277,7 +270,7 @@ struct Server {
 
 impl Server {
     fn start(db: &Path, models: &Path) -> Server {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+        let data = workspace_root().join("data");
         let mut child = Command::new(env!("CARGO_BIN_EXE_trdr"))
             // Its clients send no token: the token check's cost is not what
             // this measures.

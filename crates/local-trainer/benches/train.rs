@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use bench_support::{Flags, args_or_exit, median, positive, quantile, round, workspace_root};
 use local_trainer::{
     Backend, LocalTrainer, TrainError, TrainOptions, TrainedModel, TrainingRequest,
     TrainingSummary, train,
@@ -96,7 +97,7 @@ struct Args {
 
 impl Args {
     /// `Ok(None)` when help was asked for.
-    fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+    fn parse(words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
         let mut args = Args {
             samples: 20_000,
             features: 32,
@@ -116,49 +117,39 @@ impl Args {
         };
         let mut seq_len = None;
         let mut skip_examples = false;
-        while let Some(flag) = words.next() {
-            let mut value = || {
-                words
-                    .next()
-                    .ok_or_else(|| format!("`{flag}` needs a value"))
-            };
+        let mut flags = Flags::new(words);
+        while let Some(flag) = flags.next_flag() {
             match flag.as_str() {
                 "--help" | "-h" => return Ok(None),
-                // cargo bench passes it to every benchmark binary.
-                "--bench" => {}
-                "--samples" => args.samples = positive(&flag, &value()?)?,
-                "--features" => args.features = positive(&flag, &value()?)?,
-                "--seq-len" => seq_len = Some(positive(&flag, &value()?)?),
+                "--samples" => args.samples = flags.positive(&flag)?,
+                "--features" => args.features = flags.positive(&flag)?,
+                "--seq-len" => seq_len = Some(flags.positive(&flag)?),
                 "--hidden" => {
-                    args.hidden = value()?
+                    args.hidden = flags
+                        .value(&flag)?
                         .split(',')
                         .map(|units| positive(&flag, units.trim()))
                         .collect::<Result<_, _>>()?;
                 }
-                "--batch-size" => args.batch_size = positive(&flag, &value()?)?,
-                "--epochs" => args.epochs = positive(&flag, &value()?)?,
-                "--pairs" => args.pairs = positive(&flag, &value()?)?,
-                "--cancels" => args.cancels = positive(&flag, &value()?)?,
-                "--example" => args.examples.push(PathBuf::from(value()?)),
-                "--example-epochs" => args.example_epochs = Some(positive(&flag, &value()?)?),
+                "--batch-size" => args.batch_size = flags.positive(&flag)?,
+                "--epochs" => args.epochs = flags.positive(&flag)?,
+                "--pairs" => args.pairs = flags.positive(&flag)?,
+                "--cancels" => args.cancels = flags.positive(&flag)?,
+                "--example" => args.examples.push(PathBuf::from(flags.value(&flag)?)),
+                "--example-epochs" => args.example_epochs = Some(flags.positive(&flag)?),
                 "--skip-examples" => skip_examples = true,
                 "--throughput-only" => args.throughput_only = true,
                 "--min-seconds" => {
-                    let text = value()?;
+                    let text = flags.value(&flag)?;
                     args.min_time = text
                         .parse()
                         .ok()
                         .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
                         .ok_or_else(|| format!("`--min-seconds` wants seconds, not `{text}`"))?;
                 }
-                "--seed" => {
-                    let text = value()?;
-                    args.seed = text
-                        .parse()
-                        .map_err(|_| format!("`--seed` wants a number, not `{text}`"))?;
-                }
+                "--seed" => args.seed = flags.number(&flag)?,
                 "--model" => {
-                    args.model = match value()?.as_str() {
+                    args.model = match flags.value(&flag)?.as_str() {
                         "mlp" => ModelKind::Mlp,
                         "cnn" => ModelKind::Cnn,
                         "lstm" => ModelKind::Lstm,
@@ -168,7 +159,7 @@ impl Args {
                     };
                 }
                 "--backend" => {
-                    let text = value()?;
+                    let text = flags.value(&flag)?;
                     args.backends = if text == "both" {
                         Backend::ALL.to_vec()
                     } else {
@@ -211,24 +202,10 @@ impl Args {
     }
 }
 
-fn positive(flag: &str, text: &str) -> Result<usize, String> {
-    match text.parse() {
-        Ok(0) | Err(_) => Err(format!("`{flag}` wants a positive number, not `{text}`")),
-        Ok(n) => Ok(n),
-    }
-}
-
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match args_or_exit(Args::parse(std::env::args().skip(1)), USAGE) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -545,16 +522,6 @@ fn example(args: &Args, path: &Path) -> Result<Example, Box<dyn Error>> {
     })
 }
 
-/// The benchmark runs from the package folder; the example's files are at
-/// the workspace root.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/local-trainer sits two levels below the workspace root")
-        .to_path_buf()
-}
-
 // ---- (c) check overhead ----
 
 #[derive(Debug)]
@@ -676,32 +643,6 @@ fn cancel_latency(
 
 // ---- statistics and output ----
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// Nearest-rank percentile, `p` in (0, 1].
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let factor = 10f64.powi(digits);
-    (value * factor).round() / factor
-}
-
 fn seconds(duration: Duration) -> f64 {
     round(duration.as_secs_f64(), 3)
 }
@@ -774,7 +715,7 @@ fn print_json(
         })),
         "cancel_latency": cancel.map(|Cancel { latency, .. }| {
             let batch_ms = synthetic[0].batch_ms();
-            let p99 = percentile(&latency.millis, 0.99);
+            let p99 = quantile(&latency.millis, 0.99);
             serde_json::json!({
                 "backend": args.main_backend().as_str(),
                 "cancels": args.cancels,
@@ -782,7 +723,7 @@ fn print_json(
                 "finished_before_cancel": latency.finished_first,
                 "stages": latency.stages,
                 "window_s": seconds(latency.expected),
-                "p50_ms": round(percentile(&latency.millis, 0.5), 3),
+                "p50_ms": round(quantile(&latency.millis, 0.5), 3),
                 "p99_ms": round(p99, 3),
                 "max_ms": round(latency.millis.iter().copied().fold(f64::NAN, f64::max), 3),
                 "mean_batch_ms": round(batch_ms, 4),
@@ -865,8 +806,8 @@ fn print_table(
         args.main_backend(),
         latency.millis.len(),
         args.cancels,
-        percentile(&latency.millis, 0.5),
-        percentile(&latency.millis, 0.99),
+        quantile(&latency.millis, 0.5),
+        quantile(&latency.millis, 0.99),
         synthetic[0].batch_ms()
     );
 }

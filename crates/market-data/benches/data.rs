@@ -7,9 +7,9 @@
 // A benchmark's output is its purpose.
 #![allow(clippy::print_stdout)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bench_support::{round, workspace_root};
 use chrono::{TimeZone, Utc};
 use market_data::{Bar, LocalStore, Symbol, Timeframe, resample};
 
@@ -18,7 +18,7 @@ const LARGE_SERIES_BARS: usize = 1_000_000;
 const MIN_MEASURE: Duration = Duration::from_millis(500);
 
 fn main() {
-    let samples = LocalStore::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"));
+    let samples = LocalStore::new(workspace_root().join("data"));
     let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut table: Vec<(String, String)> = Vec::new();
 
@@ -36,7 +36,7 @@ fn main() {
             "series": format!("{}_{}", info.symbol, info.timeframe),
             "bars": bars,
             "read_bars_per_s": bars_per_s.round(),
-            "read_mb_per_s": round1(mb_per_s),
+            "read_mb_per_s": round(mb_per_s, 1),
         }));
         table.push((
             format!(
@@ -90,11 +90,11 @@ fn main() {
         "samples": rows,
         "large_series": {
             "bars": LARGE_SERIES_BARS,
-            "file_mb": round1(bytes as f64 / 1e6),
+            "file_mb": round(bytes as f64 / 1e6, 1),
             "write_bars_per_s": (LARGE_SERIES_BARS as f64 / write_s).round(),
             "read_bars_per_s": (loaded.len() as f64 / read_s).round(),
-            "read_mb_per_s": round1(bytes as f64 / 1e6 / read_s),
-            "read_peak_memory_growth_mib": peak_growth_mib.map(round1),
+            "read_mb_per_s": round(bytes as f64 / 1e6 / read_s, 1),
+            "read_peak_memory_growth_mib": peak_growth_mib.map(|mib| round(mib, 1)),
             "bar_size_bytes": std::mem::size_of::<Bar>(),
         },
         "resample_input_bars_per_s": {
@@ -138,10 +138,6 @@ fn main() {
     for (label, value) in table {
         println!("{label:<48} {value}");
     }
-}
-
-fn round1(value: f64) -> f64 {
-    (value * 10.0).round() / 10.0
 }
 
 /// Runs `work` until [`MIN_MEASURE`] has passed; returns its last output and

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bench_support::round;
 use orchestrator_core::store::SqliteStore;
 use orchestrator_core::{CancellationToken, OperationKind, OperationsService};
 use progress::{ProgressContext, ProgressState, Step, TrainingContext, TrainingProgressRenderer};
@@ -80,11 +81,6 @@ fn main() {
         "{:<44} {:>14.0}/s",
         "operations created+completed, SQLite (WAL)", sqlite
     );
-}
-
-fn round(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
 }
 
 /// Nanoseconds per call, on a token that is never cancelled (the hot case).

@@ -28,11 +28,12 @@
 )]
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_support::{Flags, args_or_exit, quantile, verdict, workspace_root};
 use host_client::{
     ConnectOptions, HostEndpoint, HostKind, RemoteTrainingOptions, RemoteTrainingRequest,
     TrainingHostClient,
@@ -74,34 +75,23 @@ struct Args {
 
 impl Args {
     /// `Ok(None)` when help was asked for.
-    fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
+    fn parse(words: impl Iterator<Item = String>) -> Result<Option<Self>, String> {
         let mut args = Args {
-            strategy: root().join("strategies/eurusd_mlp.yaml"),
+            strategy: workspace_root().join("strategies/eurusd_mlp.yaml"),
             epochs: 100,
             repeats: 5,
             cancels: 20,
             seed: 42,
         };
-        while let Some(flag) = words.next() {
-            let mut value = || {
-                words
-                    .next()
-                    .ok_or_else(|| format!("`{flag}` needs a value"))
-            };
+        let mut flags = Flags::new(words);
+        while let Some(flag) = flags.next_flag() {
             match flag.as_str() {
                 "--help" | "-h" => return Ok(None),
-                // cargo bench passes it to every benchmark binary.
-                "--bench" => {}
-                "--strategy" => args.strategy = PathBuf::from(value()?),
-                "--epochs" => args.epochs = positive(&flag, &value()?)?,
-                "--repeats" => args.repeats = positive(&flag, &value()?)?,
-                "--cancels" => args.cancels = positive(&flag, &value()?)?,
-                "--seed" => {
-                    let text = value()?;
-                    args.seed = text
-                        .parse()
-                        .map_err(|_| format!("`--seed` wants a number, not `{text}`"))?;
-                }
+                "--strategy" => args.strategy = PathBuf::from(flags.value(&flag)?),
+                "--epochs" => args.epochs = flags.positive(&flag)?,
+                "--repeats" => args.repeats = flags.positive(&flag)?,
+                "--cancels" => args.cancels = flags.positive(&flag)?,
+                "--seed" => args.seed = flags.number(&flag)?,
                 _ => return Err(format!("unknown flag `{flag}`")),
             }
         }
@@ -109,28 +99,10 @@ impl Args {
     }
 }
 
-fn positive(flag: &str, text: &str) -> Result<usize, String> {
-    match text.parse() {
-        Ok(0) | Err(_) => Err(format!("`{flag}` wants a positive number, not `{text}`")),
-        Ok(n) => Ok(n),
-    }
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let args = match args_or_exit(Args::parse(std::env::args().skip(1)), USAGE) {
+        Ok(args) => args,
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -166,7 +138,7 @@ impl Bench {
             timeframes: None,
             start: None,
             end: None,
-            data_dir: root().join("data"),
+            data_dir: workspace_root().join("data"),
             models_dir: self.local_models.path().to_owned(),
             options: TrainOptions {
                 epochs_override: Some(epochs),
@@ -202,7 +174,7 @@ async fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let host = tokio::spawn(host_service::serve(
         listener,
         host_service::HostOptions {
-            data_dir: root().join("data"),
+            data_dir: workspace_root().join("data"),
             models_dir: host_models.path().to_owned(),
             max_concurrent: 1,
             auth_token: None,
@@ -492,17 +464,6 @@ async fn cancel_latency(bench: &Bench, args: &Args) -> Result<Cancels, Box<dyn E
     Ok(result)
 }
 
-/// The `q` quantile (0..=1) by nearest rank.
-fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn report(args: &Args, bench: &Bench, overhead: &Overhead, events: &Events, cancels: &Cancels) {
     let local = quantile(&overhead.local_s, 0.5);
     let host = quantile(&overhead.host_s, 0.5);
@@ -595,8 +556,4 @@ fn report(args: &Args, bench: &Bench, overhead: &Overhead, events: &Events, canc
             verdict(host_cancel.1.max(host_session.1) <= host_goal_ms)
         )
     );
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
 }

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use orchestrator_core::CancelReason;
 use progress::{ProgressContext, Step, TrainingContext};
@@ -17,6 +16,15 @@ use tonic::{Request, Response, Status};
 
 use super::*;
 use crate::{ConnectOptions, HostKind};
+
+/// Awaits `future`, failing the test if it never ends: a deadline that turns
+/// a hang into a failure, far above any real wait (how fast a cancel or a
+/// lost host is noticed is measured by `cargo xtask bench host`).
+async fn finishes<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), future)
+        .await
+        .expect("still running after 60 s")
+}
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::TrainingEvent, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ArtifactChunk, Status>> + Send>>;
@@ -396,10 +404,8 @@ async fn cancelling_after_the_host_died_ends_promptly_unconfirmed() {
     // cancellation before it could notice the host is gone.
     host.kill();
     token.cancel(user_cancel());
-    let started = Instant::now();
-    let err = training.await.unwrap_err();
+    let err = finishes(training).await.unwrap_err();
 
-    assert!(started.elapsed() < CANCEL_TIMEOUT + Duration::from_millis(300));
     let stop = assert_cancelled(&err);
     assert!(matches!(stop, RemoteStop::NotConfirmed(_)), "{stop:?}");
     assert!(
@@ -519,10 +525,8 @@ async fn a_host_that_dies_mid_training_is_lost() {
         _ = progressed.recv() => {}
     }
     host.kill();
-    let started = Instant::now();
-    let err = training.await.unwrap_err();
+    let err = finishes(training).await.unwrap_err();
 
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
         matches!(err, RemoteTrainingError::Host(HostError::Lost { .. })),
         "{err:?}"
@@ -541,12 +545,9 @@ async fn a_host_that_is_not_running_is_unreachable_and_a_wrong_token_is_refused(
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", free.local_addr().unwrap());
     drop(free);
-    let started = Instant::now();
-    let err = client_at(&url, None)
-        .train(&request(), &CancellationToken::new(), |_| {})
+    let err = finishes(client_at(&url, None).train(&request(), &CancellationToken::new(), |_| {}))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2));
     assert!(
         matches!(
             err,

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use orchestrator_core::{ListFilter, OperationKind, OperationStatus, OperationsService};
 
@@ -372,19 +371,16 @@ fn ctrl_c_cancels_a_load_and_exits_130() {
     stdout.read_line(&mut first).unwrap();
     assert!(first.contains("Loading BIG [1h] (local)"), "{first}");
 
-    let interrupted = Instant::now();
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
-    let waited = interrupted.elapsed();
+    let status = wait_or_hang(&mut child);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
     assert!(stderr.contains("Cancelled op_data_load_"), "{stderr}");
-    assert!(waited < Duration::from_secs(10), "took {waited:?} to stop");
 
     let operations = OperationsService::open_sqlite(state.path().join("operations.db")).unwrap();
     let page = operations.list(&ListFilter::default()).unwrap();

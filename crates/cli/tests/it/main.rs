@@ -10,7 +10,8 @@ mod serve;
 mod train;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::Duration;
 
 /// The repository root (sample data, example strategies).
 fn repo() -> PathBuf {
@@ -112,6 +113,27 @@ impl Drop for Listening {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How long a `trdr` process may take to exit before the test fails: a
+/// deadline that turns a hang into a failure, far above any real wait (how
+/// fast a cancel lands is measured by the benches, not asserted here).
+const HANG: Duration = Duration::from_secs(60);
+
+/// Waits for `child` to exit; kills it and fails the test after [`HANG`].
+#[track_caller]
+fn wait_or_hang(child: &mut Child) -> ExitStatus {
+    let pid = child.id();
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        scope.spawn(move || sender.send(child.wait().unwrap()));
+        receiver.recv_timeout(HANG).unwrap_or_else(|_| {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("trdr (pid {pid}) still running after {HANG:?}");
+        })
+    })
 }
 
 /// An http URL on loopback where nothing listens (the port was bound, then released).

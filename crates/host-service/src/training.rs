@@ -1,76 +1,183 @@
-//! The `TrainingHost` service: one session per `StartTraining` call, a
-//! `LocalTrainer` on a thread of its own per running session, at most
-//! `max_concurrent` of them at once (the others wait in line).
+//! The `TrainingHost` service: each `StartTraining` call is a training
+//! operation of the host's own in-memory [`OperationsService`], run through
+//! the same orchestrator path as a local training (admission, the
+//! cancel-request rule, panic capture, terminal states). A session is an
+//! operation; its id is the operation's.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use local_trainer::{Backend, LocalTrainer, PipelineError, TrainOptions, TrainingRequest};
-use orchestrator_core::{CancelReason, CancellationToken, Cancelled, error_chain};
-use progress::{ProgressRenderer, ProgressState, TrainingProgressRenderer};
-use rpc::proto::training_event::Event;
+use local_trainer::{Backend, LocalTrainer, TrainOptions, TrainingRequest, TrainingSummary};
+use orchestrator_core::store::InMemoryStore;
+use orchestrator_core::{
+    BoxError, CancelReason, HostServiceConfig, ListFilter, Operation, OperationError, OperationId,
+    OperationKind, OperationStatus, OperationsService, ServiceAdapter, ServiceOrchestrator,
+};
+use progress::{ProgressRenderer, TrainingProgressRenderer};
 use rpc::proto::{self, training_host_server::TrainingHost};
 use strategy::StrategyConfig;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, WatchStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::artifact;
-use crate::sessions::{Outcome, Registry, Session, Snapshot, Status as SessionStatus};
+use crate::sessions;
 
 /// The note of the cancel when a caller drops its event stream.
 pub(crate) const CALLER_WENT_AWAY: &str = "the caller went away";
 
-/// What every session of one host shares.
+/// Finished sessions kept for `GetSession`/`ListSessions`; older ones are
+/// forgotten. Unfinished sessions are never dropped.
+pub(crate) const KEPT_FINISHED: usize = 1000;
+
+/// The host's trainings: a [`ServiceOrchestrator`] over the local trainer.
 #[derive(Debug)]
 pub(crate) struct Host {
-    registry: Registry,
-    slots: Arc<Semaphore>,
-    /// Every session's token is a child: cancelling it stops them all.
-    root: CancellationToken,
-    /// Tracks the task driving each session, so shutdown can wait for them.
-    tracker: TaskTracker,
+    operations: OperationsService,
+    adapter: LocalTraining,
+    config: HostServiceConfig,
+    tasks: TaskTracker,
+    admission: Arc<Semaphore>,
+    shutting_down: AtomicBool,
     data_dir: PathBuf,
     models_dir: PathBuf,
+}
+
+/// Trains on this machine.
+#[derive(Debug)]
+pub(crate) struct LocalTraining;
+
+impl ServiceAdapter for LocalTraining {
+    fn name(&self) -> &str {
+        "local-trainer"
+    }
+
+    async fn health(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl ServiceOrchestrator for Host {
+    type Adapter = LocalTraining;
+
+    fn operations(&self) -> &OperationsService {
+        &self.operations
+    }
+    fn adapter(&self) -> &LocalTraining {
+        &self.adapter
+    }
+    fn host_config(&self) -> &HostServiceConfig {
+        &self.config
+    }
+    fn renderer(&self) -> Arc<dyn ProgressRenderer> {
+        Arc::new(TrainingProgressRenderer)
+    }
+    fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+    fn admission(&self) -> Option<&Arc<Semaphore>> {
+        Some(&self.admission)
+    }
 }
 
 impl Host {
     pub(crate) fn new(data_dir: PathBuf, models_dir: PathBuf, max_concurrent: usize) -> Self {
         Self {
-            registry: Registry::default(),
-            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            root: CancellationToken::new(),
-            tracker: TaskTracker::new(),
+            operations: OperationsService::new(InMemoryStore::keeping_finished(KEPT_FINISHED)),
+            adapter: LocalTraining,
+            config: HostServiceConfig::local("TRAINING"),
+            tasks: TaskTracker::new(),
+            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            shutting_down: AtomicBool::new(false),
             data_dir,
             models_dir,
         }
     }
 
-    /// Cancels every waiting and running session and waits until each has
-    /// ended (its trainer thread has returned).
+    /// Starts `request` as a training operation: it waits for a slot, then
+    /// the trainer runs on a blocking thread, reporting its progress.
+    fn train(&self, request: TrainingRequest) -> Result<OperationId, OperationError> {
+        let params = serde_json::json!({ "strategy": request.strategy.name });
+        self.start_managed_operation(OperationKind::Training, params, |context| async move {
+            let outcome = tokio::task::spawn_blocking(move || {
+                LocalTrainer.run(&request, &context.token, &mut |state| {
+                    context.progress.report(state);
+                })
+            })
+            .await;
+            // Keep a panic a panic: the orchestrator records it as a failure.
+            outcome.unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+        })
+    }
+
+    /// Asks every waiting and running session to stop and waits until each
+    /// has ended (its trainer has returned, or its grace period ended).
     pub(crate) async fn shutdown(&self) {
-        self.root.cancel(CancelReason::Shutdown);
-        self.slots.close();
-        self.tracker.close();
-        self.tracker.wait().await;
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.operations.cancel_active(CancelReason::Shutdown);
+        self.drain().await;
     }
 
-    /// Tells each waiting session its place in the line.
-    fn refresh_waiting(&self) {
-        for (index, session) in self.registry.waiting().iter().enumerate() {
-            session.set_waiting_message(waiting_message(index + 1));
-        }
+    fn session(&self, id: &str) -> Result<Operation, Status> {
+        let not_found = || {
+            Status::not_found(format!(
+                "no training session {id:?} on this host (finished sessions are kept \
+                 until {KEPT_FINISHED} newer ones have finished)"
+            ))
+        };
+        let id: OperationId = id.parse().map_err(|_| not_found())?;
+        self.operations.get(&id).map_err(|_| not_found())
     }
-}
 
-fn waiting_message(position: usize) -> String {
-    format!("waiting for a free training slot (position {position} in line)")
+    /// The events of one session: `Accepted`, the latest progress whenever
+    /// it changes (a slow reader skips intermediate snapshots), then the
+    /// end. A caller that drops the stream before the end cancels the
+    /// session.
+    fn events(
+        self: &Arc<Self>,
+        id: OperationId,
+    ) -> Result<ReceiverStream<Result<proto::TrainingEvent, Status>>, OperationError> {
+        use proto::training_event::Event;
+        let mut watch = self.operations.watch(&id)?;
+        let (sender, receiver) = mpsc::channel(4);
+        let host = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let event = |event| Ok(proto::TrainingEvent { event: Some(event) });
+            let accepted = Event::Accepted(proto::Accepted {
+                session_id: id.to_string(),
+            });
+            if sender.send(event(accepted)).await.is_err() {
+                return host.caller_went_away(&id);
+            }
+            loop {
+                let snapshot = tokio::select! {
+                    () = sender.closed() => return host.caller_went_away(&id),
+                    snapshot = watch.next() => snapshot,
+                };
+                let Some(operation) = snapshot else { return };
+                let (next, ended) = match sessions::final_event(&operation) {
+                    Some(end) => (end, true),
+                    None => (Event::Progress((&operation.progress).into()), false),
+                };
+                if sender.send(event(next)).await.is_err() && !ended {
+                    return host.caller_went_away(&id);
+                }
+                if ended {
+                    return;
+                }
+            }
+        });
+        Ok(ReceiverStream::new(receiver))
+    }
+
+    fn caller_went_away(&self, id: &OperationId) {
+        let reason = CancelReason::UserRequest(Some(CALLER_WENT_AWAY.to_owned()));
+        // Finished already: nothing to stop.
+        let _ = self.operations.cancel(id, reason);
+    }
 }
 
 /// The `TrainingHost` gRPC service.
@@ -83,21 +190,11 @@ impl TrainingService {
     pub(crate) fn new(host: Arc<Host>) -> Self {
         Self { host }
     }
-
-    fn session(&self, id: &str) -> Result<Arc<Session>, Status> {
-        self.host.registry.get(id).ok_or_else(|| {
-            Status::not_found(format!(
-                "no training session {id:?} on this host (finished sessions are kept \
-                 until {} newer ones have finished)",
-                crate::sessions::KEPT_FINISHED
-            ))
-        })
-    }
 }
 
 #[tonic::async_trait]
 impl TrainingHost for TrainingService {
-    type StartTrainingStream = EventStream;
+    type StartTrainingStream = ReceiverStream<Result<proto::TrainingEvent, Status>>;
     type FetchArtifactStream = ReceiverStream<Result<proto::ArtifactChunk, Status>>;
 
     async fn start_training(
@@ -109,34 +206,16 @@ impl TrainingHost for TrainingService {
             &self.host.data_dir,
             &self.host.models_dir,
         )?;
-        if self.host.root.is_cancelled() {
+        if self.host.shutting_down.load(Ordering::SeqCst) {
             return Err(Status::unavailable(
                 "the training host is shutting down and takes no new trainings",
             ));
         }
-        let permit = Arc::clone(&self.host.slots).try_acquire_owned().ok();
-        let (status, progress) = match permit {
-            Some(_) => (SessionStatus::Running, starting_progress()),
-            None => (SessionStatus::Waiting, ProgressState::default()),
-        };
-        let session = self.host.registry.create(
-            training.strategy.name.clone(),
-            self.host.root.child(),
-            status,
-            progress,
-        );
-        self.host.refresh_waiting();
-        tracing::info!(
-            session = %session.id,
-            strategy = %session.strategy,
-            waiting = permit.is_none(),
-            "training session accepted"
-        );
-        let stream = EventStream::new(&session);
-        self.host
-            .tracker
-            .spawn(drive(Arc::clone(&self.host), session, permit, training));
-        Ok(Response::new(stream))
+        let strategy = training.strategy.name.clone();
+        let id = self.host.train(training).map_err(internal)?;
+        tracing::info!(session = %id, %strategy, "training session accepted");
+        let events = self.host.events(id).map_err(internal)?;
+        Ok(Response::new(events))
     }
 
     async fn cancel_training(
@@ -144,43 +223,48 @@ impl TrainingHost for TrainingService {
         request: Request<proto::CancelTrainingRequest>,
     ) -> Result<Response<proto::Session>, Status> {
         let request = request.into_inner();
-        let session = self.session(&request.session_id)?;
+        let session = self.host.session(&request.session_id)?;
         // A finished session is answered unchanged: the end is final.
-        if !session.snapshot().status.is_finished() {
+        if !session.status.is_terminal() {
             let reason = request
                 .reason
                 .map_or(CancelReason::UserRequest(None), CancelReason::from);
-            tracing::info!(session = %session.id, %reason, "cancelling a training session");
-            session.token.cancel(reason);
-            let mut updates = session.subscribe();
-            let ended = updates.wait_for(|snapshot| snapshot.status.is_finished());
-            // The trainer stops within one batch. Past the window, the answer
-            // says RUNNING (the caller counts that as unconfirmed) and the
-            // stream tells the end.
-            let _ = tokio::time::timeout(rpc::CANCEL_CONFIRM_WINDOW, ended).await;
+            tracing::info!(session = %session.id, %reason, "stop of a training session requested");
+            if let Ok(mut watch) = self
+                .host
+                .operations
+                .cancel(&session.id, reason)
+                .and_then(|_| self.host.operations.watch(&session.id))
+            {
+                let ended = async { while watch.next().await.is_some() {} };
+                // The trainer stops within one batch. Past the window, the
+                // answer says RUNNING (the caller counts that as
+                // unconfirmed) and the stream tells the end.
+                let _ = tokio::time::timeout(rpc::CANCEL_CONFIRM_WINDOW, ended).await;
+            }
         }
-        Ok(Response::new(session.to_proto()))
+        let session = self.host.session(&request.session_id)?;
+        Ok(Response::new(sessions::to_proto(&session)))
     }
 
     async fn get_session(
         &self,
         request: Request<proto::GetSessionRequest>,
     ) -> Result<Response<proto::Session>, Status> {
-        let session = self.session(&request.into_inner().session_id)?;
-        Ok(Response::new(session.to_proto()))
+        let session = self.host.session(&request.into_inner().session_id)?;
+        Ok(Response::new(sessions::to_proto(&session)))
     }
 
     async fn list_sessions(
         &self,
         _request: Request<proto::ListSessionsRequest>,
     ) -> Result<Response<proto::ListSessionsResponse>, Status> {
-        let sessions = self
-            .host
-            .registry
-            .list()
-            .iter()
-            .map(|session| session.to_proto())
-            .collect();
+        let filter = ListFilter {
+            kind: Some(OperationKind::Training),
+            ..ListFilter::default()
+        };
+        let page = self.host.operations.list(&filter).map_err(internal)?;
+        let sessions = page.operations.iter().map(sessions::to_proto).collect();
         Ok(Response::new(proto::ListSessionsResponse { sessions }))
     }
 
@@ -188,25 +272,37 @@ impl TrainingHost for TrainingService {
         &self,
         request: Request<proto::FetchArtifactRequest>,
     ) -> Result<Response<Self::FetchArtifactStream>, Status> {
-        let session = self.session(&request.into_inner().session_id)?;
-        let snapshot = session.snapshot();
-        let Some(Outcome::Completed { model_path, .. }) = snapshot.outcome else {
-            let state = match snapshot.status {
-                SessionStatus::Waiting => "is waiting",
-                SessionStatus::Running => "is still running",
-                SessionStatus::Failed => "failed",
-                SessionStatus::Cancelled => "was cancelled",
-                SessionStatus::Completed => "completed",
-            };
-            return Err(Status::failed_precondition(format!(
-                "session {} {state}; only a completed session has an artifact",
-                session.id
-            )));
+        let session = self.host.session(&request.into_inner().session_id)?;
+        let summary = match (session.status, &session.result) {
+            (OperationStatus::Completed, Some(result)) => {
+                serde_json::from_value::<TrainingSummary>(result.clone()).map_err(|err| {
+                    Status::internal(format!("the session's summary is unreadable: {err}"))
+                })?
+            }
+            (status, _) => {
+                let state = match status {
+                    OperationStatus::Pending => "is waiting",
+                    OperationStatus::Running => "is still running",
+                    OperationStatus::Failed => "failed",
+                    OperationStatus::Cancelled => "was cancelled",
+                    OperationStatus::Completed => "completed without a summary",
+                };
+                return Err(Status::failed_precondition(format!(
+                    "session {} {state}; only a completed session has an artifact",
+                    session.id
+                )));
+            }
         };
         Ok(Response::new(
-            artifact::stream(&session.id, model_path).await?,
+            artifact::stream(session.id.as_str(), summary.model_path).await?,
         ))
     }
+}
+
+/// The host's own operations service failed (its in-memory store cannot,
+/// short of a bug).
+fn internal(error: OperationError) -> Status {
+    Status::internal(orchestrator_core::error_chain(&error))
 }
 
 /// The trainer's request, from the wire request and the host's directories.
@@ -276,250 +372,4 @@ pub(crate) fn training_request(
             ..defaults
         },
     })
-}
-
-fn starting_progress() -> ProgressState {
-    ProgressState {
-        message: "starting the training".to_owned(),
-        started_at: Some(SystemTime::now()),
-        ..ProgressState::default()
-    }
-}
-
-/// Runs one session to its end: waits for a slot (unless it has one),
-/// trains, records the outcome.
-async fn drive(
-    host: Arc<Host>,
-    session: Arc<Session>,
-    permit: Option<OwnedSemaphorePermit>,
-    request: TrainingRequest,
-) {
-    let permit = match permit {
-        Some(permit) => permit,
-        None => {
-            let acquired = tokio::select! {
-                biased;
-                () = session.token.cancelled() => None,
-                // Err only once shutdown closed the slots, which also cancels the token.
-                permit = Arc::clone(&host.slots).acquire_owned() => permit.ok(),
-            };
-            let Some(permit) = acquired else {
-                finish(
-                    &host,
-                    &session,
-                    cancelled(&session.token, "waiting for a training slot"),
-                );
-                return;
-            };
-            session.set_running();
-            permit
-        }
-    };
-    host.refresh_waiting();
-    let outcome = train(&session, request).await;
-    drop(permit);
-    finish(&host, &session, outcome);
-}
-
-fn finish(host: &Host, session: &Session, outcome: Outcome) {
-    match &outcome {
-        Outcome::Completed { model_path, .. } => {
-            tracing::info!(session = %session.id, model = %model_path.display(), "training completed");
-        }
-        Outcome::Failed(message) => {
-            tracing::warn!(session = %session.id, %message, "training failed");
-        }
-        Outcome::Cancelled { reason, stage } => {
-            tracing::info!(session = %session.id, %reason, %stage, "training cancelled");
-        }
-    }
-    session.finish(outcome);
-    host.refresh_waiting();
-    host.registry.trim();
-}
-
-/// Runs the trainer on a thread of its own and waits for its result
-/// without blocking the runtime.
-async fn train(session: &Arc<Session>, request: TrainingRequest) -> Outcome {
-    let (sender, result) = oneshot::channel();
-    let worker = Arc::clone(session);
-    let spawned = std::thread::Builder::new()
-        .name(format!("train-{}", session.id))
-        .spawn(move || {
-            let started = SystemTime::now();
-            let mut report = |mut state: ProgressState| {
-                state.message = TrainingProgressRenderer.render(&state);
-                state.started_at = Some(started);
-                state.updated_at = Some(SystemTime::now());
-                worker.report(state);
-            };
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                LocalTrainer.run(&request, &worker.token, &mut report)
-            }));
-            // The receiver is gone only if the runtime is: nobody is left to tell.
-            let _ = sender.send(outcome);
-        });
-    if let Err(err) = spawned {
-        return Outcome::Failed(format!("cannot start a training thread: {err}"));
-    }
-    match result.await {
-        Ok(Ok(Ok(summary))) => match serde_json::to_string(&summary) {
-            Ok(summary_json) => Outcome::Completed {
-                summary_json,
-                model_path: summary.model_path,
-            },
-            Err(err) => Outcome::Failed(format!("cannot encode the training summary: {err}")),
-        },
-        Ok(Ok(Err(error))) => outcome_of(&error, &session.token),
-        Ok(Err(payload)) => Outcome::Failed(format!(
-            "the trainer panicked: {}",
-            panic_message(payload.as_ref())
-        )),
-        Err(_) => Outcome::Failed("the training thread ended without a result".to_owned()),
-    }
-}
-
-/// A `Cancelled` anywhere in the chain, or any error once the token was
-/// cancelled, is a cancellation; anything else a failure with its chain.
-fn outcome_of(error: &PipelineError, token: &CancellationToken) -> Outcome {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = source {
-        if let Some(cancelled) = err.downcast_ref::<Cancelled>() {
-            return Outcome::Cancelled {
-                reason: cancelled.reason.clone(),
-                stage: cancelled.stage.to_string(),
-            };
-        }
-        source = err.source();
-    }
-    if token.is_cancelled() {
-        return cancelled(token, "training");
-    }
-    Outcome::Failed(error_chain(error))
-}
-
-fn cancelled(token: &CancellationToken, stage: &str) -> Outcome {
-    Outcome::Cancelled {
-        // Without a reason the token was not cancelled: only shutdown closes the slots.
-        reason: token.reason().unwrap_or(CancelReason::Shutdown),
-        stage: stage.to_owned(),
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
-}
-
-/// The events of one session: `Accepted`, the latest progress whenever it
-/// changes (a slow reader skips intermediate snapshots), then the end.
-/// Dropped before the end, it cancels the session.
-#[derive(Debug)]
-pub(crate) struct EventStream {
-    accepted: Option<proto::TrainingEvent>,
-    updates: WatchStream<Snapshot>,
-    ended: bool,
-    session: Arc<Session>,
-}
-
-impl EventStream {
-    fn new(session: &Arc<Session>) -> Self {
-        Self {
-            accepted: Some(proto::TrainingEvent {
-                event: Some(Event::Accepted(proto::Accepted {
-                    session_id: session.id.clone(),
-                })),
-            }),
-            updates: WatchStream::new(session.subscribe()),
-            ended: false,
-            session: Arc::clone(session),
-        }
-    }
-}
-
-impl Stream for EventStream {
-    type Item = Result<proto::TrainingEvent, Status>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if let Some(accepted) = this.accepted.take() {
-            return Poll::Ready(Some(Ok(accepted)));
-        }
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let Some(snapshot) = ready!(Pin::new(&mut this.updates).poll_next(cx)) else {
-            this.ended = true;
-            return Poll::Ready(None);
-        };
-        let event = match &snapshot.outcome {
-            Some(outcome) => {
-                this.ended = true;
-                outcome.event()
-            }
-            None => Event::Progress((&snapshot.progress).into()),
-        };
-        Poll::Ready(Some(Ok(proto::TrainingEvent { event: Some(event) })))
-    }
-}
-
-impl Drop for EventStream {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.session
-                .token
-                .cancel(CancelReason::UserRequest(Some(CALLER_WENT_AWAY.to_owned())));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cancelled_in_the_chain_or_a_cancelled_token_is_a_cancellation() {
-        let token = CancellationToken::new();
-        let error = PipelineError::Cancelled(Cancelled {
-            reason: CancelReason::Timeout,
-            stage: "loading data".into(),
-        });
-        let Outcome::Cancelled { reason, stage } = outcome_of(&error, &token) else {
-            panic!("not cancelled");
-        };
-        assert_eq!(
-            (reason, stage.as_str()),
-            (CancelReason::Timeout, "loading data")
-        );
-
-        let error = PipelineError::Data(market_data::DataError::MissingDataDir {
-            path: "/nowhere".into(),
-        });
-        let Outcome::Failed(message) = outcome_of(&error, &token) else {
-            panic!("not failed");
-        };
-        assert_eq!(
-            message,
-            "loading data: data directory /nowhere does not exist"
-        );
-
-        token.cancel(CancelReason::Shutdown);
-        assert!(matches!(
-            outcome_of(&error, &token),
-            Outcome::Cancelled {
-                reason: CancelReason::Shutdown,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn panic_messages_are_read_from_str_and_string_payloads() {
-        assert_eq!(panic_message(&"static"), "static");
-        assert_eq!(panic_message(&String::from("owned")), "owned");
-        assert_eq!(panic_message(&42_u8), "(no message)");
-    }
 }

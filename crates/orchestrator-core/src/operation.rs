@@ -245,7 +245,20 @@ impl Operation {
     pub fn cancel_requested(&self) -> bool {
         self.cancel_requested_at.is_some()
     }
+
+    /// The stage a cancelled operation's work reported when it stopped
+    /// (its [`Cancelled`](crate::Cancelled)'s), if it stopped on its own.
+    pub fn stopped_during(&self) -> Option<&str> {
+        if self.status != OperationStatus::Cancelled {
+            return None;
+        }
+        self.error.as_deref()?.strip_prefix(STOPPED_DURING)
+    }
 }
+
+/// How the note of a cancelled operation whose work stopped begins, before
+/// the stage.
+pub(crate) const STOPPED_DURING: &str = "during ";
 
 /// Which operations [`list`](crate::OperationsService::list) returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

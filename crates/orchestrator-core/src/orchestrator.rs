@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use progress::ProgressRenderer;
+use progress::{ProgressRenderer, ProgressState};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -113,6 +113,12 @@ pub trait ServiceOrchestrator: Send + Sync {
             .create(kind, params, Some(self.renderer()))?;
         let id = context.id.clone();
         let admission = self.admission().cloned().map(Admission::queue);
+        if let Some(Admission::Queued(_)) = admission {
+            context.progress.report(ProgressState {
+                message: WAITING_FOR_A_SLOT.to_owned(),
+                ..ProgressState::default()
+            });
+        }
         self.tasks().spawn(run_managed(
             self.operations().clone(),
             admission,
@@ -213,6 +219,9 @@ pub trait ServiceOrchestrator: Send + Sync {
         async move { tasks.wait().await }
     }
 }
+
+/// The progress message of an operation waiting for its turn.
+const WAITING_FOR_A_SLOT: &str = "waiting for a free slot";
 
 /// An operation's place under the admission limit, taken when it is
 /// submitted. Tokio's semaphore serves waiters first come, first served, but

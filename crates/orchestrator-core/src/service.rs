@@ -242,7 +242,8 @@ impl OperationsService {
         id: &OperationId,
         stop: &Cancelled,
     ) -> Result<Transition, OperationError> {
-        self.end_cancelled(id, stop.reason.clone(), format!("during {}", stop.stage))
+        let note = format!("{}{}", crate::operation::STOPPED_DURING, stop.stage);
+        self.end_cancelled(id, stop.reason.clone(), note)
     }
 
     /// Finishes the operation as `cancelled` with `note` saying how it
@@ -325,7 +326,11 @@ impl OperationsService {
 
     /// How many operations are pending or running.
     pub fn active_count(&self) -> usize {
-        self.live().len()
+        // An operation that just ended stays live until its record is saved.
+        self.live()
+            .values()
+            .filter(|live| !live.snapshot.borrow().status.is_terminal())
+            .count()
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<OperationId, Arc<LiveOperation>>> {

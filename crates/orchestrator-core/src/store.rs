@@ -60,11 +60,39 @@ pub enum StoreError {
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     operations: Mutex<HashMap<OperationId, Operation>>,
+    /// Finished operations beyond this many are forgotten, oldest first.
+    keep_finished: Option<usize>,
 }
 
 impl InMemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store for a long-lived process: it keeps every unfinished operation
+    /// and the newest `limit` finished ones.
+    pub fn keeping_finished(limit: usize) -> Self {
+        Self {
+            keep_finished: Some(limit),
+            ..Self::default()
+        }
+    }
+
+    /// Forgets the oldest finished operations beyond `limit`.
+    fn forget_beyond(operations: &mut HashMap<OperationId, Operation>, limit: usize) {
+        let mut finished: Vec<&Operation> = operations
+            .values()
+            .filter(|op| op.status.is_terminal())
+            .collect();
+        if finished.len() <= limit {
+            return;
+        }
+        finished.sort_unstable_by(|a, b| newest_first(a, b));
+        let forgotten: Vec<OperationId> =
+            finished[limit..].iter().map(|op| op.id.clone()).collect();
+        for id in forgotten {
+            operations.remove(&id);
+        }
     }
 
     fn operations(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Operation>> {
@@ -86,10 +114,14 @@ impl OperationStore for InMemoryStore {
     }
 
     fn save(&self, operation: &Operation) -> Result<(), StoreError> {
-        if let Some(stored) = self.operations().get_mut(&operation.id)
+        let mut operations = self.operations();
+        if let Some(stored) = operations.get_mut(&operation.id)
             && !stored.status.is_terminal()
         {
             *stored = operation.clone();
+            if let (true, Some(limit)) = (operation.status.is_terminal(), self.keep_finished) {
+                Self::forget_beyond(&mut operations, limit);
+            }
         }
         Ok(())
     }
@@ -216,5 +248,34 @@ pub(crate) mod tests {
     #[test]
     fn in_memory_store_meets_the_contract() {
         store_contract(&InMemoryStore::new());
+        store_contract(&InMemoryStore::keeping_finished(10));
+    }
+
+    #[test]
+    fn a_bounded_store_forgets_the_oldest_finished_operations_only() {
+        let store = InMemoryStore::keeping_finished(2);
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let ops: Vec<Operation> = (0..5)
+            .map(|i| {
+                let op = Operation::new(
+                    OperationKind::Training,
+                    serde_json::json!({}),
+                    t0 + Duration::seconds(i),
+                );
+                store.insert(&op).unwrap();
+                op
+            })
+            .collect();
+        // The oldest stays unfinished; the other four finish.
+        for op in &ops[1..] {
+            let mut done = op.clone();
+            done.status = OperationStatus::Completed;
+            store.save(&done).unwrap();
+        }
+        let kept: Vec<_> = ops
+            .iter()
+            .map(|op| store.get(&op.id).unwrap().is_some())
+            .collect();
+        assert_eq!(kept, [true, false, false, true, true]);
     }
 }

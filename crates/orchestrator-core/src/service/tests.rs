@@ -143,6 +143,7 @@ fn a_cancel_request_keeps_a_running_operation_live_until_its_work_stops() {
     let cancelled = ops.get(&id).unwrap();
     assert_eq!(cancelled.status, OperationStatus::Cancelled);
     assert_eq!(cancelled.error.as_deref(), Some("during training"));
+    assert_eq!(cancelled.stopped_during(), Some("training"));
     assert_eq!(cancelled.cancel_reason, Some(reason));
     assert_eq!(cancelled.cancel_requested_at, requested.cancel_requested_at);
     assert_eq!(ops.active_count(), 0);

@@ -216,7 +216,6 @@ impl fmt::Debug for CancellationToken {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::Duration;
 
     use super::*;
 
@@ -353,7 +352,9 @@ mod tests {
                     .await
             }
         });
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The test runtime has one thread: this lets the waiter reach its
+        // await before the cancel (either order must end the same way).
+        tokio::task::yield_now().await;
         token.cancel(CancelReason::Shutdown);
         let err = waiter.await.unwrap().unwrap_err();
         assert_eq!(err.reason, CancelReason::Shutdown);

@@ -239,11 +239,11 @@ async fn a_training_beyond_the_limit_stays_pending_and_runs_after() {
             break;
         }
     }
-    // ...so the next one stays pending until it is cancelled.
+    // ...so the next one stays pending until it is cancelled (the first
+    // runs 500 epochs: it cannot free the slot before the cancel below).
     let second = manager
         .train_multi_symbol_strategy(request(&models.path().join("second"), 1))
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         manager.operations().get(&second).unwrap().status,
         OperationStatus::Pending

@@ -9,6 +9,8 @@
 //! - Every Rust module starts with a `//!` line saying what it is for.
 //! - A published crate's README shows its crate doc's example.
 //! - No test is skipped or marked as expected to panic (house style).
+//! - Test code neither sleeps nor asserts on elapsed time (events or
+//!   paused time instead), outside a short list of places with reasons.
 //!
 //! The checks are functions over plain data (metadata JSON, file text), unit
 //! tested on synthetic input; the tests at the end apply them to the real
@@ -1128,4 +1130,130 @@ fn the_doc_check_covers_crates_and_xtask() {
     assert!(dirs.contains(&root.join("crates/progress/src")));
     let files = rust_files(&root.join("xtask/src"));
     assert!(files.contains(&root.join("xtask/src/tidy.rs")), "{files:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Tests do not depend on the clock.
+// ---------------------------------------------------------------------------
+
+/// What in test code waits on or measures time: a sleep used to let
+/// something happen, or an elapsed time asserted on. Tests wait for events
+/// (channels, watch streams, a status) or run on tokio's paused clock; how
+/// long things take is the benches' business (`cargo xtask bench`).
+const CLOCK_PATTERNS: &[&str] = &["thread::sleep(", "time::sleep(", ".elapsed()"];
+
+/// The places allowed to, `(file, text of the line)`, each with its reason.
+const CLOCK_ALLOWED: &[(&str, &str)] = &[
+    // Paused time: tokio's clock, advanced by the runtime, not the wall's.
+    ("crates/host-client/src/endpoint.rs", ".elapsed()"),
+    ("crates/cli/src/follow/tests.rs", ".elapsed()"),
+    (
+        "crates/orchestrator-core/tests/it/main.rs",
+        "tokio::time::sleep(manager.operations.cancel_grace() * 2)",
+    ),
+    // A fake host that answers a cancel late (a trainer slow to reach its
+    // next check), well within the client's window: the delay is the
+    // behaviour under test, not a wait for something to happen.
+    (
+        "crates/host-client/src/training/tests.rs",
+        "tokio::time::sleep(self.cancel_delay)",
+    ),
+    // Polling another process for a status, under a deadline that fails the
+    // test: the test has no event stream of that process to wait on.
+    ("crates/cli/tests/it/serve.rs", "std::thread::sleep("),
+    ("crates/cli/tests/it/host.rs", "tokio::time::sleep("),
+    (
+        "crates/host-service/tests/it/main.rs",
+        "tokio::time::sleep(",
+    ),
+];
+
+/// Whether `relative` (to the workspace root) holds only test code: an
+/// integration test, or a `tests.rs` module file.
+fn is_test_file(relative: &Path) -> bool {
+    let parts: Vec<_> = relative.components().map(|c| c.as_os_str()).collect();
+    parts.get(2).is_some_and(|dir| *dir == "tests") || relative.ends_with("tests.rs")
+}
+
+/// The `(line number, line)`s of test code in a file: all of a test file,
+/// else from an inline `#[cfg(test)]` module (the last item, by house
+/// style) to the end. Comment lines are left out.
+fn test_lines(relative: &Path, text: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = if is_test_file(relative) {
+        Some(0)
+    } else {
+        lines.windows(2).position(|pair| {
+            pair[0].trim() == "#[cfg(test)]" && pair[1].trim_start().starts_with("mod tests {")
+        })
+    };
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .map(|(index, line)| (index + 1, (*line).to_owned()))
+        .collect()
+}
+
+/// The clock-dependent lines of one file's test code not in `allowed`.
+fn clock_dependence(relative: &Path, text: &str, allowed: &[(&str, &str)]) -> Vec<String> {
+    test_lines(relative, text)
+        .into_iter()
+        .filter(|(_, line)| CLOCK_PATTERNS.iter().any(|pattern| line.contains(pattern)))
+        .filter(|(_, line)| {
+            !allowed
+                .iter()
+                .any(|(file, text)| relative == Path::new(file) && line.contains(text))
+        })
+        .map(|(number, line)| format!("{}:{number}: {}", relative.display(), line.trim()))
+        .collect()
+}
+
+#[test]
+fn tests_do_not_sleep_or_time_themselves() {
+    let root = workspace_root();
+    let mut offending = Vec::new();
+    for file in rust_files(&root.join("crates")) {
+        let relative = relative(&root, &file);
+        offending.extend(clock_dependence(relative, &read(&file), CLOCK_ALLOWED));
+    }
+    assert!(
+        offending.is_empty(),
+        "tests wait for events or run on paused time (#[tokio::test(start_paused = true)]), \
+         and leave timing claims to the benches; a sleep or an elapsed time here makes a \
+         test depend on the machine (or add the place to CLOCK_ALLOWED with its reason):\n  {}",
+        offending.join("\n  ")
+    );
+}
+
+#[test]
+fn clock_checks_cover_test_code_only_and_honour_the_allow_list() {
+    let src = "//! A module.\nfn work() { std::thread::sleep(D); }\n\n#[cfg(test)]\nmod tests {\n    // sleep(...) in a comment\n    fn t() { let took = started.elapsed(); tokio::time::sleep(D); }\n}\n";
+    assert_eq!(
+        clock_dependence(Path::new("crates/a/src/lib.rs"), src, &[]),
+        ["crates/a/src/lib.rs:7: fn t() { let took = started.elapsed(); tokio::time::sleep(D); }"]
+    );
+    let it = "fn t() {\n    std::thread::sleep(D);\n}\n";
+    assert_eq!(
+        clock_dependence(Path::new("crates/a/tests/it/main.rs"), it, &[]),
+        ["crates/a/tests/it/main.rs:2: std::thread::sleep(D);"]
+    );
+    let allowed = [("crates/a/tests/it/main.rs", "std::thread::sleep(")];
+    assert!(clock_dependence(Path::new("crates/a/tests/it/main.rs"), it, &allowed).is_empty());
+    assert!(
+        clock_dependence(
+            Path::new("crates/a/src/lib.rs"),
+            "fn f() { x.elapsed(); }\n",
+            &[]
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        clock_dependence(Path::new("crates/a/src/x/tests.rs"), it, &[]).len(),
+        1
+    );
 }

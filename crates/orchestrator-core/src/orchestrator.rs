@@ -2,6 +2,7 @@
 //! selection, managed operations, health and configuration.
 
 use std::error::Error;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -289,13 +290,15 @@ async fn run_managed<W, Fut, T, E>(
         }
     }
 
-    // A separate task, so that a panic in the work is caught and recorded.
+    // The work runs in this task: a panic while polling it is caught here
+    // and recorded, no task of its own is needed.
     let grace = operations.cancel_grace();
     let outcome = tokio::select! {
-        outcome = tokio::spawn(work(context)) => outcome,
+        outcome = CatchPanic(Box::pin(work(context))) => outcome,
         () = grace_expired(&token, grace) => {
-            // The work goes on detached; dropping its handle discards its
-            // result, and its token, cancelled, refuses any later commit.
+            // Dropping the work discards its result; blocking work it
+            // started goes on, and its token, cancelled, refuses any later
+            // commit.
             let note = format!("without its work, which was still running {grace:?} after the request");
             warn_unrecorded(&id, operations.end_cancelled(&id, reason_of(&token), note));
             return;
@@ -319,9 +322,7 @@ async fn run_managed<W, Fut, T, E>(
                 None => operations.fail(&id, error_chain(&*error)),
             }
         }
-        Err(join_error) => {
-            operations.fail(&id, format!("work panicked: {}", panic_message(join_error)))
-        }
+        Err(panic) => operations.fail(&id, format!("work panicked: {panic}")),
     };
     warn_unrecorded(&id, recorded);
 }
@@ -359,11 +360,23 @@ fn find_cancelled<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Cancelled>
     None
 }
 
-fn panic_message(error: tokio::task::JoinError) -> String {
-    if !error.is_panic() {
-        return error.to_string();
+/// Polls a future and turns a panic while polling it into the panic's
+/// message; it is not polled again after that.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let work = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| work.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
     }
-    let payload = error.into_panic();
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

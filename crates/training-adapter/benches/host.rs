@@ -186,8 +186,8 @@ async fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let bench = Bench {
         strategy,
         local_models: tempfile::tempdir()?,
-        local: TrainingAdapter::new(&HostServiceConfig::local("TRAINING"), 1),
-        host: TrainingAdapter::new(&HostServiceConfig::host("TRAINING", &url)?, 1),
+        local: TrainingAdapter::new(&HostServiceConfig::local("TRAINING")),
+        host: TrainingAdapter::new(&HostServiceConfig::host("TRAINING", &url)?),
         client: TrainingHostClient::new(HostEndpoint::new(
             HostKind::Training,
             &url,

@@ -15,7 +15,7 @@
 //! use training_adapter::{TrainingAdapter, TrainingRequest};
 //!
 //! # async fn demo(request: TrainingRequest) -> Result<(), Box<dyn std::error::Error>> {
-//! let adapter = TrainingAdapter::new(&HostServiceConfig::local("TRAINING"), 1);
+//! let adapter = TrainingAdapter::new(&HostServiceConfig::local("TRAINING"));
 //! let operations = OperationsService::in_memory();
 //! let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
 //! let summary = adapter.train(request, context.token, context.progress).await?;
@@ -24,18 +24,14 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
-
 use host_client::{
     ConnectOptions, HostEndpoint, HostKind, RemoteTrainingOptions, RemoteTrainingRequest,
     TrainingHostClient,
 };
 use local_trainer::{ArtifactError, PendingArtifact};
 use orchestrator_core::{
-    BoxError, CancellationToken, Cancelled, HostServiceConfig, ProgressReporter, ServiceAdapter,
+    BoxError, CancellationToken, HostServiceConfig, ProgressReporter, ServiceAdapter,
 };
-use progress::ProgressState;
-use tokio::sync::Semaphore;
 
 pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
 pub use local_trainer::{
@@ -63,23 +59,19 @@ pub enum AdapterError {
         #[source]
         source: ArtifactError,
     },
-    #[error("training cancelled while waiting for a free training slot")]
-    Cancelled(#[from] Cancelled),
 }
 
-/// Where trainings run.
+/// Where trainings run. How many run at once is the caller's business: the
+/// training manager admits them (one limit, in one place).
 #[derive(Debug, Clone)]
 pub struct TrainingAdapter {
     host: Option<TrainingHostClient>,
-    /// Permits for concurrent local trainings: each one keeps CPU cores busy.
-    slots: Arc<Semaphore>,
 }
 
 impl TrainingAdapter {
     /// Trains locally unless `config` selects a host (then the auth token
-    /// comes from `TRDR_AUTH_TOKEN`); at most `max_concurrent` local
-    /// trainings run at once (at least one).
-    pub fn new(config: &HostServiceConfig, max_concurrent: usize) -> Self {
+    /// comes from `TRDR_AUTH_TOKEN`).
+    pub fn new(config: &HostServiceConfig) -> Self {
         Self {
             host: config.url().map(|url| {
                 TrainingHostClient::new(HostEndpoint::new(
@@ -88,13 +80,13 @@ impl TrainingAdapter {
                     ConnectOptions::from_env(),
                 ))
             }),
-            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
     }
 
     /// Runs one training to its end. Local trainings run on a blocking
-    /// thread; the async caller is never blocked. Cancelling `token` stops
-    /// the training loop within a batch, locally or on the host.
+    /// thread, burn's loop being blocking; the async caller is never
+    /// blocked. Cancelling `token` stops the training loop within a batch,
+    /// locally or on the host.
     pub async fn train(
         &self,
         request: TrainingRequest,
@@ -104,23 +96,7 @@ impl TrainingAdapter {
         if let Some(host) = &self.host {
             return train_on_host(host, &request, &token, &progress).await;
         }
-        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                progress.report(ProgressState {
-                    message: "Waiting for a free training slot".to_owned(),
-                    ..ProgressState::default()
-                });
-                let waiting = Arc::clone(&self.slots).acquire_owned();
-                token
-                    .run_until_cancelled("waiting for a training slot", waiting)
-                    .await?
-                    .expect("the training semaphore is never closed")
-            }
-        };
         let run = tokio::task::spawn_blocking(move || {
-            // The slot is released when the training thread ends, not before.
-            let _slot = slot;
             local_trainer::LocalTrainer.run(&request, &token, &mut |state| progress.report(state))
         });
         match run.await {

@@ -126,7 +126,7 @@ impl TrainingManager {
         max_concurrent: usize,
     ) -> Self {
         Self {
-            adapter: TrainingAdapter::new(&config, max_concurrent),
+            adapter: TrainingAdapter::new(&config),
             operations,
             config,
             tasks: TaskTracker::new(),
@@ -237,8 +237,7 @@ impl ServiceOrchestrator for TrainingManager {
     fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }
-    // Waiting trainings stay `pending` (visible as queued to every watcher);
-    // the adapter's own slots still bound trainings started elsewhere.
+    // Waiting trainings stay `pending` (visible as queued to every watcher).
     fn admission(&self) -> Option<&Arc<Semaphore>> {
         Some(&self.admission)
     }

@@ -55,7 +55,7 @@ fn request(models_dir: &Path, epochs: usize) -> TrainingRequest {
 }
 
 fn adapter(url: &str) -> TrainingAdapter {
-    TrainingAdapter::new(&HostServiceConfig::host("TRAINING", url).unwrap(), 1)
+    TrainingAdapter::new(&HostServiceConfig::host("TRAINING", url).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,85 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A manager gets the rest of the pattern by implementing five accessors of
+//! [`ServiceOrchestrator`]: managed operations it can await, calls that stop
+//! with a token, health and configuration.
+//!
+//! ```
+//! use orchestrator_core::{
+//!     BoxError, CancelReason, CancellationToken, Cancelled, HostServiceConfig, OperationKind,
+//!     OperationsService, ServiceAdapter, ServiceOrchestrator,
+//! };
+//! use progress::{DataProgressRenderer, ProgressRenderer};
+//! use std::sync::Arc;
+//! use tokio_util::task::TaskTracker;
+//!
+//! /// Where the work runs; here, in-process.
+//! struct Counter;
+//!
+//! impl ServiceAdapter for Counter {
+//!     fn name(&self) -> &str {
+//!         "counter"
+//!     }
+//!     async fn health(&self) -> Result<(), BoxError> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! struct CountingManager {
+//!     operations: OperationsService,
+//!     adapter: Counter,
+//!     config: HostServiceConfig,
+//!     tasks: TaskTracker,
+//! }
+//!
+//! impl ServiceOrchestrator for CountingManager {
+//!     type Adapter = Counter;
+//!     fn operations(&self) -> &OperationsService { &self.operations }
+//!     fn adapter(&self) -> &Counter { &self.adapter }
+//!     fn host_config(&self) -> &HostServiceConfig { &self.config }
+//!     fn renderer(&self) -> Arc<dyn ProgressRenderer> { Arc::new(DataProgressRenderer) }
+//!     fn tasks(&self) -> &TaskTracker { &self.tasks }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = CountingManager {
+//!     operations: OperationsService::in_memory(),
+//!     adapter: Counter,
+//!     config: HostServiceConfig::local("COUNTING"),
+//!     tasks: TaskTracker::new(),
+//! };
+//!
+//! // A managed operation (listed, watched, cancellable like any), awaited.
+//! let params = serde_json::json!({ "to": 1000 });
+//! let total: u64 = manager
+//!     .execute_with_progress(OperationKind::DataLoad, params, |context| async move {
+//!         let mut total = 0;
+//!         for n in 1..=1000_u64 {
+//!             context.token.check("counting")?;
+//!             total += n;
+//!         }
+//!         Ok::<_, Cancelled>(total)
+//!     })
+//!     .await?;
+//! assert_eq!(total, 500_500);
+//!
+//! // A call not worth an operation still stops when its token is cancelled.
+//! let token = CancellationToken::new();
+//! token.cancel(CancelReason::Timeout);
+//! let waited = manager
+//!     .execute_with_cancellation(&token, "waiting for the host", std::future::pending::<()>())
+//!     .await;
+//! assert_eq!(waited.unwrap_err().stage, "waiting for the host");
+//!
+//! let health = manager.health_check().await;
+//! assert!(health.healthy && health.active_operations == 0);
+//! assert_eq!(manager.configuration().adapter, "counter");
+//! # Ok(())
+//! # }
+//! ```
 
 mod cancel;
 mod chain;

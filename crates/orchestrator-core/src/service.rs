@@ -160,21 +160,6 @@ impl OperationsService {
         })
     }
 
-    /// Publishes a progress snapshot; see [`ProgressReporter::report`].
-    pub fn update_progress(
-        &self,
-        id: &OperationId,
-        state: ProgressState,
-    ) -> Result<(), OperationError> {
-        match self.live_operation(id) {
-            Some(live) => {
-                ProgressReporter { live }.report(state);
-                Ok(())
-            }
-            None => self.get(id).map(drop),
-        }
-    }
-
     /// Finishes the operation as `completed` with its result summary.
     pub fn complete(
         &self,

@@ -133,12 +133,6 @@ impl EtaEstimator {
         self.eta
     }
 
-    /// Forgets everything measured: the next observations are of work that
-    /// starts from zero, as with [`EtaEstimator::new`].
-    pub fn reset(&mut self) {
-        *self = Self::new();
-    }
-
     fn estimate(&self) -> Option<Duration> {
         let run_for = self.last_secs - self.origin_secs;
         let progress = self.last_fraction - self.origin_fraction;
@@ -404,17 +398,6 @@ mod tests {
             last = left;
         }
         assert_eq!(last, None);
-    }
-
-    #[test]
-    fn reset_forgets_everything() {
-        let mut estimator = EtaEstimator::new();
-        run_constant(&mut estimator, 0, 30, 0.0, 0.01);
-        estimator.reset();
-        assert_eq!(estimator.eta(), None);
-        assert_eq!(estimator.observe(secs(1.0), 0.5), None);
-        let left = run_constant(&mut estimator, 0, 10, 0.0, 0.05);
-        assert_close(left, 10.0);
     }
 
     #[test]

@@ -83,7 +83,6 @@ fn terminal_states_are_final() {
         Transition::Ignored(OperationStatus::Failed)
     );
     context.progress.report(training_progress(5));
-    ops.update_progress(&id, training_progress(6)).unwrap();
 
     let err = ops
         .cancel(&id, CancelReason::UserRequest(None))
@@ -190,8 +189,6 @@ fn unknown_ids_are_reported() {
         ops.get(&unknown).unwrap_err(),
         ops.cancel(&unknown, CancelReason::Timeout).unwrap_err(),
         ops.watch(&unknown).unwrap_err(),
-        ops.update_progress(&unknown, ProgressState::default())
-            .unwrap_err(),
     ] {
         assert_eq!(err.to_string(), format!("no operation with id {unknown}"));
     }

@@ -1,6 +1,6 @@
 //! `trdr data`: load (as an operation, with progress), show, list and import series.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -225,71 +225,112 @@ fn show(
     json: bool,
 ) -> anyhow::Result<u8> {
     let bars = store.read(symbol, timeframe)?;
-    let gaps = market_data::find_gaps(&bars, timeframe);
-    let newest = &bars[bars.len().saturating_sub(last)..];
+    let path = store.path(symbol, timeframe);
     if json {
+        let newest = &bars[bars.len().saturating_sub(last)..];
         println!(
             "{}",
             serde_json::json!({
                 "symbol": symbol,
                 "timeframe": timeframe,
-                "path": store.path(symbol, timeframe),
+                "path": path,
                 "bars": bars.len(),
                 "first": bars.first().map(|bar| bar.timestamp),
                 "last": bars.last().map(|bar| bar.timestamp),
-                "gaps": gaps,
+                "gaps": market_data::find_gaps(&bars, timeframe),
                 "last_bars": newest,
             })
         );
         return Ok(0);
     }
-    println!(
-        "{symbol} {timeframe}  {}",
-        store.path(symbol, timeframe).display()
-    );
-    println!("  bars   {}", bars.len());
-    println!(
-        "  range  {}",
-        range(
-            bars.first().map(|b| b.timestamp),
-            bars.last().map(|b| b.timestamp)
-        )
-    );
-    println!("  gaps   {}", gap_line(&gaps));
-    for gap in gaps
-        .gaps
-        .iter()
-        .filter(|gap| gap.kind == market_data::GapKind::Hole)
-        .take(10)
-    {
-        println!(
-            "         hole: {} bars missing between {} and {}",
-            gap.missing_bars, gap.from, gap.to
-        );
-    }
-    if !newest.is_empty() {
-        println!();
-        print_bars(newest);
-    }
+    print!("{}", show_text(symbol, timeframe, &path, &bars, last));
     Ok(0)
 }
 
-fn print_bars(bars: &[Bar]) {
-    println!(
+/// What `trdr data show` prints: the series' file, size, range and gaps (the
+/// first ten holes), then its `last` newest bars.
+fn show_text(
+    symbol: &Symbol,
+    timeframe: Timeframe,
+    path: &Path,
+    bars: &[Bar],
+    last: usize,
+) -> String {
+    let gaps = market_data::find_gaps(bars, timeframe);
+    let mut lines = vec![
+        format!("{symbol} {timeframe}  {}", path.display()),
+        format!("  bars   {}", bars.len()),
+        format!(
+            "  range  {}",
+            range(
+                bars.first().map(|b| b.timestamp),
+                bars.last().map(|b| b.timestamp)
+            )
+        ),
+        format!("  gaps   {}", gap_line(&gaps)),
+    ];
+    lines.extend(
+        gaps.gaps
+            .iter()
+            .filter(|gap| gap.kind == market_data::GapKind::Hole)
+            .take(10)
+            .map(|gap| {
+                format!(
+                    "         hole: {} missing between {} and {}",
+                    counted(gap.missing_bars as usize, "bar"),
+                    gap.from.format("%Y-%m-%d %H:%M"),
+                    gap.to.format("%Y-%m-%d %H:%M")
+                )
+            }),
+    );
+    let newest = &bars[bars.len().saturating_sub(last)..];
+    if !newest.is_empty() {
+        lines.push(String::new());
+        lines.extend(bar_lines(newest));
+    }
+    lines.push(String::new());
+    lines.join("\n")
+}
+
+/// The bars as a table, each column's numbers written with as many decimals
+/// as its most precise value needs (prices share one count), so that the
+/// decimal points line up.
+fn bar_lines(bars: &[Bar]) -> Vec<String> {
+    let price = decimals(
+        bars.iter()
+            .flat_map(|bar| [bar.open, bar.high, bar.low, bar.close]),
+    );
+    let volume = decimals(bars.iter().map(|bar| bar.volume));
+    let mut lines = vec![format!(
         "{:<20} {:>14} {:>14} {:>14} {:>14} {:>16}",
         "timestamp", "open", "high", "low", "close", "volume"
-    );
-    for bar in bars {
-        println!(
-            "{:<20} {:>14} {:>14} {:>14} {:>14} {:>16}",
-            bar.timestamp.format("%Y-%m-%d %H:%M"),
+    )];
+    lines.extend(bars.iter().map(|bar| {
+        format!(
+            "{:<20} {:>14.price$} {:>14.price$} {:>14.price$} {:>14.price$} {:>16.volume$}",
+            bar.timestamp.format("%Y-%m-%d %H:%M").to_string(),
             bar.open,
             bar.high,
             bar.low,
             bar.close,
             bar.volume
-        );
-    }
+        )
+    }));
+    lines
+}
+
+/// The most decimals any of `values` needs, at most 8; float noise (the
+/// `…0000004` of a sum) does not count.
+fn decimals(values: impl Iterator<Item = f64>) -> usize {
+    let needed = |value: f64| {
+        (0..8)
+            .find(|&places| {
+                let written: f64 = format!("{value:.places$}").parse().unwrap_or(f64::NAN);
+                (written - value).abs() <= value.abs() * 1e-12
+            })
+            .unwrap_or(8)
+    };
+    values.map(needed).max().unwrap_or(0)
 }
 
 fn list(store: &LocalStore, json: bool) -> anyhow::Result<u8> {
@@ -386,5 +427,82 @@ fn range(first: Option<DateTime<Utc>>, last: Option<DateTime<Utc>>) -> String {
             last.format("%Y-%m-%d %H:%M")
         ),
         _ => "empty".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+    use expect_test::expect;
+
+    use super::*;
+
+    /// A bar at `hour` UTC on 2026-11-`day`.
+    fn bar(day: u32, hour: u32, [open, high, low, close]: [f64; 4], volume: f64) -> Bar {
+        Bar {
+            timestamp: Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap(),
+            open,
+            high,
+            low,
+            close,
+            volume,
+        }
+    }
+
+    /// EURUSD 1h over a weekend (Friday 20:00 to Sunday 22:00) with a
+    /// two-bar hole on Monday morning.
+    fn series() -> Vec<Bar> {
+        vec![
+            bar(27, 18, [1.05236, 1.05253, 1.05221, 1.05227], 1435.5),
+            bar(27, 19, [1.05227, 1.05426, 1.05226, 1.05282], 2531.25),
+            bar(27, 20, [1.05282, 1.0531, 1.0527, 1.053], 980.0),
+            bar(29, 22, [1.0531, 1.05344, 1.05299, 1.0533], 312.0),
+            bar(29, 23, [1.0533, 1.0541, 1.0532, 1.054], 1204.75),
+            bar(30, 0, [1.054, 1.05412, 1.05361, 1.05368], 1877.0),
+            bar(30, 1, [1.05368, 1.05371, 1.0529, 1.05301], 2210.5),
+            bar(30, 4, [1.053, 1.0533, 1.05281, 1.05322], 1650.0),
+            bar(30, 5, [1.05322, 1.054, 1.05318, 1.05391], 1799.25),
+        ]
+    }
+
+    #[test]
+    fn show_gives_the_series_range_gaps_holes_and_newest_bars() {
+        let symbol: Symbol = "EURUSD".parse().unwrap();
+        let path = LocalStore::new("data").path(&symbol, Timeframe::H1);
+        expect![[r#"
+            EURUSD 1h  data/EURUSD_1h.csv
+              bars   9
+              range  2026-11-27 18:00 to 2026-11-30 05:00 UTC
+              gaps   1 weekend, 0 closures, 1 hole (51 missing bars)
+                     hole: 2 bars missing between 2026-11-30 01:00 and 2026-11-30 04:00
+
+            timestamp                      open           high            low          close           volume
+            2026-11-29 23:00            1.05330        1.05410        1.05320        1.05400          1204.75
+            2026-11-30 00:00            1.05400        1.05412        1.05361        1.05368          1877.00
+            2026-11-30 01:00            1.05368        1.05371        1.05290        1.05301          2210.50
+            2026-11-30 04:00            1.05300        1.05330        1.05281        1.05322          1650.00
+            2026-11-30 05:00            1.05322        1.05400        1.05318        1.05391          1799.25
+        "#]].assert_eq(&show_text(&symbol, Timeframe::H1, &path, &series(), 5));
+    }
+
+    #[test]
+    fn bar_columns_have_the_decimals_their_values_need_not_their_float_noise() {
+        assert_eq!(decimals([1.05, 1.05412, 2.0].into_iter()), 5);
+        assert_eq!(decimals([0.1 + 0.2, 1.5].into_iter()), 1);
+        assert_eq!(decimals([980.0, 1877.0].into_iter()), 0);
+        assert_eq!(decimals([0.000_000_012_345].into_iter()), 8);
+    }
+
+    #[test]
+    fn show_of_an_empty_series_says_so() {
+        let symbol: Symbol = "EURUSD".parse().unwrap();
+        let path = LocalStore::new("data").path(&symbol, Timeframe::H1);
+        expect![[r#"
+            EURUSD 1h  data/EURUSD_1h.csv
+              bars   0
+              range  empty
+              gaps   0 weekends, 0 closures, 0 holes (0 missing bars)
+        "#]]
+        .assert_eq(&show_text(&symbol, Timeframe::H1, &path, &[], 5));
     }
 }

@@ -94,7 +94,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
                 });
                 println!("{listing}");
             } else {
-                print_table(&operations, total, active);
+                print!("{}", table_text(&operations, total, active));
             }
             Ok(0)
         }
@@ -103,7 +103,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
             if global.json {
                 println!("{}", serde_json::to_string(&operation)?);
             } else {
-                print_operation(&operation);
+                print!("{}", operation_text(&operation));
             }
             Ok(0)
         }
@@ -121,7 +121,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
                 }
             };
             report_outcome(&finished, global.json, |_| {
-                print_operation(&finished);
+                print!("{}", operation_text(&finished));
                 Ok(())
             })
         }
@@ -206,15 +206,17 @@ fn parse_id(text: &str) -> anyhow::Result<OperationId> {
         .with_context(|| format!("{text:?} is not an operation id"))
 }
 
-fn print_table(operations: &[Operation], total: u64, active: u64) {
+/// What `trdr ops list` prints: a table, newest first, and a count.
+fn table_text(operations: &[Operation], total: u64, active: u64) -> String {
+    let mut lines = Vec::new();
     if !operations.is_empty() {
-        println!(
+        lines.push(format!(
             "{:<40} {:<10} {:<10} {:<20} PROGRESS",
             "ID", "KIND", "STATUS", "CREATED (UTC)"
-        );
+        ));
     }
-    for operation in operations {
-        println!(
+    lines.extend(operations.iter().map(|operation| {
+        format!(
             "{:<40} {:<10} {:<10} {:<20} {}",
             // Padding needs `str`: these types' Display ignores widths.
             operation.id.as_str(),
@@ -222,13 +224,15 @@ fn print_table(operations: &[Operation], total: u64, active: u64) {
             status_cell(operation),
             operation.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             progress_cell(operation)
-        );
-    }
-    println!(
+        )
+    }));
+    lines.push(format!(
         "{} of {total} operation{} shown, {active} active",
         operations.len(),
         if total == 1 { "" } else { "s" }
-    );
+    ));
+    lines.push(String::new());
+    lines.join("\n")
 }
 
 /// The status, and `stopping` while a requested stop is awaited.
@@ -240,41 +244,65 @@ fn status_cell(operation: &Operation) -> &'static str {
     }
 }
 
+/// The percentage, right-aligned, and the message cut to 60 characters, an
+/// ellipsis marking the cut.
 fn progress_cell(operation: &Operation) -> String {
-    let message: String = operation.progress.message.chars().take(60).collect();
+    const WIDTH: usize = 60;
+    let full = &operation.progress.message;
+    let message: String = if full.chars().count() > WIDTH {
+        full.chars().take(WIDTH - 1).chain(['…']).collect()
+    } else {
+        full.clone()
+    };
     format!("{:>3.0}% {message}", operation.progress.percentage)
         .trim_end()
         .to_owned()
 }
 
-fn print_operation(operation: &Operation) {
+/// What `trdr ops show` prints: one field a line, the result pretty-printed.
+fn operation_text(operation: &Operation) -> String {
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
         at.map_or_else(
             || "-".to_owned(),
             |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         )
     };
-    println!("id         {}", operation.id);
-    println!("kind       {}", operation.kind);
-    println!("status     {}", operation.status);
-    println!("created    {}", time(Some(operation.created_at)));
-    println!("started    {}", time(operation.started_at));
-    match (operation.started_at, operation.finished_at) {
-        (Some(start), Some(end)) => println!(
+    let mut lines = vec![
+        format!("id         {}", operation.id),
+        format!("kind       {}", operation.kind),
+        format!("status     {}", operation.status),
+        format!("created    {}", time(Some(operation.created_at))),
+        format!("started    {}", time(operation.started_at)),
+    ];
+    lines.push(match (operation.started_at, operation.finished_at) {
+        (Some(start), Some(end)) => format!(
             "finished   {} ({:.1} s)",
             time(Some(end)),
             (end - start).as_seconds_f64()
         ),
-        (_, end) => println!("finished   {}", time(end)),
-    }
-    println!("progress   {}", progress_cell(operation));
-    println!("request    {}", operation.params);
+        (_, end) => format!("finished   {}", time(end)),
+    });
+    // Whole, unlike the table's cell: this view has the room.
+    let progress = format!(
+        "progress   {:.0}% {}",
+        operation.progress.percentage, operation.progress.message
+    );
+    lines.push(progress.trim_end().to_owned());
+    lines.push(format!("request    {}", operation.params));
     if let Some(result) = &operation.result {
         let pretty = serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string());
-        println!("result     {}", pretty.replace('\n', "\n           "));
+        lines.push(format!(
+            "result     {}",
+            pretty.replace('\n', "\n           ")
+        ));
     }
     if let Some(error) = &operation.error {
-        println!("error      {error}");
+        // A cancelled operation's note says how it ended: `during training`.
+        if operation.status == OperationStatus::Cancelled {
+            lines.push(format!("cancelled  {error}"));
+        } else {
+            lines.push(format!("error      {error}"));
+        }
     }
     if let Some(reason) = &operation.cancel_reason {
         let outcome = match operation.status {
@@ -283,9 +311,232 @@ fn print_operation(operation: &Operation) {
             status if status.is_terminal() => "",
             _ => " (waiting for the work to stop)",
         };
-        println!("stop       {reason}{outcome}");
+        lines.push(format!("stop       {reason}{outcome}"));
         if let Some(at) = operation.cancel_requested_at {
-            println!("requested  {}", time(Some(at)));
+            lines.push(format!("requested  {}", time(Some(at))));
         }
+    }
+    lines.push(String::new());
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone as _, Utc};
+    use expect_test::expect;
+    use progress::ProgressState;
+
+    use super::*;
+
+    /// An operation created at 09:`minute`:00 UTC and started a second later,
+    /// with a fixed id and progress, so the snapshots are fixed too.
+    fn operation(
+        kind: OperationKind,
+        id: &str,
+        minute: u32,
+        status: OperationStatus,
+        percentage: f64,
+        message: &str,
+    ) -> Operation {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 9, minute, 0).unwrap();
+        let mut operation = Operation::new(kind, serde_json::json!({}), at);
+        operation.id = id.parse().unwrap();
+        operation.status = status;
+        operation.started_at = Some(at + chrono::Duration::seconds(1));
+        operation.progress = ProgressState {
+            percentage,
+            message: message.to_owned(),
+            ..ProgressState::default()
+        };
+        operation
+    }
+
+    fn running() -> Operation {
+        let mut operation = operation(
+            OperationKind::Training,
+            "op_training_20261129_094500_0a1b2c3d",
+            45,
+            OperationStatus::Running,
+            41.25,
+            "Training MLP model on EURUSD [1h] [epoch 5/12] (batch 96/110) [3/4] loss 0.9812 acc 51.2%",
+        );
+        operation.params = serde_json::json!({
+            "strategy": { "file": "strategies/eurusd_mlp.yaml" },
+            "symbols": null,
+            "timeframes": null,
+            "start": null,
+            "end": null,
+            "epochs": 12,
+            "data_dir": "data",
+            "models_dir": "models",
+            "backend": "flex",
+        });
+        operation
+    }
+
+    fn stopping() -> Operation {
+        let mut operation = running();
+        operation.id = "op_training_20261129_094000_4e5f6a7b".parse().unwrap();
+        operation.created_at = Utc.with_ymd_and_hms(2026, 11, 29, 9, 40, 0).unwrap();
+        operation.started_at = Some(operation.created_at + chrono::Duration::seconds(1));
+        operation.progress.percentage = 63.0;
+        operation.progress.message =
+            "Training CNN model on EURUSD, BTCUSD [1h, 4h] [epoch 8/12] (batch 12/110) [3/4]"
+                .to_owned();
+        operation.params["strategy"]["file"] = "strategies/multi_cnn.yaml".into();
+        operation.cancel_reason = Some(CancelReason::UserRequest(None));
+        operation.cancel_requested_at =
+            Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 30).unwrap());
+        operation
+    }
+
+    fn completed() -> Operation {
+        let mut operation = operation(
+            OperationKind::Training,
+            "op_training_20261129_093000_0a1b2c3d",
+            30,
+            OperationStatus::Completed,
+            100.0,
+            "Training MLP model on EURUSD [1h] [4/4]",
+        );
+        operation.params = running().params;
+        operation.finished_at = Some(operation.created_at + chrono::Duration::milliseconds(13_340));
+        operation.result = Some(serde_json::json!({
+            "strategy": "eurusd_mlp",
+            "model_type": "mlp",
+            "symbols": ["EURUSD"],
+            "timeframes": ["1h"],
+            "model_path": "models/eurusd_mlp/v3",
+            "metrics": { "samples": 1200, "accuracy": 0.5425 },
+        }));
+        operation
+    }
+
+    fn failed() -> Operation {
+        let mut operation = operation(
+            OperationKind::DataLoad,
+            "op_data_load_20261129_091500_8c9d0e1f",
+            15,
+            OperationStatus::Failed,
+            0.0,
+            "",
+        );
+        operation.params = serde_json::json!({
+            "symbol": "GBPUSD",
+            "timeframe": "1h",
+            "start": null,
+            "end": null,
+            "mode": "local",
+        });
+        operation.finished_at = Some(operation.created_at + chrono::Duration::milliseconds(1_020));
+        operation.error = Some("no data file data/GBPUSD_1h.csv".to_owned());
+        operation
+    }
+
+    #[test]
+    fn the_list_shows_one_operation_a_line_and_a_count() {
+        let operations = [running(), stopping(), completed(), failed()];
+        expect![[r#"
+            ID                                       KIND       STATUS     CREATED (UTC)        PROGRESS
+            op_training_20261129_094500_0a1b2c3d     training   running    2026-11-29 09:45:00   41% Training MLP model on EURUSD [1h] [epoch 5/12] (batch 96/11…
+            op_training_20261129_094000_4e5f6a7b     training   stopping   2026-11-29 09:40:00   63% Training CNN model on EURUSD, BTCUSD [1h, 4h] [epoch 8/12] …
+            op_training_20261129_093000_0a1b2c3d     training   completed  2026-11-29 09:30:00  100% Training MLP model on EURUSD [1h] [4/4]
+            op_data_load_20261129_091500_8c9d0e1f    data_load  failed     2026-11-29 09:15:00    0%
+            4 of 27 operations shown, 2 active
+        "#]]
+        .assert_eq(&table_text(&operations, 27, 2));
+    }
+
+    #[test]
+    fn an_empty_list_is_only_its_count() {
+        expect![[r#"
+            0 of 1 operation shown, 0 active
+        "#]]
+        .assert_eq(&table_text(&[], 1, 0));
+    }
+
+    #[test]
+    fn a_completed_training_shows_its_result_as_indented_json() {
+        expect![[r#"
+            id         op_training_20261129_093000_0a1b2c3d
+            kind       training
+            status     completed
+            created    2026-11-29 09:30:00 UTC
+            started    2026-11-29 09:30:01 UTC
+            finished   2026-11-29 09:30:13 UTC (12.3 s)
+            progress   100% Training MLP model on EURUSD [1h] [4/4]
+            request    {"backend":"flex","data_dir":"data","end":null,"epochs":12,"models_dir":"models","start":null,"strategy":{"file":"strategies/eurusd_mlp.yaml"},"symbols":null,"timeframes":null}
+            result     {
+                         "metrics": {
+                           "accuracy": 0.5425,
+                           "samples": 1200
+                         },
+                         "model_path": "models/eurusd_mlp/v3",
+                         "model_type": "mlp",
+                         "strategy": "eurusd_mlp",
+                         "symbols": [
+                           "EURUSD"
+                         ],
+                         "timeframes": [
+                           "1h"
+                         ]
+                       }
+        "#]].assert_eq(&operation_text(&completed()));
+    }
+
+    #[test]
+    fn a_failed_operation_shows_its_error() {
+        expect![[r#"
+            id         op_data_load_20261129_091500_8c9d0e1f
+            kind       data_load
+            status     failed
+            created    2026-11-29 09:15:00 UTC
+            started    2026-11-29 09:15:01 UTC
+            finished   2026-11-29 09:15:01 UTC (0.0 s)
+            progress   0%
+            request    {"end":null,"mode":"local","start":null,"symbol":"GBPUSD","timeframe":"1h"}
+            error      no data file data/GBPUSD_1h.csv
+        "#]]
+        .assert_eq(&operation_text(&failed()));
+    }
+
+    #[test]
+    fn a_cancelled_training_shows_how_it_stopped_and_why() {
+        let mut operation = stopping();
+        operation.status = OperationStatus::Cancelled;
+        operation.finished_at = Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 31).unwrap());
+        operation.error = Some("during training".to_owned());
+        operation.cancel_reason = Some(CancelReason::UserRequest(Some(
+            "interrupted (Ctrl-C)".to_owned(),
+        )));
+        expect![[r#"
+            id         op_training_20261129_094000_4e5f6a7b
+            kind       training
+            status     cancelled
+            created    2026-11-29 09:40:00 UTC
+            started    2026-11-29 09:40:01 UTC
+            finished   2026-11-29 09:46:31 UTC (390.0 s)
+            progress   63% Training CNN model on EURUSD, BTCUSD [1h, 4h] [epoch 8/12] (batch 12/110) [3/4]
+            request    {"backend":"flex","data_dir":"data","end":null,"epochs":12,"models_dir":"models","start":null,"strategy":{"file":"strategies/multi_cnn.yaml"},"symbols":null,"timeframes":null}
+            cancelled  during training
+            stop       cancelled by user: interrupted (Ctrl-C)
+            requested  2026-11-29 09:46:30 UTC
+        "#]].assert_eq(&operation_text(&operation));
+    }
+
+    #[test]
+    fn a_running_training_asked_to_stop_says_it_waits_for_the_work() {
+        expect![[r#"
+            id         op_training_20261129_094000_4e5f6a7b
+            kind       training
+            status     running
+            created    2026-11-29 09:40:00 UTC
+            started    2026-11-29 09:40:01 UTC
+            finished   -
+            progress   63% Training CNN model on EURUSD, BTCUSD [1h, 4h] [epoch 8/12] (batch 12/110) [3/4]
+            request    {"backend":"flex","data_dir":"data","end":null,"epochs":12,"models_dir":"models","start":null,"strategy":{"file":"strategies/multi_cnn.yaml"},"symbols":null,"timeframes":null}
+            stop       cancelled by user (waiting for the work to stop)
+            requested  2026-11-29 09:46:30 UTC
+        "#]].assert_eq(&operation_text(&stopping()));
     }
 }

@@ -72,13 +72,22 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ),
     (
         "rpc",
-        Internal::Only(&["orchestrator-core", "trdr-progress"]),
+        // strategy: the training request, converted to and from the wire
+        // here and only here.
+        Internal::Only(&["orchestrator-core", "trdr-progress", "strategy"]),
     ),
     (
         "host-client",
         // market-data: the data host client hands back `Bar`s and implements
         // market-data's `RemoteBars`, so the data path stays free of gRPC.
-        Internal::Only(&["rpc", "orchestrator-core", "trdr-progress", "market-data"]),
+        // strategy: it sends the training request.
+        Internal::Only(&[
+            "rpc",
+            "orchestrator-core",
+            "trdr-progress",
+            "market-data",
+            "strategy",
+        ]),
     ),
     (
         "host-service",
@@ -191,18 +200,13 @@ const FAMILIES: &[Family] = &[
         transitive: true,
         why: "only local-trainer and the crates above it may use burn",
     },
+    // cli reaches the servers only through host-client (clients) and
+    // api-server/host-service (servers): it speaks no gRPC itself.
     Family {
         roots: &["tonic", "prost"],
-        scope: Scope::OnlyIn(&[
-            "rpc",
-            "host-client",
-            "host-service",
-            "api-server",
-            "cli",
-            "xtask",
-        ]),
+        scope: Scope::OnlyIn(&["rpc", "host-client", "host-service", "api-server", "xtask"]),
         transitive: false,
-        why: "only rpc, host-client, host-service, api-server and cli may use tonic or prost",
+        why: "only rpc, host-client, host-service and api-server may use tonic or prost",
     },
     Family {
         roots: &["tokio"],
@@ -958,10 +962,19 @@ fn core_crates_know_nothing_of_grpc() {
         ]),
         [
             "market-data depends on tonic, which the design forbids \
-             (only rpc, host-client, host-service, api-server and cli may use tonic or prost)",
+             (only rpc, host-client, host-service and api-server may use tonic or prost)",
             "orchestrator-core depends on prost-types, which the design forbids \
-             (only rpc, host-client, host-service, api-server and cli may use tonic or prost)",
+             (only rpc, host-client, host-service and api-server may use tonic or prost)",
         ]
+    );
+}
+
+#[test]
+fn the_cli_dials_servers_only_through_host_client() {
+    assert_eq!(
+        violations_with(&[("cli", "host-client", None), ("cli", "tonic", None)]),
+        ["cli depends on tonic, which the design forbids \
+          (only rpc, host-client, host-service and api-server may use tonic or prost)"]
     );
 }
 

@@ -47,7 +47,7 @@ pub fn api_requests(data: &[u8]) -> bool {
                 request.symbols.iter().flatten().for_each(round_trips);
                 request.timeframes.iter().flatten().for_each(round_trips);
                 round_trips(&request.backend);
-                assert_eq!(request.epochs, wire.epochs.map(|e| e as usize));
+                assert_eq!(request.epochs, wire.epochs);
                 "strategy symbols[ timeframes[ backend StartTrainingOperationRequest."
             })
         }),

@@ -160,7 +160,7 @@ pub(crate) fn train_request(
         timeframes: parse_list("timeframes", &wire.timeframes)?,
         start: time(wire.start, "StartTrainingOperationRequest.start")?,
         end: time(wire.end, "StartTrainingOperationRequest.end")?,
-        epochs: wire.epochs.map(|epochs| epochs as usize),
+        epochs: wire.epochs,
         data_dir: data_dir.to_owned(),
         models_dir: models_dir.to_owned(),
         backend,

@@ -41,7 +41,7 @@ pub(crate) struct TrainArgs {
     end: Option<DateTime<Utc>>,
     /// Train this many epochs instead of the strategy's.
     #[arg(long, value_name = "N")]
-    epochs: Option<usize>,
+    epochs: Option<u32>,
     /// Where model artifacts are written [default: $TRDR_MODELS_DIR, else ./models]
     #[arg(long, value_name = "DIR")]
     models_dir: Option<PathBuf>,
@@ -106,9 +106,7 @@ fn wire_request(args: &TrainArgs) -> anyhow::Result<rpc::proto::StartTrainingOpe
         timeframes: args.timeframes.iter().map(ToString::to_string).collect(),
         start: args.start.map(rpc::timestamp),
         end: args.end.map(rpc::timestamp),
-        epochs: args
-            .epochs
-            .map(|epochs| u32::try_from(epochs).unwrap_or(u32::MAX)),
+        epochs: args.epochs,
         backend: args.backend.to_string(),
     })
 }

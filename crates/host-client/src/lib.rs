@@ -38,7 +38,4 @@ mod training;
 pub use data::{DataHostClient, data_manager_from_env};
 pub use endpoint::{ConnectOptions, HostEndpoint};
 pub use error::{HostError, HostKind};
-pub use training::{
-    RemoteCompletion, RemoteStop, RemoteTrainingError, RemoteTrainingOptions,
-    RemoteTrainingRequest, TrainingHostClient,
-};
+pub use training::{RemoteCompletion, RemoteStop, RemoteTrainingError, TrainingHostClient};

@@ -9,12 +9,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use orchestrator_core::{CancelReason, CancellationToken, Cancelled};
 use progress::ProgressState;
 use rpc::proto;
 use rpc::proto::training_event::Event;
 use rpc::proto::training_host_client::TrainingHostClient as GrpcClient;
+use strategy::TrainingRequest;
 use tonic::Streaming;
 
 use crate::endpoint::Connection;
@@ -26,27 +26,6 @@ use crate::{HostEndpoint, HostError};
 /// is still heard.
 const CANCEL_TIMEOUT: Duration =
     rpc::CANCEL_CONFIRM_WINDOW.saturating_add(Duration::from_millis(500));
-
-/// What to train on the host.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteTrainingRequest {
-    /// The parsed, validated strategy (overrides applied) as JSON.
-    pub strategy_json: String,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    pub options: RemoteTrainingOptions,
-}
-
-/// How the host trains; unset fields take the host's defaults.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteTrainingOptions {
-    /// `flex` or `ndarray`.
-    pub backend: Option<String>,
-    /// Instead of the strategy's epochs.
-    pub epochs: Option<u32>,
-    pub check_every_batches: Option<u32>,
-    pub progress_interval: Option<Duration>,
-}
 
 /// A training the host completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,17 +98,17 @@ pub enum RemoteTrainingError {
 /// The client of one training host.
 ///
 /// ```no_run
-/// use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteTrainingRequest, TrainingHostClient};
+/// use host_client::{ConnectOptions, HostEndpoint, HostKind, TrainingHostClient};
 /// use orchestrator_core::CancellationToken;
+/// use strategy::TrainingRequest;
 ///
-/// # async fn demo(strategy_json: String) -> Result<(), host_client::RemoteTrainingError> {
+/// # async fn demo(request: TrainingRequest) -> Result<(), host_client::RemoteTrainingError> {
 /// let host = TrainingHostClient::new(HostEndpoint::new(
 ///     HostKind::Training,
 ///     "http://127.0.0.1:50052",
 ///     ConnectOptions::from_env(),
 /// ));
 /// let token = CancellationToken::new();
-/// let request = RemoteTrainingRequest { strategy_json, ..RemoteTrainingRequest::default() };
 /// let done = host
 ///     .train(&request, &token, |state| println!("{}", state.message))
 ///     .await?;
@@ -168,7 +147,7 @@ impl TrainingHostClient {
     /// mid-training is [`RemoteTrainingError::HostShutDown`].
     pub async fn train(
         &self,
-        request: &RemoteTrainingRequest,
+        request: &TrainingRequest,
         token: &CancellationToken,
         mut on_progress: impl FnMut(ProgressState) + Send,
     ) -> Result<RemoteCompletion, RemoteTrainingError> {
@@ -186,7 +165,7 @@ impl TrainingHostClient {
                     RemoteStop::NotConfirmed("the host had not accepted the training yet".to_owned()),
                 ));
             }
-            started = client.start_training(wire_request(request)) => started,
+            started = client.start_training(proto::StartTrainingRequest::from(request)) => started,
         };
         let mut events = started
             .map_err(|status| self.endpoint.status_error(&status))?
@@ -446,26 +425,6 @@ impl TrainingHostClient {
             ChunkError::Invalid(message) => self.protocol(message),
             ChunkError::Io { path, source } => RemoteTrainingError::Io { path, source },
         }
-    }
-}
-
-fn wire_request(request: &RemoteTrainingRequest) -> proto::StartTrainingRequest {
-    let options = &request.options;
-    proto::StartTrainingRequest {
-        strategy_json: request.strategy_json.clone(),
-        start: request.start.map(rpc::timestamp),
-        end: request.end.map(rpc::timestamp),
-        options: Some(proto::TrainingOptions {
-            backend: options.backend.clone().unwrap_or_default(),
-            epochs: options.epochs,
-            check_every_batches: options.check_every_batches.unwrap_or(0),
-            progress_interval_ms: options.progress_interval.map_or(0, |interval| {
-                // 0 means the host's default: ask for at least 1 ms.
-                u32::try_from(interval.as_millis())
-                    .unwrap_or(u32::MAX)
-                    .max(1)
-            }),
-        }),
     }
 }
 

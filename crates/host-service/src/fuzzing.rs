@@ -2,15 +2,12 @@
 //! libFuzzer target `host_requests` in `fuzz/` calls it, and the property
 //! test below runs it on stable in CI with a fixed seed.
 
-use std::path::Path;
-
 use prost::Message;
 use rpc::proto;
-use strategy::StrategyConfig;
+use strategy::{StrategyConfig, TrainingRequest};
 use tonic::Code;
 
 use crate::data::fetch_request;
-use crate::training::training_request;
 
 /// The first byte picks the request (`StartTraining` or `FetchBars`); the
 /// rest is the request as it comes off the wire. An accepted training has
@@ -24,16 +21,18 @@ pub fn host_requests(data: &[u8]) -> bool {
     };
     let checked = if kind % 2 == 0 {
         proto::StartTrainingRequest::decode(body).map(|wire| {
-            training_request(wire, Path::new("data"), Path::new("models")).map(|request| {
-                if let (Some(start), Some(end)) = (request.start, request.end) {
-                    assert!(start <= end);
-                }
-                assert_ne!(request.options.epochs_override, Some(0));
-                assert!(request.options.check_every_batches > 0);
-                let json = serde_json::to_string(&request.strategy).expect("serializes");
-                let back: StrategyConfig = serde_json::from_str(&json).expect("parses back");
-                assert_eq!(back, request.strategy);
-            })
+            TrainingRequest::try_from(wire)
+                .map(|request| {
+                    if let (Some(start), Some(end)) = (request.start(), request.end()) {
+                        assert!(start <= end);
+                    }
+                    assert_ne!(request.options().epochs, Some(0));
+                    assert!(request.options().check_every_batches > 0);
+                    let json = serde_json::to_string(request.strategy()).expect("serializes");
+                    let back: StrategyConfig = serde_json::from_str(&json).expect("parses back");
+                    assert_eq!(&back, request.strategy());
+                })
+                .map_err(tonic::Status::from)
         })
     } else {
         proto::FetchBarsRequest::decode(body).map(|wire| {

@@ -4,12 +4,11 @@
 //! cancel-request rule, panic capture, terminal states). A session is an
 //! operation; its id is the operation's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use local_trainer::{Backend, LocalTrainer, TrainOptions, TrainingRequest, TrainingSummary};
+use local_trainer::{Directories, LocalTrainer, TrainingRequest, TrainingSummary};
 use orchestrator_core::store::InMemoryStore;
 use orchestrator_core::{
     BoxError, CancelReason, HostServiceConfig, ListFilter, Operation, OperationError, OperationId,
@@ -17,7 +16,6 @@ use orchestrator_core::{
 };
 use progress::{ProgressRenderer, TrainingProgressRenderer};
 use rpc::proto::{self, training_host_server::TrainingHost};
-use strategy::StrategyConfig;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
@@ -42,8 +40,7 @@ pub(crate) struct Host {
     tasks: TaskTracker,
     admission: Arc<Semaphore>,
     shutting_down: AtomicBool,
-    data_dir: PathBuf,
-    models_dir: PathBuf,
+    directories: Directories,
 }
 
 /// Trains on this machine.
@@ -92,20 +89,22 @@ impl Host {
             tasks: TaskTracker::new(),
             admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
             shutting_down: AtomicBool::new(false),
-            data_dir,
-            models_dir,
+            directories: Directories {
+                data: data_dir,
+                models: models_dir,
+            },
         }
     }
 
     /// Starts `request` as a training operation: it waits for a slot, then
     /// the trainer runs on a blocking thread, reporting its progress.
     fn train(&self, request: TrainingRequest) -> Result<OperationId, OperationError> {
-        let params = serde_json::json!({ "strategy": request.strategy.name });
+        let params = serde_json::json!({ "strategy": request.strategy().name });
+        let directories = self.directories.clone();
         self.start_managed_operation(OperationKind::Training, params, |context| async move {
             let outcome = tokio::task::spawn_blocking(move || {
-                LocalTrainer.run(&request, &context.token, &mut |state| {
-                    context.progress.report(state);
-                })
+                let mut report = |state| context.progress.report(state);
+                LocalTrainer.run(&request, &directories, &context.token, &mut report)
             })
             .await;
             // Keep a panic a panic: the orchestrator records it as a failure.
@@ -201,17 +200,13 @@ impl TrainingHost for TrainingService {
         &self,
         request: Request<proto::StartTrainingRequest>,
     ) -> Result<Response<Self::StartTrainingStream>, Status> {
-        let training = training_request(
-            request.into_inner(),
-            &self.host.data_dir,
-            &self.host.models_dir,
-        )?;
+        let training = TrainingRequest::try_from(request.into_inner())?;
         if self.host.shutting_down.load(Ordering::SeqCst) {
             return Err(Status::unavailable(
                 "the training host is shutting down and takes no new trainings",
             ));
         }
-        let strategy = training.strategy.name.clone();
+        let strategy = training.strategy().name.clone();
         let id = self.host.train(training).map_err(internal)?;
         tracing::info!(session = %id, %strategy, "training session accepted");
         let events = self.host.events(id).map_err(internal)?;
@@ -303,73 +298,4 @@ impl TrainingHost for TrainingService {
 /// short of a bug).
 fn internal(error: OperationError) -> Status {
     Status::internal(orchestrator_core::error_chain(&error))
-}
-
-/// The trainer's request, from the wire request and the host's directories.
-/// Checks a `StartTraining` request and turns it into the trainer's
-/// request for the host's folders; errors name the field.
-pub(crate) fn training_request(
-    request: proto::StartTrainingRequest,
-    data_dir: &Path,
-    models_dir: &Path,
-) -> Result<TrainingRequest, Status> {
-    let strategy: StrategyConfig = serde_json::from_str(&request.strategy_json).map_err(|err| {
-        Status::invalid_argument(format!(
-            "StartTrainingRequest.strategy_json is not a valid strategy: {err}"
-        ))
-    })?;
-    let start = request
-        .start
-        .map(|at| rpc::datetime(at, "StartTrainingRequest.start"))
-        .transpose()?;
-    let end = request
-        .end
-        .map(|at| rpc::datetime(at, "StartTrainingRequest.end"))
-        .transpose()?;
-    if let (Some(start), Some(end)) = (start, end)
-        && start > end
-    {
-        return Err(Status::invalid_argument(format!(
-            "StartTrainingRequest.start ({start}) is after StartTrainingRequest.end ({end})"
-        )));
-    }
-    let options = request.options.unwrap_or_default();
-    let backend = match options.backend.as_str() {
-        "" => Backend::default(),
-        name => name.parse().map_err(|err: local_trainer::UnknownBackend| {
-            Status::invalid_argument(format!("TrainingOptions.backend: {err}"))
-        })?,
-    };
-    let epochs_override = match options.epochs {
-        Some(0) => {
-            return Err(Status::invalid_argument(
-                "TrainingOptions.epochs must be at least 1 (leave it unset for the strategy's)",
-            ));
-        }
-        epochs => epochs.map(|epochs| epochs as usize),
-    };
-    let defaults = TrainOptions::default();
-    Ok(TrainingRequest {
-        strategy,
-        // The caller applied its overrides before sending the strategy.
-        symbols: None,
-        timeframes: None,
-        start,
-        end,
-        data_dir: data_dir.to_owned(),
-        models_dir: models_dir.to_owned(),
-        options: TrainOptions {
-            backend,
-            epochs_override,
-            check_every_batches: match options.check_every_batches {
-                0 => defaults.check_every_batches,
-                every => every as usize,
-            },
-            progress_interval: match options.progress_interval_ms {
-                0 => defaults.progress_interval,
-                ms => Duration::from_millis(u64::from(ms)),
-            },
-            ..defaults
-        },
-    })
 }

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use bench_support::{Flags, args_or_exit, median, positive, quantile, round, workspace_root};
 use local_trainer::{
-    Backend, LocalTrainer, TrainError, TrainOptions, TrainedModel, TrainingRequest,
-    TrainingSummary, train,
+    Backend, Directories, LocalTrainer, TrainError, TrainOptions, TrainedModel, TrainingOptions,
+    TrainingRequest, TrainingSummary, train,
 };
 use market_data::Timeframe;
 use orchestrator_core::{CancelReason, CancellationToken};
@@ -499,21 +499,23 @@ fn example(args: &Args, path: &Path) -> Result<Example, Box<dyn Error>> {
     let epochs = args.example_epochs.unwrap_or(strategy.model.epochs);
     let name = strategy.name.clone();
     let models = tempfile::tempdir()?;
-    let request = TrainingRequest {
-        strategy,
-        symbols: None,
-        timeframes: None,
-        start: None,
-        end: None,
-        data_dir: root.join("data"),
-        models_dir: models.path().to_owned(),
-        options: TrainOptions {
-            epochs_override: args.example_epochs,
-            ..args.options(args.main_backend())
-        },
+    let options = TrainingOptions {
+        backend: args.main_backend(),
+        epochs: args.example_epochs.map(u32::try_from).transpose()?,
+        ..TrainingOptions::default()
+    };
+    let request = TrainingRequest::new(strategy, None, None, options)?;
+    let directories = Directories {
+        data: root.join("data"),
+        models: models.path().to_owned(),
     };
     let started = Instant::now();
-    let summary = LocalTrainer.run(&request, &CancellationToken::new(), &mut |_| {})?;
+    let summary = LocalTrainer.run(
+        &request,
+        &directories,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )?;
     Ok(Example {
         name,
         epochs,

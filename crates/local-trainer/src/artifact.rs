@@ -342,7 +342,7 @@ pub fn load_artifact(path: &Path, backend: Backend) -> Result<Artifact, Artifact
         message: err.to_string(),
     };
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(weights_error)?;
-    let device = backend.device();
+    let device = crate::backend::device(backend);
     let network = Network::new(&architecture, &device)
         .try_load_record(record)
         .map_err(weights_error)?;

@@ -96,6 +96,7 @@ pub use error::{ArtifactError, TrainError};
 pub use metrics::{Baseline, ClassMetrics, Metrics};
 pub use model::{Architecture, Model};
 pub use pipeline::{
-    LocalTrainer, PhaseSeconds, PipelineError, SplitSizes, TrainingRequest, TrainingSummary,
+    Directories, LocalTrainer, PhaseSeconds, PipelineError, SplitSizes, TrainingSummary,
 };
+pub use strategy::{TrainingOptions, TrainingRequest};
 pub use train::{EpochMetrics, TrainOptions, TrainedModel, TrainingReport, evaluate, train};

@@ -2,16 +2,16 @@
 //! data, build features, train, evaluate and save — as four reported steps,
 //! with the token checked between every symbol, series and phase.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use market_data::{Bar, DataError, LocalStore, Symbol, Timeframe};
 use orchestrator_core::{CancellationToken, Cancelled};
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
 use serde::{Deserialize, Serialize};
 use strategy::{
-    ModelKind, StrategyConfig, StrategyError, SymbolSamples, assemble, build_symbol_samples,
+    ModelKind, StrategyConfig, StrategyError, SymbolSamples, TrainingRequest, assemble,
+    build_symbol_samples,
 };
 
 use crate::{
@@ -25,37 +25,12 @@ const BUILD_FEATURES: (u32, f64) = (2, 10.0);
 const TRAIN: (u32, f64) = (3, 20.0);
 const EVALUATE_AND_SAVE: (u32, f64) = (4, 90.0);
 
-/// One training to run.
-#[derive(Debug, Clone)]
-pub struct TrainingRequest {
-    pub strategy: StrategyConfig,
-    /// Train on these symbols instead of the strategy's.
-    pub symbols: Option<Vec<Symbol>>,
-    /// Train on these timeframes instead of the strategy's; the first is the
-    /// base timeframe.
-    pub timeframes: Option<Vec<Timeframe>>,
-    /// Only bars at or after this time.
-    pub start: Option<DateTime<Utc>>,
-    /// Only bars at or before this time.
-    pub end: Option<DateTime<Utc>>,
-    pub data_dir: PathBuf,
-    pub models_dir: PathBuf,
-    pub options: TrainOptions,
-}
-
-impl TrainingRequest {
-    /// The strategy with the request's overrides applied.
-    pub fn effective_strategy(&self) -> StrategyConfig {
-        let mut strategy = self.strategy.clone();
-        if let Some(symbols) = self.symbols.as_ref().filter(|s| !s.is_empty()) {
-            strategy.training_data.symbols = symbols.clone();
-        }
-        if let Some(timeframes) = self.timeframes.as_ref().filter(|t| !t.is_empty()) {
-            strategy.training_data.timeframes = timeframes.clone();
-            strategy.training_data.base_timeframe = timeframes[0];
-        }
-        strategy
-    }
+/// Where a training reads its bars and writes its model: the machine's,
+/// not the request's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directories {
+    pub data: PathBuf,
+    pub models: PathBuf,
 }
 
 /// How long each step took, in seconds.
@@ -119,15 +94,16 @@ impl LocalTrainer {
     pub fn run(
         &self,
         request: &TrainingRequest,
+        directories: &Directories,
         token: &CancellationToken,
         progress: &mut dyn FnMut(ProgressState),
     ) -> Result<TrainingSummary, PipelineError> {
-        let strategy = request.effective_strategy();
-        let context = base_context(&strategy);
+        let strategy = request.strategy();
+        let context = base_context(strategy);
         let mut phases = PhaseSeconds::default();
 
         let started = Instant::now();
-        let series = load_series(request, &strategy, &context, token, progress)?;
+        let series = load_series(request, &directories.data, &context, token, progress)?;
         phases.load_data = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
@@ -143,19 +119,19 @@ impl LocalTrainer {
                 index,
                 symbols.len(),
             );
-            per_symbol.push(build_symbol_samples(&strategy, symbol, &bars)?);
+            per_symbol.push(build_symbol_samples(strategy, symbol, &bars)?);
         }
         token.check("building features")?;
-        let data = assemble(&strategy, per_symbol);
+        let data = assemble(strategy, per_symbol);
         phases.build_features = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
         let options = TrainOptions {
             progress_range: (TRAIN.1, EVALUATE_AND_SAVE.1),
             progress_step: Step::new(TRAIN.0, STEPS),
-            ..request.options.clone()
+            ..TrainOptions::from(request.options())
         };
-        let trained = train(&strategy, &data, &options, token, progress)?;
+        let trained = train(strategy, &data, &options, token, progress)?;
         phases.train = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
@@ -163,8 +139,8 @@ impl LocalTrainer {
         let metrics = trained.evaluate(&data, token)?;
         report_step(progress, &context, EVALUATE_AND_SAVE, 100.0, 1, 2);
         let model_path = save_artifact(
-            &request.models_dir,
-            &strategy,
+            &directories.models,
+            strategy,
             &data,
             &trained,
             &metrics,
@@ -178,7 +154,7 @@ impl LocalTrainer {
             model_type: strategy.model.kind,
             symbols: strategy.training_data.symbols.clone(),
             timeframes: strategy.training_data.timeframes.clone(),
-            backend: request.options.backend,
+            backend: request.options().backend,
             model_path,
             metrics,
             report: trained.report,
@@ -200,12 +176,13 @@ type SymbolSeries = Vec<(Timeframe, Vec<Bar>)>;
 /// cut to the requested range; a timeframe the store lacks is resampled.
 fn load_series(
     request: &TrainingRequest,
-    strategy: &StrategyConfig,
+    data_dir: &Path,
     context: &TrainingContext,
     token: &CancellationToken,
     progress: &mut dyn FnMut(ProgressState),
 ) -> Result<Vec<SymbolSeries>, PipelineError> {
-    let store = LocalStore::new(&request.data_dir);
+    let strategy = request.strategy();
+    let store = LocalStore::new(data_dir);
     let timeframes = &strategy.training_data.timeframes;
     let total = strategy.training_data.symbols.len() * timeframes.len();
     let mut loaded = 0;
@@ -224,8 +201,8 @@ fn load_series(
             );
             let (mut bars, _) = store.read_or_resample(symbol, timeframe)?;
             bars.retain(|bar| {
-                request.start.is_none_or(|start| bar.timestamp >= start)
-                    && request.end.is_none_or(|end| bar.timestamp <= end)
+                request.start().is_none_or(|start| bar.timestamp >= start)
+                    && request.end().is_none_or(|end| bar.timestamp <= end)
             });
             by_timeframe.push((timeframe, bars));
             loaded += 1;

@@ -27,7 +27,7 @@ use burn::tensor::{Device, Int, Tensor};
 use orchestrator_core::CancellationToken;
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
 use serde::{Deserialize, Serialize};
-use strategy::{Optimizer, PreparedData, Samples, StrategyConfig};
+use strategy::{Optimizer, PreparedData, Samples, StrategyConfig, TrainingOptions};
 
 use crate::batch::{self, SampleShape};
 use crate::model::{Architecture, Network, Pass, Scratch};
@@ -61,6 +61,19 @@ impl Default for TrainOptions {
             progress_interval: Duration::from_millis(100),
             progress_range: (50.0, 90.0),
             progress_step: Step::new(3, 4),
+        }
+    }
+}
+
+impl From<&TrainingOptions> for TrainOptions {
+    /// The loop's options for a request's; progress spans the defaults.
+    fn from(options: &TrainingOptions) -> Self {
+        Self {
+            backend: options.backend,
+            epochs_override: options.epochs.map(|epochs| epochs as usize),
+            check_every_batches: options.check_every_batches as usize,
+            progress_interval: options.progress_interval,
+            ..Self::default()
         }
     }
 }
@@ -306,7 +319,7 @@ impl<'d> Training<'d> {
         }
         let seed = model_config.seed;
 
-        let device = options.backend.device();
+        let device = crate::backend::device(options.backend);
         // Only burn-internal randomness uses this (none of ours does: see `model`).
         device.seed(seed);
         let train_device = device.clone().autodiff();

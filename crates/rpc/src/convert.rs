@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use orchestrator_core::{CancelReason, Operation, OperationId, OperationKind, OperationStatus};
 use progress::{DataContext, Items, ProgressContext, ProgressState, Step, TrainingContext};
+use strategy::{RequestError, StrategyConfig, TrainingOptions, TrainingRequest};
 
 use crate::proto;
 use crate::proto::cancel_reason::Kind as ReasonKind;
@@ -349,6 +350,83 @@ impl TryFrom<proto::Operation> for Operation {
                 .cancel_requested_at
                 .map(|at| datetime(at, "Operation.cancel_requested_at"))
                 .transpose()?,
+        })
+    }
+}
+
+/// The training request as the host client sends it: the strategy as JSON
+/// of the parsed, checked strategy (overrides applied), so the host trains
+/// exactly what the caller checked.
+impl From<&TrainingRequest> for proto::StartTrainingRequest {
+    fn from(request: &TrainingRequest) -> Self {
+        let options = request.options();
+        Self {
+            strategy_json: serde_json::to_string(request.strategy())
+                .expect("a strategy is plain data with string keys and always encodes"),
+            start: request.start().map(timestamp),
+            end: request.end().map(timestamp),
+            options: Some(proto::TrainingOptions {
+                backend: options.backend.as_str().to_owned(),
+                epochs: options.epochs,
+                check_every_batches: options.check_every_batches,
+                // 0 means the host's default: ask for at least 1 ms.
+                progress_interval_ms: u32::try_from(options.progress_interval.as_millis())
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            }),
+        }
+    }
+}
+
+/// The training request as the host receives it, checked once by
+/// [`TrainingRequest::new`]; unset options take the defaults.
+impl TryFrom<proto::StartTrainingRequest> for TrainingRequest {
+    type Error = WireError;
+
+    fn try_from(wire: proto::StartTrainingRequest) -> Result<Self, Self::Error> {
+        let strategy: StrategyConfig = serde_json::from_str(&wire.strategy_json).map_err(|err| {
+            WireError::new(
+                "StartTrainingRequest.strategy_json",
+                format!("not a valid strategy: {err}"),
+            )
+        })?;
+        let start = wire
+            .start
+            .map(|at| datetime(at, "StartTrainingRequest.start"))
+            .transpose()?;
+        let end = wire
+            .end
+            .map(|at| datetime(at, "StartTrainingRequest.end"))
+            .transpose()?;
+        let wire_options = wire.options.unwrap_or_default();
+        let defaults = TrainingOptions::default();
+        let options = TrainingOptions {
+            backend: match wire_options.backend.as_str() {
+                "" => defaults.backend,
+                name => name.parse().map_err(|err: strategy::UnknownBackend| {
+                    WireError::new("TrainingOptions.backend", err.to_string())
+                })?,
+            },
+            epochs: wire_options.epochs,
+            check_every_batches: match wire_options.check_every_batches {
+                0 => defaults.check_every_batches,
+                every => every,
+            },
+            progress_interval: match wire_options.progress_interval_ms {
+                0 => defaults.progress_interval,
+                ms => Duration::from_millis(u64::from(ms)),
+            },
+        };
+        TrainingRequest::new(strategy, start, end, options).map_err(|err| {
+            let field = match err {
+                RequestError::NoEpochs => "TrainingOptions.epochs",
+                RequestError::NoCheckInterval => "TrainingOptions.check_every_batches",
+                RequestError::StartAfterEnd { .. } => "StartTrainingRequest.start",
+                RequestError::NoSymbols | RequestError::NoTimeframes => {
+                    "StartTrainingRequest.strategy_json"
+                }
+            };
+            WireError::new(field, err.to_string())
         })
     }
 }

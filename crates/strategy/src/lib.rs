@@ -43,6 +43,7 @@ pub mod indicators;
 mod labels;
 mod parse;
 mod prepare;
+mod request;
 
 pub use config::{
     Activation, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets, IndicatorKind,
@@ -54,3 +55,6 @@ pub use error::StrategyError;
 pub use labels::zigzag_labels;
 pub use parse::{ParsedStrategy, parse_strategy};
 pub use prepare::{SymbolSamples, assemble, build_symbol_samples};
+pub use request::{
+    Backend, RequestError, TrainingOptions, TrainingRequest, UnknownBackend, with_overrides,
+};

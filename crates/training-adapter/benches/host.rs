@@ -34,10 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_support::{Flags, args_or_exit, quantile, verdict, workspace_root};
-use host_client::{
-    ConnectOptions, HostEndpoint, HostKind, RemoteTrainingOptions, RemoteTrainingRequest,
-    TrainingHostClient,
-};
+use host_client::{ConnectOptions, HostEndpoint, HostKind, TrainingHostClient};
 use local_trainer::LocalTrainer;
 use orchestrator_core::{
     CancelReason, CancellationToken, HostServiceConfig, OperationKind, OperationStatus,
@@ -47,7 +44,9 @@ use progress::{ProgressContext, ProgressRenderer, TrainingProgressRenderer};
 use rpc::proto;
 use strategy::StrategyConfig;
 use tokio_util::task::TaskTracker;
-use training_adapter::{TrainOptions, TrainingAdapter, TrainingRequest, TrainingSummary};
+use training_adapter::{
+    Directories, TrainingAdapter, TrainingOptions, TrainingRequest, TrainingSummary,
+};
 
 const USAGE: &str = "\
 usage: cargo xtask bench host [FLAGS]
@@ -131,33 +130,29 @@ struct Bench {
 }
 
 impl Bench {
-    fn request(&self, epochs: usize, progress_interval: Duration) -> TrainingRequest {
-        TrainingRequest {
-            strategy: self.strategy.clone(),
-            symbols: None,
-            timeframes: None,
-            start: None,
-            end: None,
-            data_dir: workspace_root().join("data"),
-            models_dir: self.local_models.path().to_owned(),
-            options: TrainOptions {
-                epochs_override: Some(epochs),
-                progress_interval,
-                ..TrainOptions::default()
-            },
-        }
+    fn request(
+        &self,
+        epochs: usize,
+        progress_interval: Duration,
+    ) -> Result<TrainingRequest, Box<dyn Error>> {
+        let options = TrainingOptions {
+            epochs: Some(u32::try_from(epochs)?),
+            progress_interval,
+            ..TrainingOptions::default()
+        };
+        Ok(TrainingRequest::new(
+            self.strategy.clone(),
+            None,
+            None,
+            options,
+        )?)
     }
 
-    fn remote_request(&self, epochs: usize, progress_interval: Duration) -> RemoteTrainingRequest {
-        RemoteTrainingRequest {
-            strategy_json: serde_json::to_string(&self.strategy).unwrap_or_default(),
-            start: None,
-            end: None,
-            options: RemoteTrainingOptions {
-                epochs: u32::try_from(epochs).ok(),
-                progress_interval: Some(progress_interval),
-                ..RemoteTrainingOptions::default()
-            },
+    /// This machine's folders; the host route reads the host's data.
+    fn directories(&self) -> Directories {
+        Directories {
+            data: workspace_root().join("data"),
+            models: self.local_models.path().to_owned(),
         }
     }
 }
@@ -214,22 +209,28 @@ struct Overhead {
 }
 
 async fn train(
+    bench: &Bench,
     adapter: &TrainingAdapter,
     request: TrainingRequest,
 ) -> Result<TrainingSummary, Box<dyn Error>> {
     let operations = OperationsService::in_memory();
     let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
     Ok(adapter
-        .train(request, context.token, context.progress)
+        .train(
+            request,
+            bench.directories(),
+            context.token,
+            context.progress,
+        )
         .await?)
 }
 
 async fn overhead(bench: &Bench, args: &Args) -> Result<Overhead, Box<dyn Error>> {
-    let interval = TrainOptions::default().progress_interval;
+    let interval = TrainingOptions::default().progress_interval;
     // One of each first: the host warms up its data cache like the local route.
     eprintln!("warming up both routes");
-    let warm = train(&bench.local, bench.request(1, interval)).await?;
-    train(&bench.host, bench.request(1, interval)).await?;
+    let warm = train(bench, &bench.local, bench.request(1, interval)?).await?;
+    train(bench, &bench.host, bench.request(1, interval)?).await?;
     let batches_per_epoch = warm
         .samples
         .train
@@ -249,7 +250,7 @@ async fn overhead(bench: &Bench, args: &Args) -> Result<Overhead, Box<dyn Error>
                 &bench.local
             };
             let started = Instant::now();
-            let summary = train(adapter, bench.request(args.epochs, interval)).await?;
+            let summary = train(bench, adapter, bench.request(args.epochs, interval)?).await?;
             let seconds = started.elapsed().as_secs_f64();
             if host_first {
                 result.host_s.push(seconds);
@@ -277,13 +278,15 @@ struct Events {
 async fn progress_rate(bench: &Bench, args: &Args) -> Result<Events, Box<dyn Error>> {
     const AS_OFTEN_AS_ALLOWED: Duration = Duration::from_millis(1);
     eprintln!("counting progress events");
-    let request = bench.request(args.epochs, AS_OFTEN_AS_ALLOWED);
+    let request = bench.request(args.epochs, AS_OFTEN_AS_ALLOWED)?;
+    let local_request = request.clone();
+    let directories = bench.directories();
     let token = CancellationToken::new();
     let local_started = Instant::now();
     let local_events = tokio::task::spawn_blocking(move || {
         let mut count = 0_usize;
         LocalTrainer
-            .run(&request, &token, &mut |_| count += 1)
+            .run(&local_request, &directories, &token, &mut |_| count += 1)
             .map(|_| count)
     })
     .await??;
@@ -293,11 +296,7 @@ async fn progress_rate(bench: &Bench, args: &Args) -> Result<Events, Box<dyn Err
     let started = Instant::now();
     bench
         .client
-        .train(
-            &bench.remote_request(args.epochs, AS_OFTEN_AS_ALLOWED),
-            &CancellationToken::new(),
-            |_| host_events += 1,
-        )
+        .train(&request, &CancellationToken::new(), |_| host_events += 1)
         .await?;
     let host_s = started.elapsed().as_secs_f64();
     Ok(Events {
@@ -358,6 +357,7 @@ impl Trainings {
     async fn cancel_at_random(
         &self,
         request: TrainingRequest,
+        directories: Directories,
         rng: &mut fastrand::Rng,
     ) -> Result<f64, Box<dyn Error>> {
         let adapter = self.adapter.clone();
@@ -366,7 +366,7 @@ impl Trainings {
             serde_json::json!({}),
             move |context| async move {
                 adapter
-                    .train(request, context.token, context.progress)
+                    .train(request, directories, context.token, context.progress)
                     .await
             },
         )?;
@@ -410,20 +410,28 @@ async fn cancel_latency(bench: &Bench, args: &Args) -> Result<Cancels, Box<dyn E
         host_ms: Vec::new(),
         host_session_ms: Vec::new(),
     };
-    let interval = TrainOptions::default().progress_interval;
+    let interval = TrainingOptions::default().progress_interval;
     for round in 1..=args.cancels {
         // Alternate which goes first, so drift favours neither.
         for host_first in [round % 2 == 0, round % 2 != 0] {
             if !host_first {
                 let ms = local
-                    .cancel_at_random(bench.request(EPOCHS, interval), &mut rng)
+                    .cancel_at_random(
+                        bench.request(EPOCHS, interval)?,
+                        bench.directories(),
+                        &mut rng,
+                    )
                     .await?;
                 result.local_ms.push(ms);
                 continue;
             }
             let requested = Instant::now();
             let ms = host
-                .cancel_at_random(bench.request(EPOCHS, interval), &mut rng)
+                .cancel_at_random(
+                    bench.request(EPOCHS, interval)?,
+                    bench.directories(),
+                    &mut rng,
+                )
                 .await?;
             let cancelled_at = requested.elapsed();
             result.host_ms.push(ms);

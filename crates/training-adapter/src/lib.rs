@@ -1,33 +1,31 @@
 //! `TrainingAdapter`: routes one training request to the local trainer (on a
-//! thread of its own, behind a semaphore bounding concurrent trainings) or
-//! to a training host. Nothing is global: the request, the operation's
-//! token and its progress reporter are passed in.
+//! thread of its own) or to a training host. Nothing is global: the
+//! request, the directories, the operation's token and its progress
+//! reporter are passed in.
 //!
 //! On a host (`USE_TRAINING_HOST_SERVICE=true`, `TRAINING_HOST_SERVICE_URL`)
-//! the effective strategy travels as JSON, the host's progress events become
-//! the operation's progress, a cancel is forwarded to the host, and the
-//! finished model is fetched into the request's local models folder as the
-//! next free version, so the summary's `model_path` is a local path. The
-//! host reads its own data folder.
+//! the request travels as it is (its strategy as JSON), the host's progress
+//! events become the operation's progress, a cancel is forwarded to the
+//! host, and the finished model is fetched into the local models folder as
+//! the next free version, so the summary's `model_path` is a local path.
+//! The host reads its own data folder.
 //!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
-//! use training_adapter::{TrainingAdapter, TrainingRequest};
+//! use training_adapter::{Directories, TrainingAdapter, TrainingRequest};
 //!
 //! # async fn demo(request: TrainingRequest) -> Result<(), Box<dyn std::error::Error>> {
 //! let adapter = TrainingAdapter::new(&HostServiceConfig::local("TRAINING"));
 //! let operations = OperationsService::in_memory();
 //! let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
-//! let summary = adapter.train(request, context.token, context.progress).await?;
+//! let directories = Directories { data: "data".into(), models: "models".into() };
+//! let summary = adapter.train(request, directories, context.token, context.progress).await?;
 //! println!("model saved in {}", summary.model_path.display());
 //! # Ok(())
 //! # }
 //! ```
 
-use host_client::{
-    ConnectOptions, HostEndpoint, HostKind, RemoteTrainingOptions, RemoteTrainingRequest,
-    TrainingHostClient,
-};
+use host_client::{ConnectOptions, HostEndpoint, HostKind, TrainingHostClient};
 use local_trainer::{ArtifactError, PendingArtifact};
 use orchestrator_core::{
     BoxError, CancellationToken, HostServiceConfig, ProgressReporter, ServiceAdapter,
@@ -35,7 +33,7 @@ use orchestrator_core::{
 
 pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
 pub use local_trainer::{
-    Backend, Metrics, PipelineError, TrainOptions, TrainingRequest, TrainingSummary,
+    Backend, Directories, Metrics, PipelineError, TrainingOptions, TrainingRequest, TrainingSummary,
 };
 
 /// Why a training routed by the adapter did not produce a model.
@@ -90,14 +88,16 @@ impl TrainingAdapter {
     pub async fn train(
         &self,
         request: TrainingRequest,
+        directories: Directories,
         token: CancellationToken,
         progress: ProgressReporter,
     ) -> Result<TrainingSummary, AdapterError> {
         if let Some(host) = &self.host {
-            return train_on_host(host, &request, &token, &progress).await;
+            return train_on_host(host, &request, &directories, &token, &progress).await;
         }
         let run = tokio::task::spawn_blocking(move || {
-            local_trainer::LocalTrainer.run(&request, &token, &mut |state| progress.report(state))
+            let mut report = |state| progress.report(state);
+            local_trainer::LocalTrainer.run(&request, &directories, &token, &mut report)
         });
         match run.await {
             Ok(outcome) => Ok(outcome?),
@@ -107,29 +107,16 @@ impl TrainingAdapter {
     }
 }
 
-/// Trains on `host`, then installs its model in the request's models folder.
+/// Trains on `host`, then installs its model in the local models folder.
 async fn train_on_host(
     host: &TrainingHostClient,
     request: &TrainingRequest,
+    directories: &Directories,
     token: &CancellationToken,
     progress: &ProgressReporter,
 ) -> Result<TrainingSummary, AdapterError> {
-    let strategy = request.effective_strategy();
-    let options = &request.options;
-    let remote = RemoteTrainingRequest {
-        strategy_json: serde_json::to_string(&strategy)
-            .expect("a strategy is plain data with string keys and always encodes"),
-        start: request.start,
-        end: request.end,
-        options: RemoteTrainingOptions {
-            backend: Some(options.backend.as_str().to_owned()),
-            epochs: options.epochs_override.map(saturating_u32),
-            check_every_batches: Some(saturating_u32(options.check_every_batches)),
-            progress_interval: Some(options.progress_interval),
-        },
-    };
     let done = host
-        .train(&remote, token, |state| progress.report(state))
+        .train(request, token, |state| progress.report(state))
         .await?;
     let url = host.endpoint().url();
     let mut summary: TrainingSummary =
@@ -141,15 +128,12 @@ async fn train_on_host(
         url: url.to_owned(),
         source,
     };
-    let pending = PendingArtifact::create(&request.models_dir, &strategy).map_err(install)?;
+    let pending =
+        PendingArtifact::create(&directories.models, request.strategy()).map_err(install)?;
     host.fetch_artifact(&done.session_id, pending.path(), token)
         .await?;
     summary.model_path = pending.commit(token).map_err(install)?;
     Ok(summary)
-}
-
-fn saturating_u32(value: usize) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 impl ServiceAdapter for TrainingAdapter {

@@ -32,10 +32,10 @@ use orchestrator_core::{
 };
 use progress::{ProgressRenderer, TrainingProgressRenderer};
 use serde::{Deserialize, Serialize};
-use strategy::{StrategyConfig, StrategyError};
+use strategy::{StrategyConfig, StrategyError, with_overrides};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use training_adapter::{TrainOptions, TrainingAdapter, TrainingRequest};
+use training_adapter::{Directories, TrainingAdapter, TrainingOptions, TrainingRequest};
 
 pub use training_adapter::{Backend, TrainingSummary};
 
@@ -73,7 +73,7 @@ pub struct TrainRequest {
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     /// Instead of the strategy's epochs.
-    pub epochs: Option<usize>,
+    pub epochs: Option<u32>,
     pub data_dir: PathBuf,
     pub models_dir: PathBuf,
     pub backend: Backend,
@@ -156,21 +156,21 @@ impl TrainingManager {
                 config
             }
         };
-        if request.symbols.as_ref().is_some_and(Vec::is_empty) {
-            return Err(TrainingManagerError::InvalidRequest(
-                "the symbol list is empty".to_owned(),
-            ));
-        }
-        if request.timeframes.as_ref().is_some_and(Vec::is_empty) {
-            return Err(TrainingManagerError::InvalidRequest(
-                "the timeframe list is empty".to_owned(),
-            ));
-        }
-        if request.epochs == Some(0) {
-            return Err(TrainingManagerError::InvalidRequest(
-                "epochs must be at least 1".to_owned(),
-            ));
-        }
+        let invalid =
+            |error: strategy::RequestError| TrainingManagerError::InvalidRequest(error.to_string());
+        let strategy = with_overrides(
+            strategy,
+            request.symbols.clone(),
+            request.timeframes.clone(),
+        )
+        .map_err(invalid)?;
+        let options = TrainingOptions {
+            backend: request.backend,
+            epochs: request.epochs,
+            ..TrainingOptions::default()
+        };
+        let training =
+            TrainingRequest::new(strategy, request.start, request.end, options).map_err(invalid)?;
         // Operation records keep the request as JSON text, which a path that
         // is not UTF-8 cannot be written in without loss.
         let strategy_file = match &request.strategy {
@@ -191,19 +191,9 @@ impl TrainingManager {
         let params = serde_json::to_value(&request).map_err(|error| {
             TrainingManagerError::InvalidRequest(format!("the request cannot be recorded: {error}"))
         })?;
-        let training = TrainingRequest {
-            strategy,
-            symbols: request.symbols,
-            timeframes: request.timeframes,
-            start: request.start,
-            end: request.end,
-            data_dir: request.data_dir,
-            models_dir: request.models_dir,
-            options: TrainOptions {
-                backend: request.backend,
-                epochs_override: request.epochs,
-                ..TrainOptions::default()
-            },
+        let directories = Directories {
+            data: request.data_dir,
+            models: request.models_dir,
         };
         let adapter = self.adapter.clone();
         let id = self.start_managed_operation(
@@ -211,7 +201,7 @@ impl TrainingManager {
             params,
             move |context| async move {
                 adapter
-                    .train(training, context.token, context.progress)
+                    .train(training, directories, context.token, context.progress)
                     .await
             },
         )?;

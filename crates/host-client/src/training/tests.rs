@@ -166,7 +166,7 @@ fn client_at(url: &str, auth_token: Option<&str>) -> TrainingHostClient {
         HostKind::Training,
         url,
         ConnectOptions {
-            auth_token: auth_token.map(str::to_owned),
+            auth_token: auth_token.and_then(rpc::Secret::new),
             ..ConnectOptions::default()
         },
     ))
@@ -194,11 +194,10 @@ fn progress(state: &ProgressState) -> Event {
     Event::Progress(proto::Progress::from(state))
 }
 
-fn request() -> RemoteTrainingRequest {
-    RemoteTrainingRequest {
-        strategy_json: "{}".to_owned(),
-        ..RemoteTrainingRequest::default()
-    }
+fn request() -> TrainingRequest {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../strategies/eurusd_mlp.yaml");
+    let strategy = strategy::StrategyConfig::from_file(std::path::Path::new(path)).unwrap();
+    TrainingRequest::new(strategy, None, None, strategy::TrainingOptions::default()).unwrap()
 }
 
 fn user_cancel() -> CancelReason {

@@ -12,7 +12,7 @@ fn devices() -> Vec<Device> {
     Backend::ALL
         .into_iter()
         .map(|backend| {
-            let device = backend.device();
+            let device = crate::backend::device(backend);
             device.seed(11);
             device.autodiff()
         })

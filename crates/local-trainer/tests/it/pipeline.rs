@@ -5,39 +5,47 @@
 use std::path::{Path, PathBuf};
 
 use local_trainer::{
-    Backend, LocalTrainer, PipelineError, TrainOptions, TrainingRequest, TrainingSummary,
-    load_artifact,
+    Backend, Directories, LocalTrainer, PipelineError, TrainingOptions, TrainingRequest,
+    TrainingSummary, load_artifact,
 };
 use market_data::LocalStore;
 use orchestrator_core::{CancelReason, CancellationToken, Cancelled};
 use progress::{ProgressContext, ProgressState};
-use strategy::{Label, PreparedData, StrategyConfig, assemble, build_symbol_samples};
+use strategy::{
+    Label, PreparedData, StrategyConfig, assemble, build_symbol_samples, with_overrides,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn request(strategy: &str, models_dir: &Path, epochs: usize) -> TrainingRequest {
-    TrainingRequest {
-        strategy: StrategyConfig::from_file(&root().join("strategies").join(strategy)).unwrap(),
-        symbols: None,
-        timeframes: None,
-        start: None,
-        end: None,
-        data_dir: root().join("data"),
-        models_dir: models_dir.to_owned(),
-        options: TrainOptions {
+fn request(strategy: &str, epochs: u32) -> TrainingRequest {
+    options_request(
+        strategy,
+        TrainingOptions {
             backend: Backend::Flex,
-            epochs_override: Some(epochs),
-            ..TrainOptions::default()
+            epochs: Some(epochs),
+            ..TrainingOptions::default()
         },
+    )
+}
+
+fn options_request(strategy: &str, options: TrainingOptions) -> TrainingRequest {
+    let strategy = StrategyConfig::from_file(&root().join("strategies").join(strategy)).unwrap();
+    TrainingRequest::new(strategy, None, None, options).unwrap()
+}
+
+fn directories(models: &Path) -> Directories {
+    Directories {
+        data: root().join("data"),
+        models: models.to_owned(),
     }
 }
 
 /// The samples the pipeline trained on, rebuilt independently (features are deterministic).
 fn prepared_data(request: &TrainingRequest) -> PreparedData {
-    let strategy = request.effective_strategy();
-    let store = LocalStore::new(&request.data_dir);
+    let strategy = request.strategy();
+    let store = LocalStore::new(root().join("data"));
     let per_symbol = strategy
         .training_data
         .symbols
@@ -49,19 +57,20 @@ fn prepared_data(request: &TrainingRequest) -> PreparedData {
                 .iter()
                 .map(|&tf| (tf, store.read_or_resample(symbol, tf).unwrap().0))
                 .collect();
-            build_symbol_samples(&strategy, symbol, &series).unwrap()
+            build_symbol_samples(strategy, symbol, &series).unwrap()
         })
         .collect();
-    assemble(&strategy, per_symbol)
+    assemble(strategy, per_symbol)
 }
 
 fn train_reload_and_reproduce(strategy: &str, epochs: usize) -> TrainingSummary {
     let models = tempfile::tempdir().unwrap();
-    let request = request(strategy, models.path(), epochs);
+    let request = request(strategy, u32::try_from(epochs).unwrap());
     let mut steps = Vec::new();
     let summary = LocalTrainer
         .run(
             &request,
+            &directories(models.path()),
             &CancellationToken::new(),
             &mut |state: ProgressState| {
                 steps.push(state.step.map(|step| step.current));
@@ -126,23 +135,33 @@ fn the_multi_symbol_cnn_example_trains_saves_reloads_and_reproduces() {
 #[test]
 fn a_cancel_mid_epoch_ends_with_cancelled_and_no_complete_artifact() {
     let models = tempfile::tempdir().unwrap();
-    let mut request = request("eurusd_mlp.yaml", models.path(), 5);
     // Report every batch, so the cancel lands on the batch chosen below.
-    request.options.progress_interval = std::time::Duration::ZERO;
+    let options = TrainingOptions {
+        epochs: Some(5),
+        progress_interval: std::time::Duration::ZERO,
+        ..TrainingOptions::default()
+    };
+    let request = options_request("eurusd_mlp.yaml", options);
     let token = CancellationToken::new();
     // A pseudo-random batch of the second epoch (seeded for reproducibility).
     let cancel_at = 2 + fastrand::Rng::with_seed(2026).usize(0..40);
     let mut last_batch = None;
-    let result = LocalTrainer.run(&request, &token, &mut |state: ProgressState| {
-        if let ProgressContext::Training(context) = &state.context
-            && let (Some(epoch), Some(batch)) = (context.epoch, context.batch)
-        {
-            last_batch = Some((epoch, batch));
-            if epoch.current == 2 && batch.current as usize >= cancel_at {
-                token.cancel(CancelReason::UserRequest(None));
+    let directories = directories(models.path());
+    let result = LocalTrainer.run(
+        &request,
+        &directories,
+        &token,
+        &mut |state: ProgressState| {
+            if let ProgressContext::Training(context) = &state.context
+                && let (Some(epoch), Some(batch)) = (context.epoch, context.batch)
+            {
+                last_batch = Some((epoch, batch));
+                if epoch.current == 2 && batch.current as usize >= cancel_at {
+                    token.cancel(CancelReason::UserRequest(None));
+                }
             }
-        }
-    });
+        },
+    );
 
     let error = result.unwrap_err();
     assert!(matches!(error, PipelineError::Train(_)), "{error}");
@@ -186,10 +205,20 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_missing_series_fails_naming_the_file() {
     let models = tempfile::tempdir().unwrap();
-    let mut request = request("eurusd_mlp.yaml", models.path(), 1);
-    request.symbols = Some(vec!["NOPE".parse().unwrap()]);
+    let base = request("eurusd_mlp.yaml", 1);
+    let nope = with_overrides(
+        base.strategy().clone(),
+        Some(vec!["NOPE".parse().unwrap()]),
+        None,
+    );
+    let request = TrainingRequest::new(nope.unwrap(), None, None, *base.options()).unwrap();
     let error = LocalTrainer
-        .run(&request, &CancellationToken::new(), &mut |_| {})
+        .run(
+            &request,
+            &directories(models.path()),
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
         .unwrap_err();
     let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
     assert!(message.contains("NOPE_1h.csv does not exist"), "{message}");

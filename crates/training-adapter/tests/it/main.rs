@@ -12,7 +12,8 @@ use orchestrator_core::{
 use progress::ProgressContext;
 use strategy::StrategyConfig;
 use training_adapter::{
-    AdapterError, RemoteStop, RemoteTrainingError, TrainOptions, TrainingAdapter, TrainingRequest,
+    AdapterError, Directories, RemoteStop, RemoteTrainingError, TrainingAdapter, TrainingOptions,
+    TrainingRequest,
 };
 
 fn root() -> PathBuf {
@@ -37,20 +38,20 @@ async fn start_host(models_dir: &Path) -> (String, tokio::sync::oneshot::Sender<
     (url, stop)
 }
 
-fn request(models_dir: &Path, epochs: usize) -> TrainingRequest {
-    TrainingRequest {
-        strategy: StrategyConfig::from_file(&root().join("strategies/eurusd_mlp.yaml")).unwrap(),
-        symbols: None,
-        timeframes: None,
-        start: None,
-        end: None,
+fn request(epochs: u32) -> TrainingRequest {
+    let strategy = StrategyConfig::from_file(&root().join("strategies/eurusd_mlp.yaml")).unwrap();
+    let options = TrainingOptions {
+        epochs: Some(epochs),
+        ..TrainingOptions::default()
+    };
+    TrainingRequest::new(strategy, None, None, options).unwrap()
+}
+
+fn directories(models: &Path) -> Directories {
+    Directories {
         // The host reads its own data folder; this one must not matter.
-        data_dir: PathBuf::from("/nonexistent"),
-        models_dir: models_dir.to_owned(),
-        options: TrainOptions {
-            epochs_override: Some(epochs),
-            ..TrainOptions::default()
-        },
+        data: PathBuf::from("/nonexistent"),
+        models: models.to_owned(),
     }
 }
 
@@ -71,7 +72,8 @@ async fn a_host_training_brings_its_model_back_into_the_local_models_folder() {
     let mut watch = operations.watch(&context.id).unwrap();
     let adapter = adapter(&url);
     let training = adapter.train(
-        request(local_models.path(), 2),
+        request(2),
+        directories(local_models.path()),
         context.token,
         context.progress,
     );
@@ -121,10 +123,10 @@ async fn a_cancel_stops_the_host_training_and_installs_nothing() {
     let mut watch = operations.watch(&context.id).unwrap();
     let training = tokio::spawn({
         let adapter = adapter(&url);
-        let request = request(local_models.path(), 500);
+        let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(request, context.token, context.progress)
+                .train(request, directories, context.token, context.progress)
                 .await
         }
     });
@@ -163,10 +165,10 @@ async fn a_host_that_shuts_down_mid_training_fails_the_training() {
     let mut watch = operations.watch(&context.id).unwrap();
     let training = tokio::spawn({
         let adapter = adapter(&url);
-        let request = request(local_models.path(), 500);
+        let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(request, context.token, context.progress)
+                .train(request, directories, context.token, context.progress)
                 .await
         }
     });

@@ -16,7 +16,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn request(models_dir: &Path, epochs: usize) -> TrainRequest {
+fn request(models_dir: &Path, epochs: u32) -> TrainRequest {
     TrainRequest {
         epochs: Some(epochs),
         data_dir: root().join("data"),

@@ -40,17 +40,15 @@ use std::time::Duration;
 use market_data::LocalStore;
 use orchestrator_core::store::StoreError;
 use orchestrator_core::{CancelReason, ConfigError, OperationsService, ServiceOrchestrator};
-use rpc::auth::RequireToken;
+use rpc::Secret;
 use rpc::proto::operations_server::OperationsServer;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use rpc::server::{KeepAlive, ServerBuilder};
 use training_manager::TrainingManager;
 
 use crate::service::OperationsApi;
 
 /// How `trdr serve` is set up.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
     /// The SQLite operations store (created when missing).
     pub db: PathBuf,
@@ -64,7 +62,7 @@ pub struct ServerOptions {
     /// Trainings beyond this many stay `pending` and start in order.
     pub max_concurrent_trainings: usize,
     /// Calls to `Operations` must carry this token; `None` accepts all.
-    pub auth_token: Option<String>,
+    pub auth_token: Option<Secret>,
     /// How long a cancelled operation's work may take to stop before the
     /// operation ends `cancelled` without it (shutdown waits as long).
     pub cancel_grace: Duration,
@@ -87,21 +85,6 @@ impl ServerOptions {
     }
 }
 
-// The token stays out of logs.
-impl std::fmt::Debug for ServerOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerOptions")
-            .field("db", &self.db)
-            .field("strategies_dir", &self.strategies_dir)
-            .field("data_dir", &self.data_dir)
-            .field("models_dir", &self.models_dir)
-            .field("max_concurrent_trainings", &self.max_concurrent_trainings)
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
-            .field("cancel_grace", &self.cancel_grace)
-            .finish()
-    }
-}
-
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiServerError {
@@ -115,8 +98,10 @@ pub enum ApiServerError {
 
 /// Pings idle connections so a vanished client (a closed laptop, a dropped
 /// network) frees its watch streams instead of holding them forever.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+const KEEP_ALIVE: KeepAlive = KeepAlive {
+    interval: Duration::from_secs(30),
+    timeout: Duration::from_secs(10),
+};
 
 /// Serves the operations API on `listener` until `shutdown` completes, then
 /// stops accepting work (new `Start*` calls get `UNAVAILABLE`), cancels the
@@ -154,31 +139,16 @@ pub async fn serve(
     );
     let gate = api.gate();
 
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<OperationsServer<OperationsApi>>()
-        .await;
     let operations_server = OperationsServer::new(api)
         .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(rpc::MAX_MESSAGE_BYTES);
+    let server =
+        ServerBuilder::new(options.auth_token.as_ref(), KEEP_ALIVE).add_service(operations_server);
+    let health = server.health();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .add_service(health)
-        .add_service(rpc::reflection_service())
-        .add_service(InterceptedService::new(
-            operations_server,
-            RequireToken::new(options.auth_token.as_deref()),
-        ))
-        // The builder's TCP options do not reach a listener bound by the
-        // caller; without no-delay, small replies wait ~40 ms for an ACK.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                let _ = stopped.await;
-            },
-        );
+    let server = server.serve(listener, async {
+        let _ = stopped.await;
+    });
     tokio::pin!(server);
     tracing::info!(db = %options.db.display(), "operations server ready");
 
@@ -190,9 +160,7 @@ pub async fn serve(
     // The server keeps serving while operations wind down, so watchers see
     // them end `cancelled`; only new work is refused.
     gate.close();
-    health_reporter
-        .set_not_serving::<OperationsServer<OperationsApi>>()
-        .await;
+    health.set_not_serving().await;
     let stopping = operations.cancel_active(CancelReason::Shutdown);
     tracing::info!(
         operations = stopping.len(),
@@ -204,4 +172,57 @@ pub async fn serve(
     server.await?;
     tracing::info!("operations server stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rpc::testing::{ReflectionVersion, reflect};
+
+    use super::*;
+
+    /// Reflection in both versions, as `grpcurl` (v1) and Python's
+    /// grpcio-reflection (v1alpha) ask: the server lists and describes its
+    /// services without the token `Operations` needs.
+    #[tokio::test]
+    async fn reflection_v1_and_v1alpha_list_and_describe_the_operations_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let options = ServerOptions {
+            auth_token: Secret::new("s3cret"),
+            ..ServerOptions::new(dir.path().join("operations.db"))
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, options, async {
+            let _ = stopped.await;
+        }));
+        for version in [ReflectionVersion::V1, ReflectionVersion::V1Alpha] {
+            let (mut services, file) = reflect(&url, version, "trdr.v1.Operations").await.unwrap();
+            services.sort();
+            assert_eq!(
+                services,
+                [
+                    "grpc.health.v1.Health",
+                    "grpc.reflection.v1.ServerReflection",
+                    "grpc.reflection.v1alpha.ServerReflection",
+                    "trdr.v1.Operations",
+                ],
+                "{version:?}"
+            );
+            assert_eq!(file, "trdr/v1/operations.proto", "{version:?}");
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn the_token_stays_out_of_debug_output() {
+        let options = ServerOptions {
+            auth_token: Secret::new("s3cret"),
+            ..ServerOptions::new("operations.db")
+        };
+        let debug = format!("{options:?}");
+        assert!(debug.contains("auth_token: Some(<set>)"), "{debug}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
 }

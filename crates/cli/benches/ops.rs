@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use bench_support::{quantile, round, workspace_root};
 use chrono::Utc;
+use host_client::{ConnectOptions, OperationsClient};
 use orchestrator_core::store::{OperationStore, SqliteStore};
 use orchestrator_core::{Operation, OperationKind, OperationStatus};
 use rpc::proto;
-use rpc::proto::operations_client::OperationsClient;
-use tonic::transport::Channel;
 
 const STORED_OPERATIONS: usize = 10_000;
 const LIST_CALLS: usize = 1_000;
@@ -158,28 +157,23 @@ fn long_strategy(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-async fn connect(url: &str) -> OperationsClient<Channel> {
-    OperationsClient::connect(url.to_owned())
+async fn connect(url: &str) -> OperationsClient {
+    OperationsClient::connect(url, ConnectOptions::operations_server())
         .await
         .expect("connect to trdr serve")
 }
 
-async fn list_latencies(
-    client: &mut OperationsClient<Channel>,
-    limit: u32,
-    calls: usize,
-) -> Vec<Duration> {
+async fn list_latencies(client: &mut OperationsClient, limit: u32, calls: usize) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
         let reply = client
-            .list_operations(proto::ListOperationsRequest {
+            .list(proto::ListOperationsRequest {
                 limit,
                 ..Default::default()
             })
             .await
-            .expect("ListOperations")
-            .into_inner();
+            .expect("ListOperations");
         latencies.push(started.elapsed());
         assert_eq!(reply.total as usize, STORED_OPERATIONS);
     }
@@ -210,39 +204,30 @@ async fn training(url: &str, strategy: &Path, watchers: usize) -> (f64, u64) {
             ..Default::default()
         })
         .await
-        .expect("StartTraining")
-        .into_inner();
-    let id = operation.id.clone();
+        .expect("StartTraining");
+    let id = operation.id.to_string();
     let mut streams = Vec::with_capacity(watchers);
     for mut client in clients {
         let id = id.clone();
         streams.push(tokio::spawn(async move {
-            let mut stream = client
-                .watch_operation(proto::WatchOperationRequest { id })
-                .await
-                .expect("WatchOperation")
-                .into_inner();
+            let mut stream = client.watch(&id).await.expect("WatchOperation");
             let mut received = 0_u64;
-            while stream.message().await.expect("snapshot").is_some() {
+            while stream.next().await.expect("snapshot").is_some() {
                 received += 1;
             }
             received
         }));
     }
-    let mut own = submitter
-        .watch_operation(proto::WatchOperationRequest { id: id.clone() })
-        .await
-        .expect("WatchOperation")
-        .into_inner();
+    let mut own = submitter.watch(&id).await.expect("WatchOperation");
     let mut last = None;
-    while let Some(snapshot) = own.message().await.expect("snapshot") {
+    while let Some(snapshot) = own.next().await.expect("snapshot") {
         last = Some(snapshot);
     }
     let mut delivered = 0;
     for stream in streams {
         delivered += stream.await.expect("watcher task");
     }
-    let finished = Operation::try_from(last.expect("a terminal snapshot")).expect("operation");
+    let finished = last.expect("a terminal snapshot");
     assert_eq!(
         finished.status,
         OperationStatus::Completed,

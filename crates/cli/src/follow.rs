@@ -31,8 +31,11 @@ pub(crate) trait Snapshots {
 }
 
 /// How long the cancel request may take before the CLI stops waiting for
-/// the operation: a server that stopped answering is not waited for.
-pub(crate) const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
+/// the operation: a server that stopped answering is not waited for. The
+/// operations client's own deadline on the cancel call; kept here too for
+/// every snapshot source, and for the `GetOperation` that may follow a
+/// failed cancel.
+pub(crate) const CANCEL_TIMEOUT: Duration = host_client::CANCEL_DEADLINE;
 
 /// What the first Ctrl-C does while following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

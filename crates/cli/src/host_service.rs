@@ -41,10 +41,10 @@ pub(crate) struct HostServiceArgs {
 }
 
 pub(crate) async fn run(args: HostServiceArgs, global: &Global) -> anyhow::Result<u8> {
-    let auth_token = args.auth_token.filter(|token| !token.is_empty());
+    let auth_token = args.auth_token.and_then(rpc::Secret::new);
     let (listener, address) = crate::listen::bind(
         args.listen,
-        auth_token.as_deref(),
+        auth_token.as_ref().map(rpc::Secret::expose),
         "run trainings and read the data",
     )
     .await?;

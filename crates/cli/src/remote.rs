@@ -2,15 +2,13 @@
 //! `trdr train`, `trdr data load` and `trdr ops` talk to a server instead of
 //! the embedded store.
 
-use std::time::Duration;
-
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
+use host_client::{
+    ConnectOptions, HostEndpoint, HostError, HostKind, OperationWatch, OperationsClient,
+};
 use orchestrator_core::{CancelReason, Operation, OperationId};
-use rpc::auth::{AUTH_TOKEN_ENV, SendToken};
+use rpc::Secret;
 use rpc::proto;
-use rpc::proto::operations_client::OperationsClient;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::Global;
 use crate::display::{OperationDisplay, OutputMode};
@@ -19,14 +17,10 @@ use crate::follow::{OnInterrupt, Snapshots, follow_snapshots};
 /// The environment variable `--server` falls back to.
 pub(crate) const SERVER_ENV: &str = "TRDR_SERVER";
 
-/// A server that is down is reported this fast, never waited for.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A connection to the operations API of one `trdr serve`.
 #[derive(Debug, Clone)]
 pub(crate) struct Remote {
-    client: OperationsClient<InterceptedService<Channel, SendToken>>,
-    url: String,
+    client: OperationsClient,
 }
 
 impl Remote {
@@ -34,39 +28,22 @@ impl Remote {
     /// token of `TRDR_AUTH_TOKEN` when it is set, else, to a server on this
     /// machine, the one a local `trdr serve` keeps in the state directory.
     pub(crate) async fn connect(url: &str) -> anyhow::Result<Self> {
-        let url = if url.contains("://") {
-            url.to_owned()
-        } else {
-            format!("http://{url}")
+        let mut options = ConnectOptions {
+            auth_token: ConnectOptions::from_env().auth_token,
+            ..ConnectOptions::operations_server()
         };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .with_context(|| format!("{url} is not a server URL"))?;
-        let token = match std::env::var(AUTH_TOKEN_ENV).ok().filter(|t| !t.is_empty()) {
-            Some(token) => Some(token),
-            // The local server's token never goes to another machine.
-            None if is_loopback(endpoint.uri()) => crate::token::path()
+        let endpoint = HostEndpoint::new(HostKind::Operations, url, options.clone());
+        // The local server's token never goes to another machine.
+        if options.auth_token.is_none() && endpoint.is_loopback() {
+            options.auth_token = crate::token::path()
                 .ok()
-                .and_then(|path| crate::token::read_for_client(&path)),
-            None => None,
-        };
-        let token = SendToken::new(token.as_deref())
-            .with_context(|| format!("invalid {AUTH_TOKEN_ENV}"))?;
-        let endpoint = endpoint
-            .connect_timeout(CONNECT_TIMEOUT)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
-        // The outer timeout also covers a peer that accepts TCP but never
-        // answers the HTTP/2 handshake.
-        let channel = tokio::time::timeout(CONNECT_TIMEOUT * 2, endpoint.connect())
+                .and_then(|path| crate::token::read_for_client(&path))
+                .and_then(Secret::new);
+        }
+        let client = OperationsClient::connect(url, options)
             .await
-            .map_err(|_| anyhow!("timed out"))
-            .and_then(|connected| connected.map_err(anyhow::Error::from))
-            .with_context(|| format!("cannot connect to the trdr server at {url}"))?;
-        let client = OperationsClient::with_interceptor(channel, token)
-            .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(rpc::MAX_MESSAGE_BYTES);
-        Ok(Self { client, url })
+            .map_err(|error| refused(error, "connect"))?;
+        Ok(Self { client })
     }
 
     pub(crate) async fn start_training(
@@ -74,7 +51,7 @@ impl Remote {
         request: proto::StartTrainingOperationRequest,
     ) -> anyhow::Result<Operation> {
         let reply = self.client.start_training(request).await;
-        self.operation(reply, "start the training")
+        reply.map_err(|error| refused(error, "start the training"))
     }
 
     pub(crate) async fn start_data_load(
@@ -82,15 +59,12 @@ impl Remote {
         request: proto::StartDataLoadRequest,
     ) -> anyhow::Result<Operation> {
         let reply = self.client.start_data_load(request).await;
-        self.operation(reply, "start the data load")
+        reply.map_err(|error| refused(error, "start the data load"))
     }
 
     pub(crate) async fn get(&mut self, id: &str) -> anyhow::Result<Operation> {
-        let reply = self
-            .client
-            .get_operation(proto::GetOperationRequest { id: id.to_owned() })
-            .await;
-        self.operation(reply, "get the operation")
+        let reply = self.client.get(id).await;
+        reply.map_err(|error| refused(error, "get the operation"))
     }
 
     /// One page of operations, with the number matching and the number active.
@@ -98,19 +72,12 @@ impl Remote {
         &mut self,
         request: proto::ListOperationsRequest,
     ) -> anyhow::Result<(Vec<Operation>, u64, u64)> {
-        let reply = self
+        let page = self
             .client
-            .list_operations(request)
+            .list(request)
             .await
-            .map_err(|status| self.refused(&status, "list operations"))?
-            .into_inner();
-        let operations = reply
-            .operations
-            .into_iter()
-            .map(Operation::try_from)
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("unreadable reply from {}", self.url))?;
-        Ok((operations, reply.total, reply.active))
+            .map_err(|error| refused(error, "list operations"))?;
+        Ok((page.operations, page.total, page.active))
     }
 
     pub(crate) async fn cancel(
@@ -118,52 +85,38 @@ impl Remote {
         id: &str,
         reason: Option<String>,
     ) -> anyhow::Result<Operation> {
-        let reply = self
-            .client
-            .cancel_operation(proto::CancelOperationRequest {
-                id: id.to_owned(),
-                reason,
-            })
-            .await;
-        self.operation(reply, "cancel the operation")
+        let reply = self.client.cancel(id, reason).await;
+        reply.map_err(|error| refused(error, "cancel the operation"))
     }
 
     /// The server's stream of snapshots of `id`.
     pub(crate) async fn watch(&mut self, id: &str) -> anyhow::Result<RemoteSnapshots> {
-        let stream = self
+        let watch = self
             .client
-            .watch_operation(proto::WatchOperationRequest { id: id.to_owned() })
+            .watch(id)
             .await
-            .map_err(|status| self.refused(&status, "watch the operation"))?
-            .into_inner();
+            .map_err(|error| refused(error, "watch the operation"))?;
         Ok(RemoteSnapshots {
-            remote: self.clone(),
             id: id.to_owned(),
-            stream,
+            watch,
         })
     }
+}
 
-    fn operation(
-        &self,
-        reply: Result<tonic::Response<proto::Operation>, tonic::Status>,
-        what: &str,
-    ) -> anyhow::Result<Operation> {
-        let wire = reply.map_err(|status| self.refused(&status, what))?;
-        Operation::try_from(wire.into_inner())
-            .with_context(|| format!("unreadable reply from {}", self.url))
-    }
-
-    /// The server's message is meant for people; the code adds nothing to it
-    /// except when the server could not be reached at all.
-    fn refused(&self, status: &tonic::Status, what: &str) -> anyhow::Error {
-        match status.code() {
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => anyhow!(
-                "cannot {what} on the trdr server at {}: {}",
-                self.url,
-                status.message()
-            ),
-            _ => anyhow!("{}", status.message()),
+/// The server's message is meant for people: a request it refused reads as
+/// its words alone; a server that cannot be reached, or failed, is named.
+fn refused(error: HostError, what: &str) -> anyhow::Error {
+    match error {
+        HostError::Rejected { message, .. } | HostError::Unauthenticated { message, .. } => {
+            anyhow!(message)
         }
+        HostError::Unreachable { url, reason, .. } => {
+            anyhow!("cannot connect to the trdr server at {url}: {reason}")
+        }
+        HostError::NoAnswer { waited, .. } => {
+            anyhow!("the server did not answer within {} s", waited.as_secs())
+        }
+        other => anyhow::Error::new(other).context(format!("cannot {what}")),
     }
 }
 
@@ -171,29 +124,20 @@ impl Remote {
 /// `CancelOperation`.
 #[derive(Debug)]
 pub(crate) struct RemoteSnapshots {
-    remote: Remote,
     id: String,
-    stream: tonic::Streaming<proto::Operation>,
+    watch: OperationWatch,
 }
 
 impl Snapshots for RemoteSnapshots {
     async fn next(&mut self) -> anyhow::Result<Option<Operation>> {
-        let url = &self.remote.url;
-        let Some(wire) = self
-            .stream
-            .message()
-            .await
-            .map_err(|status| self.remote.refused(&status, "watch the operation"))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Operation::try_from(wire).with_context(|| {
-            format!("unreadable snapshot from {url}")
-        })?))
+        let next = self.watch.next().await;
+        next.map_err(|error| refused(error, "watch the operation"))
     }
 
     fn cancel(&self, reason: CancelReason) -> impl Future<Output = anyhow::Result<()>> + 'static {
-        let mut remote = self.remote.clone();
+        let mut remote = Remote {
+            client: self.watch.client(),
+        };
         let id = self.id.clone();
         async move {
             let note = match reason {
@@ -242,18 +186,6 @@ async fn follow_remote(
     follow_snapshots(&mut snapshots, id, &mut display, OnInterrupt::Cancel).await
 }
 
-/// Whether `uri` names this machine: `localhost` or a loopback address.
-fn is_loopback(uri: &tonic::codegen::http::Uri) -> bool {
-    let Some(host) = uri.host() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// `path` made absolute (and canonical when it exists here): where a
 /// strategy sent as text was read, as the server's messages and operation
 /// record name it.
@@ -263,21 +195,4 @@ pub(crate) fn server_path(path: &std::path::Path) -> String {
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
         .into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_this_machine_gets_the_local_token() {
-        let loopback = |url: &str| is_loopback(&url.parse().unwrap());
-        assert!(loopback("http://127.0.0.1:50051"));
-        assert!(loopback("http://127.1.2.3:1"));
-        assert!(loopback("http://[::1]:50051"));
-        assert!(loopback("http://LocalHost:50051"));
-        assert!(!loopback("http://gpu-box:50051"));
-        assert!(!loopback("http://10.0.0.7:50051"));
-        assert!(!loopback("http://localhost.example.com:50051"));
-    }
 }

@@ -116,7 +116,7 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
         data_dir: global.data_dir.clone(),
         models_dir: crate::train::models_dir(args.models_dir),
         max_concurrent_trainings: usize::from(args.max_concurrent_trainings),
-        auth_token: auth.token().map(str::to_owned),
+        auth_token: auth.token().and_then(rpc::Secret::new),
         cancel_grace: Duration::from_secs(args.cancel_grace),
     };
     match &auth {

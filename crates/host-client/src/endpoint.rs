@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use orchestrator_core::{CancellationToken, error_chain};
+use rpc::Secret;
 use rpc::auth::{AUTH_TOKEN_ENV, SendToken};
 use tokio::time::Instant;
 use tonic::service::interceptor::InterceptedService;
@@ -16,7 +17,7 @@ use crate::{HostError, HostKind};
 pub(crate) type Connection = InterceptedService<Channel, SendToken>;
 
 /// How to connect to a host.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Total time for setting up the connection, retries included: a host
     /// that is down fails a call within about this long.
@@ -26,18 +27,7 @@ pub struct ConnectOptions {
     /// How long a ping may go unanswered before the host counts as lost.
     pub keepalive_timeout: Duration,
     /// Sent as `authorization: Bearer <token>` when set.
-    pub auth_token: Option<String>,
-}
-
-impl std::fmt::Debug for ConnectOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectOptions")
-            .field("connect_deadline", &self.connect_deadline)
-            .field("keepalive_interval", &self.keepalive_interval)
-            .field("keepalive_timeout", &self.keepalive_timeout)
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "…"))
-            .finish()
-    }
+    pub auth_token: Option<Secret>,
 }
 
 impl Default for ConnectOptions {
@@ -55,10 +45,20 @@ impl ConnectOptions {
     /// The defaults, with the auth token from `TRDR_AUTH_TOKEN` if set.
     pub fn from_env() -> Self {
         Self {
-            auth_token: std::env::var(AUTH_TOKEN_ENV)
-                .ok()
-                .filter(|token| !token.is_empty()),
+            auth_token: std::env::var(AUTH_TOKEN_ENV).ok().and_then(Secret::new),
             ..Self::default()
+        }
+    }
+
+    /// For an operations server (`trdr serve`): 2 s to connect, and pings
+    /// every 30 s, enough to notice a vanished server under a long watch
+    /// without waking an idle connection every second.
+    pub fn operations_server() -> Self {
+        Self {
+            connect_deadline: Duration::from_secs(2),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            auth_token: None,
         }
     }
 }
@@ -94,6 +94,22 @@ impl HostEndpoint {
         self.kind
     }
 
+    /// Whether the host is this machine (`localhost` or a loopback
+    /// address): the only place a token kept on this machine may be sent.
+    pub fn is_loopback(&self) -> bool {
+        let Ok(uri) = self.url.parse::<tonic::codegen::http::Uri>() else {
+            return false;
+        };
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// Connects and disconnects: an error here names why calls would fail.
     pub async fn check_reachable(&self, token: &CancellationToken) -> Result<(), HostError> {
         self.connect(token).await.map(drop)
@@ -106,13 +122,13 @@ impl HostEndpoint {
         token: &CancellationToken,
     ) -> Result<Option<Connection>, HostError> {
         let endpoint = self.endpoint()?;
-        let auth = SendToken::new(self.options.auth_token.as_deref()).map_err(|err| {
-            HostError::BadUrl {
+        let auth = SendToken::new(self.options.auth_token.as_ref().map(Secret::expose)).map_err(
+            |err| HostError::BadUrl {
                 kind: self.kind,
                 url: self.url.clone(),
                 reason: format!("{err} ({AUTH_TOKEN_ENV})"),
-            }
-        })?;
+            },
+        )?;
         let deadline = Instant::now() + self.options.connect_deadline;
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -120,12 +136,15 @@ impl HostEndpoint {
             let attempt = endpoint
                 .clone()
                 .connect_timeout(remaining.max(Duration::from_millis(1)));
+            // The deadline also bounds a peer that accepts TCP but never
+            // answers the HTTP/2 handshake (connect_timeout covers TCP only).
             let last_error = tokio::select! {
                 () = token.cancelled() => return Ok(None),
                 connected = attempt.connect() => match connected {
                     Ok(channel) => return Ok(Some(InterceptedService::new(channel, auth))),
                     Err(err) => error_chain(&err),
                 },
+                () = tokio::time::sleep_until(deadline) => "no answer to the connection set-up".to_owned(),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -220,6 +239,31 @@ mod tests {
         assert!(endpoint.connect(&token).await.unwrap().is_none());
         // On paused time: no retry, no backoff, not a tick of tokio's clock.
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        let loopback = |url: &str| {
+            HostEndpoint::new(HostKind::Operations, url, ConnectOptions::default()).is_loopback()
+        };
+        assert!(loopback("http://127.0.0.1:50051"));
+        assert!(loopback("127.1.2.3:1"));
+        assert!(loopback("http://[::1]:50051"));
+        assert!(loopback("http://LocalHost:50051"));
+        assert!(!loopback("http://gpu-box:50051"));
+        assert!(!loopback("http://10.0.0.7:50051"));
+        assert!(!loopback("http://localhost.example.com:50051"));
+    }
+
+    #[test]
+    fn the_token_stays_out_of_debug_output() {
+        let options = ConnectOptions {
+            auth_token: Secret::new("s3cret"),
+            ..ConnectOptions::default()
+        };
+        let debug = format!("{options:?}");
+        assert!(debug.contains("auth_token: Some(<set>)"), "{debug}");
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[test]

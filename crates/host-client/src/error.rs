@@ -11,6 +11,8 @@ use orchestrator_core::error_chain;
 pub enum HostKind {
     Training,
     Data,
+    /// The operations API of `trdr serve`.
+    Operations,
 }
 
 impl fmt::Display for HostKind {
@@ -18,6 +20,7 @@ impl fmt::Display for HostKind {
         f.write_str(match self {
             HostKind::Training => "training host",
             HostKind::Data => "data host",
+            HostKind::Operations => "trdr server",
         })
     }
 }
@@ -53,6 +56,13 @@ pub enum HostError {
         url: String,
         message: String,
     },
+    /// A call that must answer quickly (a cancel) got no answer in time.
+    #[error("{kind} at {url} did not answer within {} s", .waited.as_secs_f64())]
+    NoAnswer {
+        kind: HostKind,
+        url: String,
+        waited: std::time::Duration,
+    },
     /// The host answered that the request itself is wrong (bad argument,
     /// unknown session, wrong state).
     #[error("{kind} at {url} rejected the request: {message}")]
@@ -84,6 +94,7 @@ impl HostError {
             HostError::BadUrl { url, .. }
             | HostError::Unreachable { url, .. }
             | HostError::Lost { url, .. }
+            | HostError::NoAnswer { url, .. }
             | HostError::Unauthenticated { url, .. }
             | HostError::Rejected { url, .. }
             | HostError::Remote { url, .. }
@@ -94,7 +105,10 @@ impl HostError {
     /// Whether the host went away (or never answered), as opposed to
     /// answering with an error.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, HostError::Unreachable { .. } | HostError::Lost { .. })
+        matches!(
+            self,
+            HostError::Unreachable { .. } | HostError::Lost { .. } | HostError::NoAnswer { .. }
+        )
     }
 
     /// Maps a status from a call to `kind` at `url`.

@@ -1,5 +1,6 @@
-//! gRPC clients of trdr's hosts: the training host (`trdr host-service`)
-//! and the data host it also serves.
+//! gRPC clients of trdr's servers: the training host (`trdr host-service`),
+//! the data host it also serves, and the operations API (`trdr serve`).
+//! Everything in trdr that dials a server goes through this crate.
 //!
 //! - [`HostEndpoint`] connects with a deadline, retrying only connection
 //!   set-up (with back-off), and keeps the connection checked with HTTP/2
@@ -11,6 +12,9 @@
 //! - [`DataHostClient`] streams bars from a data host; it is market-data's
 //!   `RemoteBars`, which `DataManager::with_remote` takes for the fetching
 //!   load modes.
+//! - [`OperationsClient`] starts, gets, lists, watches and cancels the
+//!   operations of a `trdr serve`; a cancel not answered within
+//!   [`CANCEL_DEADLINE`] fails rather than waits.
 //! - Every failure is a [`HostError`] naming the host URL; `tonic::Status`
 //!   never leaves this crate.
 //!
@@ -33,9 +37,13 @@
 mod data;
 mod endpoint;
 mod error;
+mod operations;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod training;
 
 pub use data::{DataHostClient, data_manager_from_env};
 pub use endpoint::{ConnectOptions, HostEndpoint};
 pub use error::{HostError, HostKind};
+pub use operations::{CANCEL_DEADLINE, OperationPage, OperationWatch, OperationsClient};
 pub use training::{RemoteCompletion, RemoteStop, RemoteTrainingError, TrainingHostClient};

@@ -53,12 +53,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc::auth::RequireToken;
+use rpc::Secret;
 use rpc::proto::data_host_server::DataHostServer;
 use rpc::proto::training_host_server::TrainingHostServer;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use rpc::server::{KeepAlive, ServerBuilder};
 
 use crate::data::DataService;
 use crate::training::{Host, TrainingService};
@@ -66,11 +64,13 @@ use crate::training::{Host, TrainingService};
 /// How often the server pings an idle connection, and how long it waits
 /// for the answer: a caller that vanished without closing its connection
 /// is noticed within seconds, and its sessions are cancelled.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+const KEEP_ALIVE: KeepAlive = KeepAlive {
+    interval: Duration::from_secs(1),
+    timeout: Duration::from_secs(2),
+};
 
 /// How a training host runs.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct HostOptions {
     /// The data store trainings read and `DataHost` serves.
     pub data_dir: PathBuf,
@@ -78,20 +78,8 @@ pub struct HostOptions {
     pub models_dir: PathBuf,
     /// Trainings that run at once; later ones wait in line. 0 counts as 1.
     pub max_concurrent: usize,
-    /// The token callers must send; `None` or empty accepts every caller.
-    pub auth_token: Option<String>,
-}
-
-impl std::fmt::Debug for HostOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostOptions")
-            .field("data_dir", &self.data_dir)
-            .field("models_dir", &self.models_dir)
-            .field("max_concurrent", &self.max_concurrent)
-            // The secret stays out of logs.
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
-            .finish()
-    }
+    /// The token callers must send; `None` accepts every caller.
+    pub auth_token: Option<Secret>,
 }
 
 /// Why the host stopped serving.
@@ -120,7 +108,6 @@ pub async fn serve(
         options.models_dir.clone(),
         options.max_concurrent,
     ));
-    let auth = RequireToken::new(options.auth_token.as_deref());
     let training = TrainingHostServer::new(TrainingService::new(Arc::clone(&host)))
         .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(rpc::MAX_MESSAGE_BYTES);
@@ -128,35 +115,21 @@ pub async fn serve(
         .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(rpc::MAX_MESSAGE_BYTES);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<TrainingHostServer<TrainingService>>()
-        .await;
-    health.set_serving::<DataHostServer<DataService>>().await;
+    let server = ServerBuilder::new(options.auth_token.as_ref(), KEEP_ALIVE)
+        .add_service(training)
+        .add_service(data);
+    let health = server.health();
 
     tracing::info!(%addr, ?options, "training host serving");
     let drain = async move {
         shutdown.await;
         tracing::info!("shutting down: cancelling every training session");
-        health
-            .set_not_serving::<TrainingHostServer<TrainingService>>()
-            .await;
-        health
-            .set_not_serving::<DataHostServer<DataService>>()
-            .await;
+        health.set_not_serving().await;
         host.shutdown().await;
         tracing::info!("every training session has ended");
     };
-    Server::builder()
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .add_service(InterceptedService::new(training, auth.clone()))
-        .add_service(InterceptedService::new(data, auth))
-        .add_service(health_service)
-        .add_service(rpc::reflection_service())
-        // Without no-delay, small replies (a cancel's answer) wait ~40 ms for a
-        // delayed ACK; tonic applies its own TCP options only to listeners it binds.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)
+    server
+        .serve(listener, drain)
         .await
         .map_err(|source| HostServiceError::Serve { addr, source })
 }

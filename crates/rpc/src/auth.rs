@@ -89,6 +89,16 @@ impl SendToken {
             .transpose()?;
         Ok(Self { header })
     }
+
+    /// `message` as a request that carries the token: one call on a client
+    /// made without this interceptor.
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(header) = &self.header {
+            request.metadata_mut().insert(HEADER, header.clone());
+        }
+        request
+    }
 }
 
 impl Interceptor for SendToken {

@@ -10,10 +10,13 @@
 //!   [`CancelReason`](orchestrator_core::CancelReason), statuses and kinds. Wire
 //!   messages that cannot be core values give a [`WireError`] naming the field.
 //! - [`auth`]: the shared-token check every server applies, and the header
-//!   clients send.
-//! - [`reflection_service`], [`MAX_MESSAGE_BYTES`], [`CANCEL_CONFIRM_WINDOW`]:
-//!   what every server serves, how large a message may be, how long a
-//!   cancel's confirmation may take.
+//!   clients send; [`Secret`], the token as options hold it (`Debug` says
+//!   only `<set>`).
+//! - [`server`]: [`ServerBuilder`](server::ServerBuilder), the one set-up of
+//!   both trdr servers: health, reflection v1 and v1alpha, auth, TCP no-delay,
+//!   HTTP/2 keep-alive.
+//! - [`MAX_MESSAGE_BYTES`], [`CANCEL_CONFIRM_WINDOW`]: how large a message
+//!   may be, how long a cancel's confirmation may take.
 //!
 //! ```
 //! use progress::{ProgressContext, ProgressState, Step, TrainingContext};
@@ -33,8 +36,13 @@
 
 pub mod auth;
 mod convert;
+mod secret;
+pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use convert::{WireError, datetime, timestamp};
+pub use secret::Secret;
 
 /// Code generated from `proto/trdr/v1/*.proto` (package `trdr.v1`).
 #[allow(
@@ -61,15 +69,3 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// waits for that answer (plus its way back) before it counts the stop as
 /// unconfirmed. One window, so neither side gives up while the other waits.
 pub const CANCEL_CONFIRM_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The gRPC server reflection service (v1) describing every trdr service, so
-/// tools such as `grpcurl` work without the `.proto` files.
-pub fn reflection_service() -> tonic_reflection::server::v1::ServerReflectionServer<
-    impl tonic_reflection::server::v1::ServerReflection,
-> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the descriptors compiled into this crate are valid")
-}

@@ -3,76 +3,13 @@
 //! 130 once the cancel deadline passed, saying the cancel was not confirmed.
 
 use std::io::{BufRead, BufReader, Read};
-use std::pin::Pin;
 use std::process::Stdio;
 
 use orchestrator_core::{Operation, OperationKind, OperationStatus};
-use rpc::proto;
-use rpc::proto::operations_server::{Operations, OperationsServer};
-use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
-use tonic::{Request, Response, Status};
 
 use super::*;
 
-type OperationStream = Pin<Box<dyn Stream<Item = Result<proto::Operation, Status>> + Send>>;
-
-/// Starts a data load and streams it as running for good; never answers
-/// `CancelOperation`.
-struct HungOnCancel {
-    running: proto::Operation,
-}
-
-#[tonic::async_trait]
-impl Operations for HungOnCancel {
-    type WatchOperationStream = OperationStream;
-
-    async fn start_training(
-        &self,
-        _request: Request<proto::StartTrainingOperationRequest>,
-    ) -> Result<Response<proto::Operation>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-
-    async fn start_data_load(
-        &self,
-        _request: Request<proto::StartDataLoadRequest>,
-    ) -> Result<Response<proto::Operation>, Status> {
-        Ok(Response::new(self.running.clone()))
-    }
-
-    async fn get_operation(
-        &self,
-        _request: Request<proto::GetOperationRequest>,
-    ) -> Result<Response<proto::Operation>, Status> {
-        Ok(Response::new(self.running.clone()))
-    }
-
-    async fn list_operations(
-        &self,
-        _request: Request<proto::ListOperationsRequest>,
-    ) -> Result<Response<proto::ListOperationsResponse>, Status> {
-        Err(Status::unimplemented("not scripted"))
-    }
-
-    async fn watch_operation(
-        &self,
-        _request: Request<proto::WatchOperationRequest>,
-    ) -> Result<Response<OperationStream>, Status> {
-        let running = tokio_stream::iter([Ok(self.running.clone())]);
-        Ok(Response::new(Box::pin(
-            running.chain(tokio_stream::pending()),
-        )))
-    }
-
-    async fn cancel_operation(
-        &self,
-        _request: Request<proto::CancelOperationRequest>,
-    ) -> Result<Response<proto::Operation>, Status> {
-        std::future::pending().await
-    }
-}
-
-/// The hung server on a loopback port, on a runtime of its own.
+/// host-client's hung server on a loopback port, on a runtime of its own.
 fn serve_hung() -> (String, tokio::runtime::Runtime) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -83,7 +20,6 @@ fn serve_hung() -> (String, tokio::runtime::Runtime) {
         chrono::Utc::now(),
     );
     operation.status = OperationStatus::Running;
-    let running = proto::Operation::from(&operation);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -91,11 +27,7 @@ fn serve_hung() -> (String, tokio::runtime::Runtime) {
         .unwrap();
     runtime.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        tonic::transport::Server::builder()
-            .add_service(OperationsServer::new(HungOnCancel { running }))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-            .await
-            .unwrap();
+        host_client::testing::serve_hung_on_cancel(listener, operation).await;
     });
     (url, runtime)
 }

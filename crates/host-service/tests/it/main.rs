@@ -3,6 +3,7 @@
 //! dropped; artifacts; bars; auth; shutdown.
 
 mod data;
+mod reflection;
 mod training;
 
 use std::future::Future;
@@ -53,7 +54,7 @@ impl TestHost {
             data_dir,
             models_dir: models.path().to_owned(),
             max_concurrent,
-            auth_token: token.map(str::to_owned),
+            auth_token: token.and_then(rpc::Secret::new),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, options, async {

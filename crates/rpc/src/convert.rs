@@ -384,12 +384,13 @@ impl TryFrom<proto::StartTrainingRequest> for TrainingRequest {
     type Error = WireError;
 
     fn try_from(wire: proto::StartTrainingRequest) -> Result<Self, Self::Error> {
-        let strategy: StrategyConfig = serde_json::from_str(&wire.strategy_json).map_err(|err| {
-            WireError::new(
-                "StartTrainingRequest.strategy_json",
-                format!("not a valid strategy: {err}"),
-            )
-        })?;
+        let strategy: StrategyConfig =
+            serde_json::from_str(&wire.strategy_json).map_err(|err| {
+                WireError::new(
+                    "StartTrainingRequest.strategy_json",
+                    format!("not a valid strategy: {err}"),
+                )
+            })?;
         let start = wire
             .start
             .map(|at| datetime(at, "StartTrainingRequest.start"))
@@ -512,6 +513,69 @@ mod tests {
                 reason
             );
         }
+    }
+
+    fn training_request() -> TrainingRequest {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../strategies/eurusd_mlp.yaml"
+        );
+        let strategy = StrategyConfig::from_file(std::path::Path::new(path)).unwrap();
+        let options = TrainingOptions {
+            backend: strategy::Backend::NdArray,
+            epochs: Some(7),
+            check_every_batches: 4,
+            progress_interval: Duration::from_millis(250),
+        };
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        TrainingRequest::new(strategy, Some(start), None, options).unwrap()
+    }
+
+    #[test]
+    fn a_training_request_survives_the_wire() {
+        let request = training_request();
+        let wire = proto::StartTrainingRequest::from(&request);
+        assert_eq!(TrainingRequest::try_from(wire).unwrap(), request);
+    }
+
+    #[test]
+    fn a_bad_training_request_is_refused_naming_the_field() {
+        let good = proto::StartTrainingRequest::from(&training_request());
+        type Spoil = fn(&mut proto::StartTrainingRequest);
+        let cases: [(Spoil, &str); 4] = [
+            (
+                |wire| wire.strategy_json = "{}".into(),
+                "StartTrainingRequest.strategy_json",
+            ),
+            (
+                |wire| wire.options.as_mut().unwrap().backend = "gpu".into(),
+                "TrainingOptions.backend",
+            ),
+            (
+                |wire| wire.options.as_mut().unwrap().epochs = Some(0),
+                "TrainingOptions.epochs",
+            ),
+            (
+                |wire| {
+                    wire.end = Some(timestamp(
+                        Utc.with_ymd_and_hms(2023, 1, 1, 0, 0, 0).unwrap(),
+                    ))
+                },
+                "StartTrainingRequest.start",
+            ),
+        ];
+        for (spoil, field) in cases {
+            let mut wire = good.clone();
+            spoil(&mut wire);
+            assert_eq!(TrainingRequest::try_from(wire).unwrap_err().field, field);
+        }
+        // Unset options are the defaults, not errors.
+        let bare = proto::StartTrainingRequest {
+            options: None,
+            ..good
+        };
+        let defaults = TrainingRequest::try_from(bare).unwrap();
+        assert_eq!(*defaults.options(), TrainingOptions::default());
     }
 
     #[test]

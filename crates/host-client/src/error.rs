@@ -102,15 +102,6 @@ impl HostError {
         }
     }
 
-    /// Whether the host went away (or never answered), as opposed to
-    /// answering with an error.
-    pub fn is_connection_failure(&self) -> bool {
-        matches!(
-            self,
-            HostError::Unreachable { .. } | HostError::Lost { .. } | HostError::NoAnswer { .. }
-        )
-    }
-
     /// Maps a status from a call to `kind` at `url`.
     pub(crate) fn from_status(kind: HostKind, url: &str, status: &tonic::Status) -> Self {
         use tonic::Code;
@@ -206,7 +197,7 @@ mod tests {
             URL,
             &tonic::Status::unavailable("connection reset"),
         );
-        assert!(error.is_connection_failure());
+        assert!(matches!(error, HostError::Lost { .. }), "{error:?}");
         assert_eq!(
             error.to_string(),
             format!("data host lost: {URL} stopped answering (connection reset)")

@@ -8,6 +8,7 @@ use prost::Message;
 
 const PROTOS: &[&str] = &[
     "trdr/v1/common.proto",
+    "trdr/v1/results.proto",
     "trdr/v1/training_host.proto",
     "trdr/v1/data_host.proto",
     "trdr/v1/operations.proto",

@@ -72,9 +72,15 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ),
     (
         "rpc",
-        // strategy: the training request, converted to and from the wire
-        // here and only here.
-        Internal::Only(&["orchestrator-core", "trdr-progress", "strategy"]),
+        // strategy: the training request and its summary, market-data: a
+        // data load's summary, converted to and from the wire here and only
+        // here.
+        Internal::Only(&[
+            "orchestrator-core",
+            "trdr-progress",
+            "strategy",
+            "market-data",
+        ]),
     ),
     (
         "host-client",

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use market_data::{DataManager, LoadMode, LoadRequest};
 use orchestrator_core::{
-    CancelReason, ListFilter, OperationError, OperationId, OperationKind, OperationStatus,
-    OperationsService, error_chain,
+    CancelReason, ListFilter, Operation, OperationError, OperationId, OperationKind,
+    OperationStatus, OperationsService, error_chain,
 };
 use rpc::proto;
 use tokio::sync::mpsc;
@@ -87,7 +87,7 @@ impl OperationsApi {
 
     fn snapshot(&self, id: &OperationId) -> Result<Response<proto::Operation>, Status> {
         let operation = self.operations.get(id).map_err(operation_status)?;
-        Ok(Response::new(proto::Operation::from(&operation)))
+        Ok(Response::new(wire_operation(&operation)?))
     }
 
     fn train_request(
@@ -275,7 +275,11 @@ impl proto::operations_server::Operations for OperationsApi {
             .map_err(operation_status)?
             .total;
         Ok(Response::new(proto::ListOperationsResponse {
-            operations: page.operations.iter().map(proto::Operation::from).collect(),
+            operations: page
+                .operations
+                .iter()
+                .map(wire_operation)
+                .collect::<Result<_, _>>()?,
             total: page.total as u64,
             active: active as u64,
         }))
@@ -302,12 +306,7 @@ impl proto::operations_server::Operations for OperationsApi {
                 };
                 let Some(snapshot) = snapshot else { break };
                 let terminal = snapshot.status.is_terminal();
-                if sender
-                    .send(Ok(proto::Operation::from(&snapshot)))
-                    .await
-                    .is_err()
-                    || terminal
-                {
+                if sender.send(wire_operation(&snapshot)).await.is_err() || terminal {
                     break;
                 }
                 // Updates meanwhile coalesce in the watch channel.
@@ -371,6 +370,16 @@ fn time(
     Ok(stamp.map(|stamp| rpc::datetime(stamp, field)).transpose()?)
 }
 
+/// An operation as it travels, its result typed by its kind. A stored
+/// result that is not its kind's type is this server's fault (or another
+/// trdr's, sharing the store): `INTERNAL`, naming the operation.
+fn wire_operation(operation: &Operation) -> Result<proto::Operation, Status> {
+    proto::Operation::try_from(operation).map_err(|error| {
+        tracing::error!(%error, "an operation's result cannot be sent");
+        Status::internal(error.to_string())
+    })
+}
+
 fn operation_status(error: OperationError) -> Status {
     match &error {
         OperationError::NotFound(_) => Status::not_found(error.to_string()),
@@ -428,6 +437,28 @@ mod tests {
             parse_id("nonsense").unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn a_stored_result_that_is_not_its_kinds_type_is_an_internal_error_naming_the_operation() {
+        let mut operation = Operation::new(
+            OperationKind::Training,
+            Default::default(),
+            chrono::Utc::now(),
+        );
+        operation.status = OperationStatus::Completed;
+        // JSON `null`: no training summary.
+        operation.result = Some(Default::default());
+        let status = wire_operation(&operation).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(
+            status.message().contains(operation.id.as_str()),
+            "{}",
+            status.message()
+        );
+        // Without a result there is nothing to read.
+        operation.result = None;
+        assert_eq!(wire_operation(&operation).unwrap().result, None);
     }
 
     #[test]

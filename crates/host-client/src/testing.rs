@@ -16,7 +16,8 @@ type OperationStream = Pin<Box<dyn Stream<Item = Result<proto::Operation, Status
 /// `GetOperation` answer `running`, `WatchOperation` sends it and then
 /// nothing, for good. Runs until dropped.
 pub async fn serve_hung_on_cancel(listener: tokio::net::TcpListener, running: Operation) {
-    let running = proto::Operation::from(&running);
+    let running =
+        proto::Operation::try_from(&running).expect("a running operation has no result yet");
     tonic::transport::Server::builder()
         .add_service(OperationsServer::new(HungOnCancel { running }))
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))

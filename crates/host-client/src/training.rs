@@ -14,7 +14,7 @@ use progress::ProgressState;
 use rpc::proto;
 use rpc::proto::training_event::Event;
 use rpc::proto::training_host_client::TrainingHostClient as GrpcClient;
-use strategy::TrainingRequest;
+use strategy::{TrainingRequest, TrainingSummary};
 use tonic::Streaming;
 
 use crate::endpoint::Connection;
@@ -28,12 +28,12 @@ const CANCEL_TIMEOUT: Duration =
     rpc::CANCEL_CONFIRM_WINDOW.saturating_add(Duration::from_millis(500));
 
 /// A training the host completed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteCompletion {
     /// Names the session for [`TrainingHostClient::fetch_artifact`].
     pub session_id: String,
-    /// The trainer's result summary as JSON; its model path is the host's.
-    pub summary_json: String,
+    /// The trainer's result summary; its model path is the host's.
+    pub summary: TrainingSummary,
 }
 
 /// What became of the host's side of a cancelled training.
@@ -304,9 +304,16 @@ impl TrainingHostClient {
                 let session_id = session_id.take().ok_or_else(|| {
                     self.protocol("completed before accepting the training".to_owned())
                 })?;
+                let summary = completed
+                    .summary
+                    .ok_or_else(|| self.protocol("completed without a summary".to_owned()))
+                    .and_then(|summary| {
+                        TrainingSummary::try_from(summary)
+                            .map_err(|err| self.protocol(format!("summary: {err}")))
+                    })?;
                 return Ok(Some(RemoteCompletion {
                     session_id,
-                    summary_json: completed.summary_json,
+                    summary,
                 }));
             }
             Some(Event::Failed(failed)) => {

@@ -2,6 +2,7 @@
 
 use orchestrator_core::{Operation, OperationStatus};
 use rpc::proto;
+use rpc::proto::operation::Result as WireResult;
 use rpc::proto::training_event::Event;
 
 /// Where a session that never started stopped.
@@ -39,13 +40,19 @@ pub(crate) fn to_proto(operation: &Operation) -> proto::Session {
 pub(crate) fn final_event(operation: &Operation) -> Option<Event> {
     Some(match operation.status {
         OperationStatus::Pending | OperationStatus::Running => return None,
-        OperationStatus::Completed => Event::Completed(proto::Completed {
-            summary_json: operation
-                .result
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        }),
+        OperationStatus::Completed => match rpc::operation_result(operation) {
+            Ok(Some(WireResult::Training(summary))) => Event::Completed(proto::Completed {
+                summary: Some(summary),
+            }),
+            // The trainer always returns a summary: without a readable one the
+            // caller has no result, so the session failed.
+            Ok(_) => Event::Failed(proto::Failed {
+                message: "the training completed without a result summary".to_owned(),
+            }),
+            Err(err) => Event::Failed(proto::Failed {
+                message: err.to_string(),
+            }),
+        },
         OperationStatus::Failed => Event::Failed(proto::Failed {
             message: operation.error.clone().unwrap_or_default(),
         }),
@@ -106,20 +113,34 @@ mod tests {
         // A stop requested too late leaves a completed session completed.
         let mut completed = session(OperationStatus::Completed);
         completed.cancel_reason = Some(CancelReason::UserRequest(None));
-        completed.result = Some(serde_json::json!({ "accuracy": 0.6 }));
         let wire = to_proto(&completed);
         assert_eq!(wire.status(), proto::SessionStatus::Completed);
         assert_eq!(wire.cancel_reason, None);
-        assert_eq!(
-            final_event(&completed),
-            Some(Event::Completed(proto::Completed {
-                summary_json: r#"{"accuracy":0.6}"#.into()
-            }))
-        );
         assert_eq!(final_event(&session(OperationStatus::Running)), None);
         assert_eq!(
             to_proto(&session(OperationStatus::Pending)).status(),
             proto::SessionStatus::Waiting
+        );
+    }
+
+    #[test]
+    fn a_completion_without_a_readable_summary_ends_the_stream_as_a_failure() {
+        // (A real summary's way is the integration test's: it trains one.)
+        let failure = |operation: &Operation| match final_event(operation) {
+            Some(Event::Failed(failed)) => failed.message,
+            other => panic!("not failed: {other:?}"),
+        };
+        let mut completed = session(OperationStatus::Completed);
+        assert_eq!(
+            failure(&completed),
+            "the training completed without a result summary"
+        );
+        completed.result = Some(serde_json::json!({ "accuracy": 0.6 }));
+        let message = failure(&completed);
+        assert!(
+            message.contains("is not a training result: missing field `strategy`")
+                && message.contains(&completed.id.to_string()),
+            "{message}"
         );
     }
 

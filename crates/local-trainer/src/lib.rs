@@ -80,7 +80,6 @@ mod backend;
 mod batch;
 mod error;
 mod lstm;
-mod metrics;
 mod model;
 mod pipeline;
 #[cfg(test)]
@@ -93,10 +92,10 @@ pub use artifact::{
 };
 pub use backend::{Backend, UnknownBackend};
 pub use error::{ArtifactError, TrainError};
-pub use metrics::{Baseline, ClassMetrics, Metrics};
 pub use model::{Architecture, Model};
-pub use pipeline::{
-    Directories, LocalTrainer, PhaseSeconds, PipelineError, SplitSizes, TrainingSummary,
+pub use pipeline::{Directories, LocalTrainer, PipelineError};
+pub use strategy::{
+    Baseline, ClassMetrics, EpochMetrics, Metrics, PhaseSeconds, SplitSizes, TrainingOptions,
+    TrainingReport, TrainingRequest, TrainingSummary,
 };
-pub use strategy::{TrainingOptions, TrainingRequest};
-pub use train::{EpochMetrics, TrainOptions, TrainedModel, TrainingReport, evaluate, train};
+pub use train::{TrainOptions, TrainedModel, evaluate, train};

@@ -5,18 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use market_data::{Bar, DataError, LocalStore, Symbol, Timeframe};
+use market_data::{Bar, DataError, LocalStore, Timeframe};
 use orchestrator_core::{CancellationToken, Cancelled};
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
-use serde::{Deserialize, Serialize};
 use strategy::{
-    ModelKind, StrategyConfig, StrategyError, SymbolSamples, TrainingRequest, assemble,
-    build_symbol_samples,
+    PhaseSeconds, SplitSizes, StrategyConfig, StrategyError, SymbolSamples, TrainingRequest,
+    TrainingSummary, assemble, build_symbol_samples,
 };
 
-use crate::{
-    ArtifactError, Backend, Metrics, TrainError, TrainOptions, TrainingReport, save_artifact, train,
-};
+use crate::{ArtifactError, TrainError, TrainOptions, save_artifact, train};
 
 const STEPS: u32 = 4;
 /// Overall percentages at which each step starts; the last one ends at 100.
@@ -31,39 +28,6 @@ const EVALUATE_AND_SAVE: (u32, f64) = (4, 90.0);
 pub struct Directories {
     pub data: PathBuf,
     pub models: PathBuf,
-}
-
-/// How long each step took, in seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct PhaseSeconds {
-    pub load_data: f64,
-    pub build_features: f64,
-    pub train: f64,
-    pub evaluate_and_save: f64,
-}
-
-/// Samples per split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SplitSizes {
-    pub train: usize,
-    pub validation: usize,
-    pub test: usize,
-}
-
-/// The result summary of a training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainingSummary {
-    pub strategy: String,
-    pub model_type: ModelKind,
-    pub symbols: Vec<Symbol>,
-    pub timeframes: Vec<Timeframe>,
-    pub backend: Backend,
-    pub model_path: PathBuf,
-    pub metrics: Metrics,
-    pub report: TrainingReport,
-    pub samples: SplitSizes,
-    pub features_per_bar: usize,
-    pub phase_seconds: PhaseSeconds,
 }
 
 /// Why a training pipeline did not produce a model. A cancellation keeps

@@ -26,8 +26,9 @@ use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor};
 use orchestrator_core::CancellationToken;
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
-use serde::{Deserialize, Serialize};
-use strategy::{Optimizer, PreparedData, Samples, StrategyConfig, TrainingOptions};
+use strategy::{
+    EpochMetrics, Optimizer, PreparedData, Samples, StrategyConfig, TrainingOptions, TrainingReport,
+};
 
 use crate::batch::{self, SampleShape};
 use crate::model::{Architecture, Network, Pass, Scratch};
@@ -76,36 +77,6 @@ impl From<&TrainingOptions> for TrainOptions {
             ..Self::default()
         }
     }
-}
-
-/// What one epoch achieved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based.
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's batches, weighted by batch size
-    /// (with dropout active, as trained).
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    /// `None` when the validation split is empty.
-    pub val_loss: Option<f64>,
-    pub val_accuracy: Option<f64>,
-    /// Training samples per second of wall time (excluding validation).
-    pub samples_per_second: f64,
-}
-
-/// How a training went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainingReport {
-    pub seed: u64,
-    pub epochs_run: usize,
-    /// The epoch whose weights were kept: the lowest validation loss (the
-    /// lowest training loss when there is no validation split).
-    pub best_epoch: usize,
-    pub best_val_loss: Option<f64>,
-    /// Whether early stopping ended the training before its last epoch.
-    pub stopped_early: bool,
-    pub history: Vec<EpochMetrics>,
 }
 
 /// The result of [`train`]: the best epoch's weights and how training went.

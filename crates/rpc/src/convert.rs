@@ -1,6 +1,7 @@
-//! Wire ⇄ core conversions. Core to wire cannot fail; wire to core checks
-//! what the type system of protobuf cannot (known enum values, valid ids,
-//! JSON fields) and names the field that was wrong.
+//! Wire ⇄ core conversions. Core to wire cannot fail, except for an
+//! operation whose stored result is not its kind's type ([`ResultError`]);
+//! wire to core checks what the type system of protobuf cannot (known enum
+//! values, valid ids, JSON fields) and names the field that was wrong.
 
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +12,10 @@ use strategy::{RequestError, StrategyConfig, TrainingOptions, TrainingRequest};
 
 use crate::proto;
 use crate::proto::cancel_reason::Kind as ReasonKind;
+
+mod results;
+
+pub use results::{ResultError, operation_result};
 
 /// A wire message that does not make a valid core value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -280,9 +285,13 @@ impl TryFrom<proto::OperationStatus> for OperationStatus {
     }
 }
 
-impl From<&Operation> for proto::Operation {
-    fn from(operation: &Operation) -> Self {
-        Self {
+/// An operation as it travels: its result as the typed message of its
+/// kind. Fails only when the stored result is not that type.
+impl TryFrom<&Operation> for proto::Operation {
+    type Error = ResultError;
+
+    fn try_from(operation: &Operation) -> Result<Self, Self::Error> {
+        Ok(Self {
             id: operation.id.to_string(),
             kind: proto::OperationKind::from(operation.kind).into(),
             status: proto::OperationStatus::from(operation.status).into(),
@@ -291,11 +300,11 @@ impl From<&Operation> for proto::Operation {
             finished_at: operation.finished_at.map(timestamp),
             params_json: operation.params.to_string(),
             progress: Some((&operation.progress).into()),
-            result_json: operation.result.as_ref().map(ToString::to_string),
+            result: operation_result(operation)?,
             error: operation.error.clone(),
             cancel_reason: operation.cancel_reason.as_ref().map(Into::into),
             cancel_requested_at: operation.cancel_requested_at.map(timestamp),
-        }
+        })
     }
 }
 
@@ -341,8 +350,8 @@ impl TryFrom<proto::Operation> for Operation {
                 .transpose()?
                 .unwrap_or_default(),
             result: wire
-                .result_json
-                .map(|text| json("Operation.result_json", &text))
+                .result
+                .map(|result| results::result_json(kind, result))
                 .transpose()?,
             error: wire.error,
             cancel_reason: wire.cancel_reason.map(Into::into),
@@ -590,18 +599,18 @@ mod tests {
         operation.started_at = Some(at + chrono::Duration::seconds(1));
         operation.finished_at = Some(at + chrono::Duration::milliseconds(2_500));
         operation.progress = full_progress();
-        operation.result = Some(json!({"accuracy": 0.53}));
+        // Results of every kind: see `results::tests`.
         operation.error = Some("stopped".into());
         operation.cancel_reason = Some(CancelReason::UserRequest(Some("ctrl-c".into())));
         operation.cancel_requested_at = Some(at + chrono::Duration::seconds(2));
-        let wire = proto::Operation::from(&operation);
+        let wire = proto::Operation::try_from(&operation).unwrap();
         assert_eq!(Operation::try_from(wire).unwrap(), operation);
     }
 
     #[test]
     fn a_bad_operation_from_the_peer_names_the_field() {
         let operation = Operation::new(OperationKind::DataLoad, json!({}), Utc::now());
-        let good = proto::Operation::from(&operation);
+        let good = proto::Operation::try_from(&operation).unwrap();
         type Spoil = fn(&mut proto::Operation);
         let cases: [(Spoil, &str); 5] = [
             (|op| op.id = "op_nope".into(), "Operation.id"),

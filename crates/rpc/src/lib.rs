@@ -7,8 +7,14 @@
 //!   `DataHost` and `Operations` services.
 //! - Conversions: `From<&ProgressState> for proto::Progress` and back,
 //!   likewise for [`Operation`](orchestrator_core::Operation),
-//!   [`CancelReason`](orchestrator_core::CancelReason), statuses and kinds. Wire
-//!   messages that cannot be core values give a [`WireError`] naming the field.
+//!   [`CancelReason`](orchestrator_core::CancelReason), statuses and kinds,
+//!   and the results: a training's
+//!   [`TrainingSummary`](strategy::TrainingSummary) and a data load's
+//!   [`LoadSummary`](market_data::LoadSummary) travel as typed messages
+//!   ([`operation_result`] reads an operation's stored JSON as its kind's
+//!   type). Wire messages that cannot be core values give a [`WireError`]
+//!   naming the field; a stored result that is not its kind's type, a
+//!   [`ResultError`].
 //! - [`auth`]: the shared-token check every server applies, and the header
 //!   clients send; [`Secret`], the token as options hold it (`Debug` says
 //!   only `<set>`).
@@ -41,7 +47,7 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use convert::{WireError, datetime, timestamp};
+pub use convert::{ResultError, WireError, datetime, operation_result, timestamp};
 pub use secret::Secret;
 
 /// Code generated from `proto/trdr/v1/*.proto` (package `trdr.v1`).

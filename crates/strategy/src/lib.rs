@@ -44,6 +44,7 @@ mod labels;
 mod parse;
 mod prepare;
 mod request;
+mod summary;
 
 pub use config::{
     Activation, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets, IndicatorKind,
@@ -57,4 +58,8 @@ pub use parse::{ParsedStrategy, parse_strategy};
 pub use prepare::{SymbolSamples, assemble, build_symbol_samples};
 pub use request::{
     Backend, RequestError, TrainingOptions, TrainingRequest, UnknownBackend, with_overrides,
+};
+pub use summary::{
+    Baseline, ClassMetrics, EpochMetrics, Metrics, PhaseSeconds, SplitSizes, TrainingReport,
+    TrainingSummary,
 };

@@ -45,12 +45,6 @@ pub enum AdapterError {
     /// training failed or was cancelled there (the message names the URL).
     #[error(transparent)]
     Host(#[from] RemoteTrainingError),
-    #[error("the training host at {url} sent a result summary this trdr cannot read")]
-    HostSummary {
-        url: String,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("cannot install the model trained on the host at {url}")]
     Install {
         url: String,
@@ -119,11 +113,7 @@ async fn train_on_host(
         .train(request, token, |state| progress.report(state))
         .await?;
     let url = host.endpoint().url();
-    let mut summary: TrainingSummary =
-        serde_json::from_str(&done.summary_json).map_err(|source| AdapterError::HostSummary {
-            url: url.to_owned(),
-            source,
-        })?;
+    let mut summary = done.summary;
     let install = |source| AdapterError::Install {
         url: url.to_owned(),
         source,

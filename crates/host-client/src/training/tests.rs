@@ -195,9 +195,48 @@ fn progress(state: &ProgressState) -> Event {
 }
 
 fn request() -> TrainingRequest {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../strategies/eurusd_mlp.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../strategies/eurusd_mlp.yaml"
+    );
     let strategy = strategy::StrategyConfig::from_file(std::path::Path::new(path)).unwrap();
     TrainingRequest::new(strategy, None, None, strategy::TrainingOptions::default()).unwrap()
+}
+
+/// A host's summary: the fields a trainer fills, its model path the host's.
+fn summary() -> TrainingSummary {
+    serde_json::from_value(serde_json::json!({
+        "strategy": "demo",
+        "model_type": "mlp",
+        "symbols": ["EURUSD"],
+        "timeframes": ["1h"],
+        "backend": "flex",
+        "model_path": "/srv/models/demo/EURUSD_1h_v1",
+        "metrics": {
+            "samples": 2, "accuracy": 0.5, "macro_f1": 0.33,
+            "per_class": [
+                { "class": "BUY", "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1 },
+                { "class": "HOLD", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0 },
+                { "class": "SELL", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1 }
+            ],
+            "confusion_matrix": [[1, 0, 0], [0, 0, 0], [0, 1, 0]],
+            "baseline": { "class": "SELL", "accuracy": 0.5 }
+        },
+        "report": {
+            "seed": 42, "epochs_run": 1, "best_epoch": 1, "best_val_loss": null,
+            "stopped_early": false,
+            "history": [{ "epoch": 1, "train_loss": 1.1, "train_accuracy": 0.4,
+                          "val_loss": null, "val_accuracy": null, "samples_per_second": 900.0 }]
+        },
+        "samples": { "train": 8, "validation": 0, "test": 2 },
+        "features_per_bar": 3,
+        "phase_seconds": { "load_data": 0.0, "build_features": 0.0, "train": 0.1, "evaluate_and_save": 0.0 }
+    }))
+    .unwrap()
+}
+
+fn completed(summary: Option<proto::TrainingSummary>) -> Event {
+    Event::Completed(proto::Completed { summary })
 }
 
 fn user_cancel() -> CancelReason {
@@ -226,9 +265,7 @@ async fn progress_events_arrive_as_progress_states_then_the_completion() {
             events: [accepted()]
                 .into_iter()
                 .chain(states.iter().map(progress))
-                .chain([Event::Completed(proto::Completed {
-                    summary_json: r#"{"strategy":"demo"}"#.to_owned(),
-                })])
+                .chain([completed(Some((&summary()).into()))])
                 .collect(),
             ..FakeHost::default()
         },
@@ -247,9 +284,40 @@ async fn progress_events_arrive_as_progress_states_then_the_completion() {
         done,
         RemoteCompletion {
             session_id: "sess_1".to_owned(),
-            summary_json: r#"{"strategy":"demo"}"#.to_owned(),
+            summary: summary(),
         }
     );
+}
+
+#[tokio::test]
+async fn a_completion_without_a_valid_summary_is_a_protocol_error() {
+    let mut bad_backend = proto::TrainingSummary::from(&summary());
+    bad_backend.backend = "gpu".to_owned();
+    for (event, expected) in [
+        (completed(None), "completed without a summary"),
+        (
+            completed(Some(bad_backend)),
+            "invalid TrainingSummary.backend",
+        ),
+    ] {
+        let host = Running::start(
+            FakeHost {
+                events: vec![accepted(), event],
+                ..FakeHost::default()
+            },
+            None,
+        );
+        let err = host
+            .client()
+            .train(&request(), &CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RemoteTrainingError::Host(HostError::Protocol { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(expected), "{err}");
+    }
 }
 
 #[tokio::test]

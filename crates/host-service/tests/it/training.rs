@@ -22,7 +22,7 @@ async fn a_training_completes_and_its_artifact_can_be_fetched_manifest_last() {
         match next_event(&mut stream).await {
             Event::Progress(progress) => messages.push(progress.message),
             Event::Completed(completed) => {
-                break serde_json::from_str::<TrainingSummary>(&completed.summary_json).unwrap();
+                break TrainingSummary::try_from(completed.summary.unwrap()).unwrap();
             }
             other => panic!("unexpected event {other:?}"),
         }

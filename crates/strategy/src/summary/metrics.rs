@@ -2,7 +2,8 @@
 //! matrix and the majority-class baseline a model has to beat.
 
 use serde::{Deserialize, Serialize};
-use strategy::Label;
+
+use crate::Label;
 
 /// How well a model classifies a labelled split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +102,7 @@ impl Metrics {
 }
 
 /// The most frequent label (the lowest class index on a tie, HOLD when empty).
-pub(crate) fn majority_class(labels: &[Label]) -> Label {
+fn majority_class(labels: &[Label]) -> Label {
     if labels.is_empty() {
         return Label::Hold;
     }
@@ -129,7 +130,8 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use expect_test::expect;
-    use strategy::Label::{Buy, Hold, Sell};
+
+    use crate::Label::{Buy, Hold, Sell};
 
     use super::*;
 

@@ -29,12 +29,7 @@ pub fn api_requests(data: &[u8]) -> bool {
     let checked = match kind % 4 {
         0 => proto::StartTrainingOperationRequest::decode(body).map(|wire| {
             let strategies = Path::new(".");
-            let checked = train_request(
-                wire.clone(),
-                strategies,
-                Path::new("data"),
-                Path::new("models"),
-            );
+            let checked = train_request(wire.clone(), strategies);
             checked.map(|request| {
                 match &request.strategy {
                     StrategySource::File(path) => {
@@ -42,13 +37,14 @@ pub fn api_requests(data: &[u8]) -> bool {
                         assert!(path.starts_with(strategies.canonicalize().unwrap()));
                     }
                     StrategySource::Text { origin, .. } => assert!(origin.len() <= 1024),
+                    StrategySource::Named(name) => panic!("the name {name:?} was not resolved"),
                 }
                 assert_eq!(request.symbols.is_some(), !wire.symbols.is_empty());
                 request.symbols.iter().flatten().for_each(round_trips);
                 request.timeframes.iter().flatten().for_each(round_trips);
                 round_trips(&request.backend);
                 assert_eq!(request.epochs, wire.epochs);
-                "strategy symbols[ timeframes[ backend StartTrainingOperationRequest."
+                "strategy_name StartTrainingOperationRequest. StrategyText."
             })
         }),
         1 => proto::StartDataLoadRequest::decode(body).map(|wire| {
@@ -90,6 +86,7 @@ pub fn api_requests(data: &[u8]) -> bool {
                 "strategy: ",
                 "strategy_name",
                 "strategy_text.",
+                "StrategyText.",
                 "symbols[",
                 "timeframes[",
                 "backend: ",

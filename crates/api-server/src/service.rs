@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use training_manager::{
-    Backend, StrategySource, TrainRequest, TrainingManager, TrainingManagerError,
+    Directories, StrategySource, TrainRequest, TrainingManager, TrainingManagerError,
 };
 
 use crate::strategies::{self, NameError};
@@ -94,77 +94,32 @@ impl OperationsApi {
         &self,
         wire: proto::StartTrainingOperationRequest,
     ) -> Result<TrainRequest, Status> {
-        train_request(wire, &self.strategies_dir, &self.data_dir, &self.models_dir)
+        train_request(wire, &self.strategies_dir)
+    }
+
+    /// Where this server's trainings read and write.
+    fn directories(&self) -> Directories {
+        Directories {
+            data: self.data_dir.clone(),
+            models: self.models_dir.clone(),
+        }
     }
 }
 
-/// Longer origins of a strategy text are refused: an origin is a file name
-/// for messages, not a place for data.
-const MAX_ORIGIN_BYTES: usize = 1024;
-/// Larger strategy texts are refused unparsed: the examples are about 2 KiB,
-/// and the parse runs on the server's request path.
-const MAX_STRATEGY_BYTES: usize = 1024 * 1024;
-
 /// Checks a `StartTraining` request and turns it into the manager's
-/// request; nothing is registered yet. Data and models go to the server's
-/// own directories; the only file a request can name is a strategy inside
-/// `strategies_dir` (see [`strategies::resolve`]).
+/// request; nothing is registered yet. The only file a request can name is
+/// a strategy inside `strategies_dir` (see [`strategies::resolve`]); data
+/// and models go to the server's own directories.
 pub(crate) fn train_request(
     wire: proto::StartTrainingOperationRequest,
     strategies_dir: &Path,
-    data_dir: &Path,
-    models_dir: &Path,
 ) -> Result<TrainRequest, Status> {
-    use proto::start_training_operation_request::Strategy;
-    let strategy = match wire.strategy {
-        None => {
-            return Err(Status::invalid_argument(
-                "strategy: give strategy_text (the YAML) or strategy_name \
-                 (a file in the server's strategies directory)",
-            ));
-        }
-        Some(Strategy::StrategyName(name)) => {
-            StrategySource::File(strategies::resolve(strategies_dir, &name).map_err(name_status)?)
-        }
-        Some(Strategy::StrategyText(text)) => {
-            if text.yaml.len() > MAX_STRATEGY_BYTES {
-                return Err(Status::invalid_argument(format!(
-                    "strategy_text.yaml is larger than {} KiB",
-                    MAX_STRATEGY_BYTES / 1024
-                )));
-            }
-            if text.origin.len() > MAX_ORIGIN_BYTES {
-                return Err(Status::invalid_argument(format!(
-                    "strategy_text.origin is longer than {MAX_ORIGIN_BYTES} bytes"
-                )));
-            }
-            let origin = if text.origin.trim().is_empty() {
-                "(strategy text)".to_owned()
-            } else {
-                text.origin
-            };
-            StrategySource::Text {
-                origin,
-                yaml: text.yaml,
-            }
-        }
-    };
-    let backend = if wire.backend.is_empty() {
-        Backend::default()
-    } else {
-        parse_field("backend", &wire.backend)?
-    };
-    Ok(TrainRequest {
-        strategy,
-        symbols: parse_list("symbols", &wire.symbols)?,
-        timeframes: parse_list("timeframes", &wire.timeframes)?,
-        start: time(wire.start, "StartTrainingOperationRequest.start")?,
-        end: time(wire.end, "StartTrainingOperationRequest.end")?,
-        epochs: wire.epochs,
-        data_dir: data_dir.to_owned(),
-        models_dir: models_dir.to_owned(),
-        backend,
-    })
+    let mut request = TrainRequest::try_from(wire)?;
+    if let StrategySource::Named(name) = &request.strategy {
+        let path = strategies::resolve(strategies_dir, name).map_err(name_status)?;
+        request.strategy = StrategySource::File(path);
+    }
+    Ok(request)
 }
 
 /// Checks a `StartDataLoad` request and turns it into the manager's request.
@@ -232,7 +187,7 @@ impl proto::operations_server::Operations for OperationsApi {
         let request = self.train_request(request.into_inner())?;
         let id = self.gate.admit(|| {
             self.training
-                .train_multi_symbol_strategy(request)
+                .train_multi_symbol_strategy(request, self.directories())
                 .map_err(training_status)
         })?;
         tracing::info!(operation = %id, "training submitted");
@@ -346,23 +301,6 @@ where
         .map_err(|error| Status::invalid_argument(format!("{field}: {error}")))
 }
 
-/// `None` for an empty list: the strategy's own values are kept.
-fn parse_list<T>(field: &str, items: &[String]) -> Result<Option<Vec<T>>, Status>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    if items.is_empty() {
-        return Ok(None);
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| parse_field(&format!("{field}[{index}]"), item))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
 fn time(
     stamp: Option<prost_types::Timestamp>,
     field: &'static str,
@@ -416,7 +354,6 @@ fn training_status(error: TrainingManagerError) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use market_data::Symbol;
 
     use super::*;
 
@@ -462,56 +399,37 @@ mod tests {
     }
 
     #[test]
-    fn list_items_are_named_by_position_and_empty_lists_keep_the_strategy() {
-        let empty: Option<Vec<Symbol>> = parse_list("symbols", &[]).unwrap();
-        assert_eq!(empty, None);
-        let bad = parse_list::<Symbol>("symbols", &["EURUSD".into(), "..".into()]).unwrap_err();
-        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-        assert!(
-            bad.message().starts_with("symbols[1]: "),
-            "{}",
-            bad.message()
-        );
-    }
-
-    #[test]
-    fn a_strategy_is_text_of_bounded_size_or_a_name_in_the_strategies_dir() {
+    fn a_strategy_is_text_or_a_name_in_the_strategies_dir() {
         use proto::start_training_operation_request::Strategy;
         let checked = |strategy| {
             let wire = proto::StartTrainingOperationRequest {
                 strategy,
                 ..Default::default()
             };
-            train_request(wire, Path::new("."), Path::new("data"), Path::new("models"))
+            train_request(wire, Path::new("."))
         };
-        let text = |yaml: String, origin: String| {
-            Some(Strategy::StrategyText(proto::StrategyText { yaml, origin }))
-        };
-        let refused = |strategy, field: &str| {
+        let refused = |strategy, wanted: &str| {
             let status = checked(strategy).unwrap_err();
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-            assert!(status.message().starts_with(field), "{status:?}");
+            assert!(status.message().contains(wanted), "{status:?}");
         };
-        refused(None, "strategy: ");
-        refused(
-            text("x".repeat(MAX_STRATEGY_BYTES + 1), String::new()),
-            "strategy_text.yaml ",
-        );
-        refused(
-            text(String::new(), "o".repeat(MAX_ORIGIN_BYTES + 1)),
-            "strategy_text.origin ",
-        );
+        refused(None, "StartTrainingOperationRequest.strategy");
         refused(
             Some(Strategy::StrategyName("/etc/passwd".to_owned())),
             "strategy_name \"/etc/passwd\" is refused: it is absolute",
         );
 
-        // Text is taken as it is (the manager parses it); an origin is only a name.
-        let request = checked(text("name: t\n".to_owned(), "  ".to_owned())).unwrap();
+        // Text is taken as it is (the manager parses it); a name is
+        // resolved in the strategies directory.
+        let text = proto::StrategyText {
+            yaml: "name: t\n".to_owned(),
+            origin: "t.yaml".to_owned(),
+        };
+        let request = checked(Some(Strategy::StrategyText(text))).unwrap();
         assert_eq!(
             request.strategy,
             StrategySource::Text {
-                origin: "(strategy text)".to_owned(),
+                origin: "t.yaml".to_owned(),
                 yaml: "name: t\n".to_owned(),
             }
         );

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use market_data::{Symbol, Timeframe};
 use orchestrator_core::{Operation, ServiceOrchestrator};
-use training_manager::{StrategySource, TrainRequest, TrainingManager, TrainingSummary};
+use training_manager::{
+    Directories, StrategySource, TrainRequest, TrainingManager, TrainingSummary,
+};
 
 use crate::Global;
 use crate::args::parse_time;
@@ -57,7 +59,17 @@ pub(crate) struct TrainArgs {
 
 pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> {
     let finished = match &args.server {
-        Some(server) => crate::remote::train(server, wire_request(&args)?, global).await?,
+        Some(server) => {
+            // The server opens no file a client names: the strategy goes as
+            // text, named by where it was read.
+            let mut request = train_request(&args);
+            let origin = crate::remote::server_path(&args.strategy);
+            request.strategy = StrategySource::read(&args.strategy, origin).with_context(|| {
+                format!("cannot read the strategy file {}", args.strategy.display())
+            })?;
+            let wire = rpc::proto::StartTrainingOperationRequest::from(&request);
+            crate::remote::train(server, wire, global).await?
+        }
         None => train_embedded(args, global).await?,
     };
     report_outcome(&finished, global.json, |result| {
@@ -68,47 +80,33 @@ pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> 
     })
 }
 
-async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Operation> {
-    let operations = embedded::operations()?;
-    let manager = TrainingManager::from_env(operations.clone())?;
-    let request = TrainRequest {
-        strategy: StrategySource::File(args.strategy),
-        symbols: (!args.symbols.is_empty()).then_some(args.symbols),
-        timeframes: (!args.timeframes.is_empty()).then_some(args.timeframes),
+/// What the arguments ask to train.
+fn train_request(args: &TrainArgs) -> TrainRequest {
+    TrainRequest {
+        symbols: (!args.symbols.is_empty()).then(|| args.symbols.clone()),
+        timeframes: (!args.timeframes.is_empty()).then(|| args.timeframes.clone()),
         start: args.start,
         end: args.end,
         epochs: args.epochs,
-        data_dir: global.data_dir.clone(),
-        models_dir: models_dir(args.models_dir),
         backend: args.backend,
+        ..TrainRequest::new(StrategySource::File(args.strategy.clone()))
+    }
+}
+
+async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Operation> {
+    let operations = embedded::operations()?;
+    let manager = TrainingManager::from_env(operations.clone())?;
+    let directories = Directories {
+        data: global.data_dir.clone(),
+        models: models_dir(args.models_dir.clone()),
     };
-    let id = manager.train_multi_symbol_strategy(request)?;
+    let id = manager.train_multi_symbol_strategy(train_request(&args), directories)?;
     let mut display = OperationDisplay::new(OutputMode::detect(global.json));
     let finished = follow(&operations, &id, &mut display).await?;
     // The operation ended once its work returned (or its grace period
     // ended); the task that recorded it is done at once.
     manager.drain().await;
     Ok(finished)
-}
-
-/// The request for `trdr serve`, with the strategy's text: the server opens
-/// no file a client names outside its own strategies directory.
-fn wire_request(args: &TrainArgs) -> anyhow::Result<rpc::proto::StartTrainingOperationRequest> {
-    use rpc::proto::start_training_operation_request::Strategy;
-    let yaml = std::fs::read_to_string(&args.strategy)
-        .with_context(|| format!("cannot read the strategy file {}", args.strategy.display()))?;
-    Ok(rpc::proto::StartTrainingOperationRequest {
-        strategy: Some(Strategy::StrategyText(rpc::proto::StrategyText {
-            yaml,
-            origin: crate::remote::server_path(&args.strategy),
-        })),
-        symbols: args.symbols.iter().map(ToString::to_string).collect(),
-        timeframes: args.timeframes.iter().map(ToString::to_string).collect(),
-        start: args.start.map(rpc::timestamp),
-        end: args.end.map(rpc::timestamp),
-        epochs: args.epochs,
-        backend: args.backend.to_string(),
-    })
 }
 
 /// `--models-dir`, else `$TRDR_MODELS_DIR`, else `./models`.

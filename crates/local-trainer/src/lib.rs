@@ -93,9 +93,9 @@ pub use artifact::{
 pub use backend::{Backend, UnknownBackend};
 pub use error::{ArtifactError, TrainError};
 pub use model::{Architecture, Model};
-pub use pipeline::{Directories, LocalTrainer, PipelineError};
+pub use pipeline::{LocalTrainer, PipelineError};
 pub use strategy::{
-    Baseline, ClassMetrics, EpochMetrics, Metrics, PhaseSeconds, SplitSizes, TrainingOptions,
-    TrainingReport, TrainingRequest, TrainingSummary,
+    Baseline, ClassMetrics, Directories, EpochMetrics, Metrics, PhaseSeconds, SplitSizes,
+    TrainingOptions, TrainingReport, TrainingRequest, TrainingSummary,
 };
 pub use train::{TrainOptions, TrainedModel, evaluate, train};

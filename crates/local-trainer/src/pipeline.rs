@@ -2,15 +2,15 @@
 //! data, build features, train, evaluate and save — as four reported steps,
 //! with the token checked between every symbol, series and phase.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use market_data::{Bar, DataError, LocalStore, Timeframe};
 use orchestrator_core::{CancellationToken, Cancelled};
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
 use strategy::{
-    PhaseSeconds, SplitSizes, StrategyConfig, StrategyError, SymbolSamples, TrainingRequest,
-    TrainingSummary, assemble, build_symbol_samples,
+    Directories, PhaseSeconds, SplitSizes, StrategyConfig, StrategyError, SymbolSamples,
+    TrainingRequest, TrainingSummary, assemble, build_symbol_samples,
 };
 
 use crate::{ArtifactError, TrainError, TrainOptions, save_artifact, train};
@@ -21,14 +21,6 @@ const LOAD_DATA: (u32, f64) = (1, 0.0);
 const BUILD_FEATURES: (u32, f64) = (2, 10.0);
 const TRAIN: (u32, f64) = (3, 20.0);
 const EVALUATE_AND_SAVE: (u32, f64) = (4, 90.0);
-
-/// Where a training reads its bars and writes its model: the machine's,
-/// not the request's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Directories {
-    pub data: PathBuf,
-    pub models: PathBuf,
-}
 
 /// Why a training pipeline did not produce a model. A cancellation keeps
 /// [`Cancelled`] in the source chain, wherever it was noticed.

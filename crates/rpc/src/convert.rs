@@ -3,12 +3,17 @@
 //! wire to core checks what the type system of protobuf cannot (known enum
 //! values, valid ids, JSON fields) and names the field that was wrong.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use orchestrator_core::{CancelReason, Operation, OperationId, OperationKind, OperationStatus};
 use progress::{DataContext, Items, ProgressContext, ProgressState, Step, TrainingContext};
-use strategy::{RequestError, StrategyConfig, TrainingOptions, TrainingRequest};
+use strategy::{
+    Backend, RequestError, StrategyConfig, StrategySource, TrainRequest, TrainingOptions,
+    TrainingRequest,
+};
 
 use crate::proto;
 use crate::proto::cancel_reason::Kind as ReasonKind;
@@ -441,6 +446,136 @@ impl TryFrom<proto::StartTrainingRequest> for TrainingRequest {
     }
 }
 
+/// Longer origins of a strategy text are refused: an origin is a file name
+/// for messages, not a place for data.
+const MAX_ORIGIN_BYTES: usize = 1024;
+/// Larger strategy texts are refused unparsed: the examples are about 2 KiB,
+/// and the parse runs on the server's request path.
+const MAX_STRATEGY_BYTES: usize = 1024 * 1024;
+
+/// A training as a client of `trdr serve` submits it. A `Named` strategy
+/// (and a `File` one: a server opens no client path, so a client that
+/// means its own file sends its text, see `StrategySource::read`) goes as
+/// a name in the server's strategies directory.
+impl From<&TrainRequest> for proto::StartTrainingOperationRequest {
+    fn from(request: &TrainRequest) -> Self {
+        use proto::start_training_operation_request::Strategy;
+        let strategy = match &request.strategy {
+            StrategySource::Text { origin, yaml } => Strategy::StrategyText(proto::StrategyText {
+                yaml: yaml.clone(),
+                origin: origin.clone(),
+            }),
+            StrategySource::Named(name) => Strategy::StrategyName(name.clone()),
+            StrategySource::File(path) => Strategy::StrategyName(path.display().to_string()),
+        };
+        Self {
+            strategy: Some(strategy),
+            // Empty keeps the strategy's own.
+            symbols: request
+                .symbols
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect(),
+            timeframes: request
+                .timeframes
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect(),
+            start: request.start.map(timestamp),
+            end: request.end.map(timestamp),
+            epochs: request.epochs,
+            backend: request.backend.as_str().to_owned(),
+        }
+    }
+}
+
+/// A submitted training as `trdr serve` receives it; a strategy name stays
+/// a `Named` source for the server to resolve in its own directory.
+impl TryFrom<proto::StartTrainingOperationRequest> for TrainRequest {
+    type Error = WireError;
+
+    fn try_from(wire: proto::StartTrainingOperationRequest) -> Result<Self, Self::Error> {
+        use proto::start_training_operation_request::Strategy;
+        let strategy = match wire.strategy {
+            None => {
+                return Err(WireError::new(
+                    "StartTrainingOperationRequest.strategy",
+                    "give strategy_text (the YAML) or strategy_name (a file in the server's \
+                     strategies directory)",
+                ));
+            }
+            Some(Strategy::StrategyName(name)) => StrategySource::Named(name),
+            Some(Strategy::StrategyText(text)) => {
+                if text.yaml.len() > MAX_STRATEGY_BYTES {
+                    return Err(WireError::new(
+                        "StrategyText.yaml",
+                        format!("larger than {} KiB", MAX_STRATEGY_BYTES / 1024),
+                    ));
+                }
+                if text.origin.len() > MAX_ORIGIN_BYTES {
+                    return Err(WireError::new(
+                        "StrategyText.origin",
+                        format!("longer than {MAX_ORIGIN_BYTES} bytes"),
+                    ));
+                }
+                let origin = if text.origin.trim().is_empty() {
+                    "(strategy text)".to_owned()
+                } else {
+                    text.origin
+                };
+                StrategySource::Text {
+                    origin,
+                    yaml: text.yaml,
+                }
+            }
+        };
+        let backend = match wire.backend.as_str() {
+            "" => Backend::default(),
+            name => name.parse().map_err(|err: strategy::UnknownBackend| {
+                WireError::new("StartTrainingOperationRequest.backend", err.to_string())
+            })?,
+        };
+        Ok(Self {
+            strategy,
+            symbols: list("StartTrainingOperationRequest.symbols", &wire.symbols)?,
+            timeframes: list("StartTrainingOperationRequest.timeframes", &wire.timeframes)?,
+            start: wire
+                .start
+                .map(|at| datetime(at, "StartTrainingOperationRequest.start"))
+                .transpose()?,
+            end: wire
+                .end
+                .map(|at| datetime(at, "StartTrainingOperationRequest.end"))
+                .transpose()?,
+            epochs: wire.epochs,
+            backend,
+        })
+    }
+}
+
+/// `None` for an empty list: the strategy's own values are kept. An item
+/// that does not parse is named by its position.
+fn list<T>(field: &'static str, items: &[String]) -> Result<Option<Vec<T>>, WireError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    if items.is_empty() {
+        return Ok(None);
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item.parse()
+                .map_err(|err| WireError::new(field, format!("item {index}: {err}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::UNIX_EPOCH;
@@ -538,6 +673,37 @@ mod tests {
         };
         let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
         TrainingRequest::new(strategy, Some(start), None, options).unwrap()
+    }
+
+    #[test]
+    fn a_submitted_training_survives_the_wire_and_names_a_bad_item_by_position() {
+        let request = TrainRequest {
+            symbols: Some(vec!["EURUSD".parse().unwrap(), "GBPUSD".parse().unwrap()]),
+            timeframes: Some(vec!["1h".parse().unwrap()]),
+            start: Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+            epochs: Some(3),
+            backend: Backend::NdArray,
+            ..TrainRequest::new(StrategySource::Text {
+                origin: "eurusd_mlp.yaml".into(),
+                yaml: "name: t\n".into(),
+            })
+        };
+        let wire = proto::StartTrainingOperationRequest::from(&request);
+        assert_eq!(TrainRequest::try_from(wire.clone()).unwrap(), request);
+
+        // Empty lists keep the strategy's own.
+        let bare = proto::StartTrainingOperationRequest {
+            symbols: Vec::new(),
+            ..wire.clone()
+        };
+        assert_eq!(TrainRequest::try_from(bare).unwrap().symbols, None);
+        let bad = proto::StartTrainingOperationRequest {
+            symbols: vec!["EURUSD".into(), "..".into()],
+            ..wire
+        };
+        let error = TrainRequest::try_from(bad).unwrap_err();
+        assert_eq!(error.field, "StartTrainingOperationRequest.symbols");
+        assert!(error.message.starts_with("item 1: "), "{error}");
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub use labels::zigzag_labels;
 pub use parse::{ParsedStrategy, parse_strategy};
 pub use prepare::{SymbolSamples, assemble, build_symbol_samples};
 pub use request::{
-    Backend, RequestError, TrainingOptions, TrainingRequest, UnknownBackend, with_overrides,
+    Backend, Directories, RequestError, StrategySource, TrainRequest, TrainingOptions,
+    TrainingRequest, UnknownBackend, with_overrides,
 };
 pub use summary::{
     Baseline, ClassMetrics, EpochMetrics, Metrics, PhaseSeconds, SplitSizes, TrainingReport,

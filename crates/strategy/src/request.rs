@@ -7,6 +7,7 @@
 //! each of them can hold one.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -63,6 +64,79 @@ impl FromStr for Backend {
             .find(|backend| backend.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| UnknownBackend(text.to_owned()))
     }
+}
+
+/// Where a training's strategy comes from, as a user names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategySource {
+    /// A file of the machine that trains, read when the training is submitted.
+    File(PathBuf),
+    /// YAML the caller already holds, as a client of `trdr serve` sends it.
+    Text {
+        /// Where the text came from: it names the strategy in messages, the
+        /// operation record and the artifact, and is never opened.
+        origin: String,
+        /// Left out of the operation record, which names the origin only,
+        /// as it names a file's path and not its content.
+        #[serde(skip_serializing, default)]
+        yaml: String,
+    },
+    /// A file in the strategies directory of the server that trains, by
+    /// name; the server resolves it to a `File` (or refuses it) before
+    /// anything is read.
+    Named(String),
+}
+
+impl StrategySource {
+    /// The strategy file at `path`, read here and carried as text named
+    /// `origin`: what a client sends a server, which opens no client path.
+    pub fn read(path: &Path, origin: String) -> std::io::Result<Self> {
+        Ok(Self::Text {
+            origin,
+            yaml: std::fs::read_to_string(path)?,
+        })
+    }
+}
+
+/// What a user asks to train: a strategy and what to override in it. The
+/// training manager reads the strategy and makes the checked
+/// [`TrainingRequest`] from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainRequest {
+    pub strategy: StrategySource,
+    /// Instead of the strategy's symbols.
+    pub symbols: Option<Vec<Symbol>>,
+    /// Instead of the strategy's timeframes; the first is the base timeframe.
+    pub timeframes: Option<Vec<Timeframe>>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// Instead of the strategy's epochs.
+    pub epochs: Option<u32>,
+    pub backend: Backend,
+}
+
+impl TrainRequest {
+    /// The strategy of `source` as written, on the default backend.
+    pub fn new(source: StrategySource) -> Self {
+        Self {
+            strategy: source,
+            symbols: None,
+            timeframes: None,
+            start: None,
+            end: None,
+            epochs: None,
+            backend: Backend::default(),
+        }
+    }
+}
+
+/// Where a training reads its bars and writes its model: the machine's
+/// own folders, never a request's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directories {
+    pub data: PathBuf,
+    pub models: PathBuf,
 }
 
 /// How to run a training: everything but what to train.
@@ -210,7 +284,10 @@ mod tests {
     use super::*;
 
     fn strategy() -> StrategyConfig {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../strategies/eurusd_mlp.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../strategies/eurusd_mlp.yaml"
+        );
         StrategyConfig::from_file(std::path::Path::new(path)).unwrap()
     }
 

@@ -6,12 +6,14 @@
 //!
 //! ```no_run
 //! use orchestrator_core::OperationsService;
-//! use training_manager::{TrainRequest, TrainingManager};
+//! use training_manager::{Directories, StrategySource, TrainRequest, TrainingManager};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let operations = OperationsService::in_memory();
 //! let manager = TrainingManager::from_env(operations.clone())?;
-//! let id = manager.train_multi_symbol_strategy(TrainRequest::new("strategies/eurusd_mlp.yaml"))?;
+//! let request = TrainRequest::new(StrategySource::File("strategies/eurusd_mlp.yaml".into()));
+//! let directories = Directories { data: "data".into(), models: "models".into() };
+//! let id = manager.train_multi_symbol_strategy(request, directories)?;
 //! let mut watch = operations.watch(&id)?;
 //! while let Some(snapshot) = watch.next().await {
 //!     // e.g. "Training MLP model on EURUSD [1h] [epoch 3/30] (batch 41/67) [3/4]"
@@ -24,77 +26,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use market_data::{Symbol, Timeframe};
 use orchestrator_core::{
     ConfigError, HostServiceConfig, OperationError, OperationId, OperationKind, OperationsService,
     ServiceOrchestrator,
 };
 use progress::{ProgressRenderer, TrainingProgressRenderer};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use strategy::{StrategyConfig, StrategyError, with_overrides};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use training_adapter::{Directories, TrainingAdapter, TrainingOptions, TrainingRequest};
+use training_adapter::{TrainingAdapter, TrainingOptions, TrainingRequest};
 
+pub use strategy::{Directories, StrategySource, TrainRequest};
 pub use training_adapter::{Backend, TrainingSummary};
 
 /// The service prefix: `USE_TRAINING_HOST_SERVICE`, `TRAINING_HOST_SERVICE_URL`.
 pub const TRAINING_SERVICE: &str = "TRAINING";
 /// Where the training host listens unless `TRAINING_HOST_SERVICE_URL` says otherwise.
 pub const DEFAULT_TRAINING_HOST_URL: &str = "http://127.0.0.1:50052";
-
-/// Where a training's strategy comes from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StrategySource {
-    /// A file, read when the training is submitted.
-    File(PathBuf),
-    /// YAML the caller already holds, as a client of `trdr serve` sends it.
-    Text {
-        /// Where the text came from: it names the strategy in messages, the
-        /// operation record and the artifact, and is never opened.
-        origin: String,
-        /// Left out of the operation record, which names the origin only,
-        /// as it names a file's path and not its content.
-        #[serde(skip_serializing, default)]
-        yaml: String,
-    },
-}
-
-/// What to train: a strategy and what to override in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainRequest {
-    pub strategy: StrategySource,
-    /// Instead of the strategy's symbols.
-    pub symbols: Option<Vec<Symbol>>,
-    /// Instead of the strategy's timeframes; the first is the base timeframe.
-    pub timeframes: Option<Vec<Timeframe>>,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    /// Instead of the strategy's epochs.
-    pub epochs: Option<u32>,
-    pub data_dir: PathBuf,
-    pub models_dir: PathBuf,
-    pub backend: Backend,
-}
-
-impl TrainRequest {
-    /// The strategy at `path` as written, data from `./data`, models to `./models`.
-    pub fn new(strategy_path: impl Into<PathBuf>) -> Self {
-        Self {
-            strategy: StrategySource::File(strategy_path.into()),
-            symbols: None,
-            timeframes: None,
-            start: None,
-            end: None,
-            epochs: None,
-            data_dir: PathBuf::from("data"),
-            models_dir: PathBuf::from("models"),
-            backend: Backend::default(),
-        }
-    }
-}
 
 /// Why a training could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +96,7 @@ impl TrainingManager {
     pub fn train_multi_symbol_strategy(
         &self,
         request: TrainRequest,
+        directories: Directories,
     ) -> Result<OperationId, TrainingManagerError> {
         let strategy = match &request.strategy {
             StrategySource::File(path) => StrategyConfig::from_file(path)?,
@@ -154,6 +104,12 @@ impl TrainingManager {
                 let mut config = StrategyConfig::from_yaml_str(yaml, Path::new(origin))?;
                 config.source = Some(PathBuf::from(origin));
                 config
+            }
+            StrategySource::Named(name) => {
+                return Err(TrainingManagerError::InvalidRequest(format!(
+                    "the strategy name {name:?} names a file in a server's strategies \
+                     directory; resolve it there first"
+                )));
             }
         };
         let invalid =
@@ -171,30 +127,7 @@ impl TrainingManager {
         };
         let training =
             TrainingRequest::new(strategy, request.start, request.end, options).map_err(invalid)?;
-        // Operation records keep the request as JSON text, which a path that
-        // is not UTF-8 cannot be written in without loss.
-        let strategy_file = match &request.strategy {
-            StrategySource::File(path) => Some(("strategy path", path)),
-            StrategySource::Text { .. } => None,
-        };
-        for (what, path) in strategy_file.into_iter().chain([
-            ("data directory", &request.data_dir),
-            ("models directory", &request.models_dir),
-        ]) {
-            if path.to_str().is_none() {
-                return Err(TrainingManagerError::InvalidRequest(format!(
-                    "the {what} {} is not valid UTF-8; operation records keep paths as text",
-                    path.display()
-                )));
-            }
-        }
-        let params = serde_json::to_value(&request).map_err(|error| {
-            TrainingManagerError::InvalidRequest(format!("the request cannot be recorded: {error}"))
-        })?;
-        let directories = Directories {
-            data: request.data_dir,
-            models: request.models_dir,
-        };
+        let params = record(&request, &directories)?;
         let adapter = self.adapter.clone();
         let id = self.start_managed_operation(
             OperationKind::Training,
@@ -207,6 +140,47 @@ impl TrainingManager {
         )?;
         Ok(id)
     }
+}
+
+/// The operation's record of a training: the request as given and where
+/// it reads and writes.
+#[derive(Serialize)]
+struct Record<'a> {
+    #[serde(flatten)]
+    request: &'a TrainRequest,
+    data_dir: &'a Path,
+    models_dir: &'a Path,
+}
+
+fn record(
+    request: &TrainRequest,
+    directories: &Directories,
+) -> Result<serde_json::Value, TrainingManagerError> {
+    // Records keep paths as JSON text, which a path that is not UTF-8
+    // cannot be written in without loss.
+    let strategy_file = match &request.strategy {
+        StrategySource::File(path) => Some(("strategy path", path)),
+        StrategySource::Text { .. } | StrategySource::Named(_) => None,
+    };
+    for (what, path) in strategy_file.into_iter().chain([
+        ("data directory", &directories.data),
+        ("models directory", &directories.models),
+    ]) {
+        if path.to_str().is_none() {
+            return Err(TrainingManagerError::InvalidRequest(format!(
+                "the {what} {} is not valid UTF-8; operation records keep paths as text",
+                path.display()
+            )));
+        }
+    }
+    let record = Record {
+        request,
+        data_dir: &directories.data,
+        models_dir: &directories.models,
+    };
+    serde_json::to_value(record).map_err(|error| {
+        TrainingManagerError::InvalidRequest(format!("the request cannot be recorded: {error}"))
+    })
 }
 
 impl ServiceOrchestrator for TrainingManager {

@@ -412,7 +412,10 @@ fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
         [training, load]
     });
     let [training, load] = errors.map(rejected);
-    assert!(training.starts_with("symbols[0]:"), "{training}");
+    assert!(
+        training.contains("StartTrainingOperationRequest.symbols") && training.contains("item 0: "),
+        "{training}"
+    );
     assert!(load.starts_with("symbol:"), "{load}");
 
     // The failed data load of a missing series is an operation (it failed

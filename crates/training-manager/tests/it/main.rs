@@ -9,19 +9,27 @@ use orchestrator_core::{
 };
 use progress::{ProgressContext, ProgressRenderer, TrainingProgressRenderer};
 use training_manager::{
-    StrategySource, TrainRequest, TrainingManager, TrainingManagerError, TrainingSummary,
+    Directories, StrategySource, TrainRequest, TrainingManager, TrainingManagerError,
+    TrainingSummary,
 };
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn request(models_dir: &Path, epochs: u32) -> TrainRequest {
+fn request(epochs: u32) -> TrainRequest {
     TrainRequest {
         epochs: Some(epochs),
-        data_dir: root().join("data"),
-        models_dir: models_dir.to_owned(),
-        ..TrainRequest::new(root().join("strategies/eurusd_mlp.yaml"))
+        ..TrainRequest::new(StrategySource::File(
+            root().join("strategies/eurusd_mlp.yaml"),
+        ))
+    }
+}
+
+fn directories(models: &Path) -> Directories {
+    Directories {
+        data: root().join("data"),
+        models: models.to_owned(),
     }
 }
 
@@ -44,7 +52,7 @@ async fn a_training_completes_with_its_summary_and_typed_progress() {
     let models = tempfile::tempdir().unwrap();
     let manager = manager(1);
     let id = manager
-        .train_multi_symbol_strategy(request(models.path(), 2))
+        .train_multi_symbol_strategy(request(2), directories(models.path()))
         .unwrap();
     let snapshots = snapshots_until_done(&manager, &id).await;
 
@@ -86,13 +94,16 @@ async fn a_strategy_sent_as_text_trains_and_the_record_names_its_origin_only() {
     let manager = manager(1);
     let yaml = std::fs::read_to_string(root().join("strategies/eurusd_mlp.yaml")).unwrap();
     let id = manager
-        .train_multi_symbol_strategy(TrainRequest {
-            strategy: StrategySource::Text {
-                origin: "/on/the/client/eurusd_mlp.yaml".to_owned(),
-                yaml: yaml.clone(),
+        .train_multi_symbol_strategy(
+            TrainRequest {
+                strategy: StrategySource::Text {
+                    origin: "/on/the/client/eurusd_mlp.yaml".to_owned(),
+                    yaml: yaml.clone(),
+                },
+                ..request(1)
             },
-            ..request(models.path(), 1)
-        })
+            directories(models.path()),
+        )
         .unwrap();
     let snapshots = snapshots_until_done(&manager, &id).await;
     let done = snapshots.last().unwrap();
@@ -109,10 +120,10 @@ async fn two_trainings_at_once_are_cancelled_independently() {
     let models = tempfile::tempdir().unwrap();
     let manager = manager(2);
     let long = manager
-        .train_multi_symbol_strategy(request(&models.path().join("long"), 500))
+        .train_multi_symbol_strategy(request(500), directories(&models.path().join("long")))
         .unwrap();
     let short = manager
-        .train_multi_symbol_strategy(request(&models.path().join("short"), 2))
+        .train_multi_symbol_strategy(request(2), directories(&models.path().join("short")))
         .unwrap();
 
     // Cancel the long one once it is training.
@@ -162,9 +173,11 @@ async fn bad_requests_fail_before_any_operation_is_registered() {
 
     let missing = TrainRequest {
         strategy: StrategySource::File(root().join("strategies/nope.yaml")),
-        ..request(models.path(), 1)
+        ..request(1)
     };
-    let error = manager.train_multi_symbol_strategy(missing).unwrap_err();
+    let error = manager
+        .train_multi_symbol_strategy(missing, directories(models.path()))
+        .unwrap_err();
     assert!(matches!(error, TrainingManagerError::Strategy(_)));
     let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
     assert!(chain.contains("strategies/nope.yaml"), "{chain}");
@@ -175,19 +188,21 @@ async fn bad_requests_fail_before_any_operation_is_registered() {
             origin: "/client/side/t.yaml".to_owned(),
             yaml: "name: t\nmodel: [\n".to_owned(),
         },
-        ..request(models.path(), 1)
+        ..request(1)
     };
-    let error = manager.train_multi_symbol_strategy(text).unwrap_err();
+    let error = manager
+        .train_multi_symbol_strategy(text, directories(models.path()))
+        .unwrap_err();
     let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
     assert!(chain.contains("/client/side/t.yaml:"), "{chain}");
 
     let no_symbols = TrainRequest {
         symbols: Some(vec![]),
-        ..request(models.path(), 1)
+        ..request(1)
     };
     assert_eq!(
         manager
-            .train_multi_symbol_strategy(no_symbols)
+            .train_multi_symbol_strategy(no_symbols, directories(models.path()))
             .unwrap_err()
             .to_string(),
         "the symbol list is empty"
@@ -200,10 +215,13 @@ async fn bad_requests_fail_before_any_operation_is_registered() {
         .path()
         .join(std::ffi::OsStr::from_bytes(b"models-\xff"));
     let error = manager
-        .train_multi_symbol_strategy(TrainRequest {
-            models_dir: not_utf8.clone(),
-            ..request(models.path(), 1)
-        })
+        .train_multi_symbol_strategy(
+            request(1),
+            Directories {
+                models: not_utf8.clone(),
+                ..directories(models.path())
+            },
+        )
         .unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -230,9 +248,11 @@ async fn a_training_beyond_the_limit_stays_pending_and_runs_after() {
     // several slow epochs) holds the only slot...
     let long = TrainRequest {
         strategy: StrategySource::File(root().join("strategies/btcusd_lstm.yaml")),
-        ..request(&models.path().join("first"), 500)
+        ..request(500)
     };
-    let first = manager.train_multi_symbol_strategy(long).unwrap();
+    let first = manager
+        .train_multi_symbol_strategy(long, directories(&models.path().join("first")))
+        .unwrap();
     let mut first_watch = manager.operations().watch(&first).unwrap();
     while let Some(snapshot) = first_watch.next().await {
         if snapshot.progress.step.is_some_and(|step| step.current >= 1) {
@@ -242,7 +262,7 @@ async fn a_training_beyond_the_limit_stays_pending_and_runs_after() {
     // ...so the next one stays pending until it is cancelled (the first
     // runs 500 epochs: it cannot free the slot before the cancel below).
     let second = manager
-        .train_multi_symbol_strategy(request(&models.path().join("second"), 1))
+        .train_multi_symbol_strategy(request(1), directories(&models.path().join("second")))
         .unwrap();
     assert_eq!(
         manager.operations().get(&second).unwrap().status,

@@ -13,7 +13,7 @@ mod metrics;
 use std::path::PathBuf;
 
 use market_data::{Symbol, Timeframe};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use self::metrics::{Baseline, ClassMetrics, Metrics};
 use crate::{Backend, ModelKind};
@@ -71,7 +71,8 @@ pub struct EpochMetrics {
     /// 1-based.
     pub epoch: usize,
     /// Mean cross-entropy over the epoch's batches, weighted by batch size
-    /// (with dropout active, as trained).
+    /// (with dropout active, as trained); NaN when the training diverged.
+    #[serde(deserialize_with = "nan_from_null")]
     pub train_loss: f64,
     pub train_accuracy: f64,
     /// `None` when the validation split is empty.
@@ -81,12 +82,34 @@ pub struct EpochMetrics {
     pub samples_per_second: f64,
 }
 
+/// A number JSON wrote as `null`: serde_json writes NaN (a loss that
+/// diverged) so, JSON having no NaN, and it must read back.
+fn nan_from_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 mod tests {
     use expect_test::expect;
 
     use super::*;
     use crate::Label::{Buy, Hold, Sell};
+
+    #[test]
+    fn a_diverged_loss_survives_the_json_round_trip() {
+        let epoch = EpochMetrics {
+            epoch: 1,
+            train_loss: f64::NAN,
+            train_accuracy: 0.3,
+            val_loss: None,
+            val_accuracy: None,
+            samples_per_second: 1000.0,
+        };
+        let json = serde_json::to_string(&epoch).unwrap();
+        assert!(json.contains(r#""train_loss":null"#), "{json}");
+        let back: EpochMetrics = serde_json::from_str(&json).unwrap();
+        assert!(back.train_loss.is_nan());
+    }
 
     /// Artifacts (`metrics.json`, `manifest.json`) and operation records
     /// hold this JSON: a change of shape must be a decision, not an accident.

@@ -97,8 +97,11 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ),
     (
         "host-service",
+        // training-manager: sessions train through the manager `trdr train`
+        // and `trdr serve` use, so the host has no orchestration of its own.
         Internal::Only(&[
             "rpc",
+            "training-manager",
             "local-trainer",
             "market-data",
             "strategy",

@@ -1,25 +1,24 @@
 //! The `TrainingHost` service: each `StartTraining` call is a training
-//! operation of the host's own in-memory [`OperationsService`], run through
-//! the same orchestrator path as a local training (admission, the
-//! cancel-request rule, panic capture, terminal states). A session is an
-//! operation; its id is the operation's.
+//! operation of the host's own `TrainingManager` (over an in-memory
+//! [`OperationsService`]), so it runs exactly as a local training does:
+//! admission, the cancel-request rule, panic capture, terminal states. A
+//! session is an operation; its id is the operation's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use local_trainer::{Directories, LocalTrainer, TrainingRequest, TrainingSummary};
 use orchestrator_core::store::InMemoryStore;
 use orchestrator_core::{
-    BoxError, CancelReason, HostServiceConfig, ListFilter, Operation, OperationError, OperationId,
-    OperationKind, OperationStatus, OperationsService, ServiceAdapter, ServiceOrchestrator,
+    CancelReason, HostServiceConfig, ListFilter, Operation, OperationError, OperationId,
+    OperationKind, OperationStatus, OperationsService, ServiceOrchestrator,
 };
-use progress::{ProgressRenderer, TrainingProgressRenderer};
 use rpc::proto::{self, training_host_server::TrainingHost};
-use tokio::sync::{Semaphore, mpsc};
+use strategy::{Directories, TrainingRequest, TrainingSummary};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
+use training_manager::TrainingManager;
 
 use crate::artifact;
 use crate::sessions;
@@ -31,63 +30,22 @@ pub(crate) const CALLER_WENT_AWAY: &str = "the caller went away";
 /// forgotten. Unfinished sessions are never dropped.
 pub(crate) const KEPT_FINISHED: usize = 1000;
 
-/// The host's trainings: a [`ServiceOrchestrator`] over the local trainer.
+/// The host's trainings: a [`TrainingManager`] training locally, the same
+/// one `trdr train` and `trdr serve` use, over an in-memory operations
+/// service.
 #[derive(Debug)]
 pub(crate) struct Host {
-    operations: OperationsService,
-    adapter: LocalTraining,
-    config: HostServiceConfig,
-    tasks: TaskTracker,
-    admission: Arc<Semaphore>,
+    manager: TrainingManager,
     shutting_down: AtomicBool,
     directories: Directories,
 }
 
-/// Trains on this machine.
-#[derive(Debug)]
-pub(crate) struct LocalTraining;
-
-impl ServiceAdapter for LocalTraining {
-    fn name(&self) -> &str {
-        "local-trainer"
-    }
-
-    async fn health(&self) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-impl ServiceOrchestrator for Host {
-    type Adapter = LocalTraining;
-
-    fn operations(&self) -> &OperationsService {
-        &self.operations
-    }
-    fn adapter(&self) -> &LocalTraining {
-        &self.adapter
-    }
-    fn host_config(&self) -> &HostServiceConfig {
-        &self.config
-    }
-    fn renderer(&self) -> Arc<dyn ProgressRenderer> {
-        Arc::new(TrainingProgressRenderer)
-    }
-    fn tasks(&self) -> &TaskTracker {
-        &self.tasks
-    }
-    fn admission(&self) -> Option<&Arc<Semaphore>> {
-        Some(&self.admission)
-    }
-}
-
 impl Host {
     pub(crate) fn new(data_dir: PathBuf, models_dir: PathBuf, max_concurrent: usize) -> Self {
+        let operations = OperationsService::new(InMemoryStore::keeping_finished(KEPT_FINISHED));
+        let local = HostServiceConfig::local(training_manager::TRAINING_SERVICE);
         Self {
-            operations: OperationsService::new(InMemoryStore::keeping_finished(KEPT_FINISHED)),
-            adapter: LocalTraining,
-            config: HostServiceConfig::local("TRAINING"),
-            tasks: TaskTracker::new(),
-            admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            manager: TrainingManager::new(operations, local, max_concurrent),
             shutting_down: AtomicBool::new(false),
             directories: Directories {
                 data: data_dir,
@@ -96,28 +54,16 @@ impl Host {
         }
     }
 
-    /// Starts `request` as a training operation: it waits for a slot, then
-    /// the trainer runs on a blocking thread, reporting its progress.
-    fn train(&self, request: TrainingRequest) -> Result<OperationId, OperationError> {
-        let params = serde_json::json!({ "strategy": request.strategy().name });
-        let directories = self.directories.clone();
-        self.start_managed_operation(OperationKind::Training, params, |context| async move {
-            let outcome = tokio::task::spawn_blocking(move || {
-                let mut report = |state| context.progress.report(state);
-                LocalTrainer.run(&request, &directories, &context.token, &mut report)
-            })
-            .await;
-            // Keep a panic a panic: the orchestrator records it as a failure.
-            outcome.unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-        })
+    fn operations(&self) -> &OperationsService {
+        self.manager.operations()
     }
 
     /// Asks every waiting and running session to stop and waits until each
     /// has ended (its trainer has returned, or its grace period ended).
     pub(crate) async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        self.operations.cancel_active(CancelReason::Shutdown);
-        self.drain().await;
+        self.operations().cancel_active(CancelReason::Shutdown);
+        self.manager.drain().await;
     }
 
     fn session(&self, id: &str) -> Result<Operation, Status> {
@@ -128,7 +74,7 @@ impl Host {
             ))
         };
         let id: OperationId = id.parse().map_err(|_| not_found())?;
-        self.operations.get(&id).map_err(|_| not_found())
+        self.operations().get(&id).map_err(|_| not_found())
     }
 
     /// The events of one session: `Accepted`, the latest progress whenever
@@ -140,10 +86,10 @@ impl Host {
         id: OperationId,
     ) -> Result<ReceiverStream<Result<proto::TrainingEvent, Status>>, OperationError> {
         use proto::training_event::Event;
-        let mut watch = self.operations.watch(&id)?;
+        let mut watch = self.operations().watch(&id)?;
         let (sender, receiver) = mpsc::channel(4);
         let host = Arc::clone(self);
-        self.tasks.spawn(async move {
+        self.manager.tasks().spawn(async move {
             let event = |event| Ok(proto::TrainingEvent { event: Some(event) });
             let accepted = Event::Accepted(proto::Accepted {
                 session_id: id.to_string(),
@@ -175,7 +121,7 @@ impl Host {
     fn caller_went_away(&self, id: &OperationId) {
         let reason = CancelReason::UserRequest(Some(CALLER_WENT_AWAY.to_owned()));
         // Finished already: nothing to stop.
-        let _ = self.operations.cancel(id, reason);
+        let _ = self.operations().cancel(id, reason);
     }
 }
 
@@ -207,7 +153,11 @@ impl TrainingHost for TrainingService {
             ));
         }
         let strategy = training.strategy().name.clone();
-        let id = self.host.train(training).map_err(internal)?;
+        let id = self
+            .host
+            .manager
+            .train(training, self.host.directories.clone())
+            .map_err(internal)?;
         tracing::info!(session = %id, %strategy, "training session accepted");
         let events = self.host.events(id).map_err(internal)?;
         Ok(Response::new(events))
@@ -227,9 +177,9 @@ impl TrainingHost for TrainingService {
             tracing::info!(session = %session.id, %reason, "stop of a training session requested");
             if let Ok(mut watch) = self
                 .host
-                .operations
+                .operations()
                 .cancel(&session.id, reason)
-                .and_then(|_| self.host.operations.watch(&session.id))
+                .and_then(|_| self.host.operations().watch(&session.id))
             {
                 let ended = async { while watch.next().await.is_some() {} };
                 // The trainer stops within one batch. Past the window, the
@@ -258,7 +208,7 @@ impl TrainingHost for TrainingService {
             kind: Some(OperationKind::Training),
             ..ListFilter::default()
         };
-        let page = self.host.operations.list(&filter).map_err(internal)?;
+        let page = self.host.operations().list(&filter).map_err(internal)?;
         let sessions = page.operations.iter().map(sessions::to_proto).collect();
         Ok(Response::new(proto::ListSessionsResponse { sessions }))
     }

@@ -39,7 +39,8 @@ pub use local_trainer::{
 /// Why a training routed by the adapter did not produce a model.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
-    #[error("training failed")]
+    /// The trainer's own error says which step failed.
+    #[error(transparent)]
     Pipeline(#[from] PipelineError),
     /// The host was not reachable or was lost, refused the training, or the
     /// training failed or was cancelled there (the message names the URL).

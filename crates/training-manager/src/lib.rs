@@ -128,17 +128,38 @@ impl TrainingManager {
         let training =
             TrainingRequest::new(strategy, request.start, request.end, options).map_err(invalid)?;
         let params = record(&request, &directories)?;
+        Ok(self.start(training, directories, params)?)
+    }
+
+    /// Starts a request another trdr checked and sent (as the training host
+    /// receives them) as a training operation; returns at once. The record
+    /// names the strategy and the options.
+    pub fn train(
+        &self,
+        request: TrainingRequest,
+        directories: Directories,
+    ) -> Result<OperationId, OperationError> {
+        let params = serde_json::json!({
+            "strategy": request.strategy().name,
+            "start": request.start(),
+            "end": request.end(),
+            "options": request.options(),
+        });
+        self.start(request, directories, params)
+    }
+
+    fn start(
+        &self,
+        request: TrainingRequest,
+        directories: Directories,
+        params: serde_json::Value,
+    ) -> Result<OperationId, OperationError> {
         let adapter = self.adapter.clone();
-        let id = self.start_managed_operation(
-            OperationKind::Training,
-            params,
-            move |context| async move {
-                adapter
-                    .train(training, directories, context.token, context.progress)
-                    .await
-            },
-        )?;
-        Ok(id)
+        self.start_managed_operation(OperationKind::Training, params, move |context| async move {
+            adapter
+                .train(request, directories, context.token, context.progress)
+                .await
+        })
     }
 }
 

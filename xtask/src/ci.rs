@@ -58,13 +58,6 @@ const PACKAGE: CargoStep = CargoStep {
     extra: Vec::new(),
 };
 
-// Every test step builds with the `dev` profile, the one clippy's
-// proc-macros and build scripts were built with. Left to their defaults,
-// the test build takes the `test` profile for those and a doctest build the
-// `dev` one, and since a profile's name is part of an artifact's identity,
-// burn and everything above it were built twice: 7 of a cold CI's 23
-// minutes. (`test` only inherits `dev` here, so nothing else changes.)
-
 // The `ci` profile of .config/nextest.toml runs the `slow_` tests that a
 // plain `cargo nextest run` leaves out.
 const TESTS_NEXTEST: CargoStep = CargoStep {
@@ -74,8 +67,6 @@ const TESTS_NEXTEST: CargoStep = CargoStep {
         "run",
         "--workspace",
         "--locked",
-        "--cargo-profile",
-        "dev",
         "--profile",
         "ci",
     ],
@@ -85,7 +76,7 @@ const TESTS_NEXTEST: CargoStep = CargoStep {
 // `cargo test` knows no nextest filter: it runs every test, slow ones too.
 const TESTS_CARGO: CargoStep = CargoStep {
     name: "tests",
-    args: &["test", "--workspace", "--locked", "--profile", "dev"],
+    args: &["test", "--workspace", "--locked"],
     extra: Vec::new(),
 };
 

@@ -5,9 +5,8 @@
 //! every step.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use crate::{CargoStep, Error, cargo};
+use crate::{CargoStep, Error};
 
 const FMT: CargoStep = CargoStep {
     name: "fmt",
@@ -58,39 +57,14 @@ const PACKAGE: CargoStep = CargoStep {
     extra: Vec::new(),
 };
 
-// The `ci` profile of .config/nextest.toml runs the `slow_` tests that a
-// plain `cargo nextest run` leaves out.
-const TESTS_NEXTEST: CargoStep = CargoStep {
-    name: "tests",
-    args: &[
-        "nextest",
-        "run",
-        "--workspace",
-        "--locked",
-        "--profile",
-        "ci",
-    ],
-    extra: Vec::new(),
-};
-
-// `cargo test` knows no nextest filter: it runs every test, slow ones too.
-const TESTS_CARGO: CargoStep = CargoStep {
+// Unit, integration, end-to-end (the `slow_` ones included) and doc tests
+// in one cargo invocation. Not nextest plus `cargo test --doc`: those are
+// two builds whose proc-macros see different features of `syn`, so the
+// doctest build rebuilt burn and everything above it, 7 minutes of a cold
+// run. The suite runs the same under both runners.
+const TESTS: CargoStep = CargoStep {
     name: "tests",
     args: &["test", "--workspace", "--locked"],
-    extra: Vec::new(),
-};
-
-// nextest does not run doctests, so they get their own step either way.
-const DOCTESTS: CargoStep = CargoStep {
-    name: "doctests",
-    args: &[
-        "test",
-        "--workspace",
-        "--doc",
-        "--locked",
-        "--profile",
-        "dev",
-    ],
     extra: Vec::new(),
 };
 
@@ -99,25 +73,7 @@ pub(crate) fn run(root: &Path) -> Result<(), Error> {
     CLIPPY.run(root)?;
     DOCS.run_with_env(root, DOCS_ENV)?;
     PACKAGE.run(root)?;
-    let tests = if nextest_available(root) {
-        &TESTS_NEXTEST
-    } else {
-        eprintln!("note: cargo-nextest not found, running the tests with `cargo test`");
-        &TESTS_CARGO
-    };
-    tests.run(root)?;
-    DOCTESTS.run(root)?;
+    TESTS.run(root)?;
     eprintln!("ci: all steps passed");
     Ok(())
-}
-
-fn nextest_available(root: &Path) -> bool {
-    Command::new(cargo())
-        .args(["nextest", "--version"])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }

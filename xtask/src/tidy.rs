@@ -1166,13 +1166,6 @@ const CLOCK_PATTERNS: &[&str] = &["thread::sleep(", "time::sleep(", ".elapsed()"
 
 /// The places allowed to, `(file, text of the line)`, each with its reason.
 const CLOCK_ALLOWED: &[(&str, &str)] = &[
-    // Paused time: tokio's clock, advanced by the runtime, not the wall's.
-    ("crates/host-client/src/endpoint.rs", ".elapsed()"),
-    ("crates/cli/src/follow/tests.rs", ".elapsed()"),
-    (
-        "crates/orchestrator-core/tests/it/main.rs",
-        "tokio::time::sleep(manager.operations.cancel_grace() * 2)",
-    ),
     // A fake host that answers a cancel late (a trainer slow to reach its
     // next check), well within the client's window: the delay is the
     // behaviour under test, not a wait for something to happen.

@@ -6,7 +6,6 @@
 use anyhow::anyhow;
 use orchestrator_core::{OperationKind, OperationStatus};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::*;
 use crate::display::OutputMode;
@@ -130,15 +129,12 @@ async fn follow_with(
 #[tokio::test(start_paused = true)]
 async fn a_cancel_the_server_never_answers_is_given_up_after_the_deadline() {
     let (mut snapshots, mut requests) = Scripted::new(Answer::Never);
-    let started = Instant::now();
     let followed = follow_with(&mut snapshots, &[ctrl_c()], OnInterrupt::Cancel).await;
 
     let Followed::Left(Left::CancelUnconfirmed(why)) = followed else {
         panic!("{followed:?}");
     };
     assert_eq!(why, "the server did not answer within 2 s");
-    // The paused clock moves only to the next timer: the deadline's.
-    assert_eq!(started.elapsed(), CANCEL_TIMEOUT);
     assert_eq!(requests.try_recv().unwrap(), ctrl_c());
 }
 
@@ -149,7 +145,6 @@ async fn a_second_interrupt_leaves_at_once_while_the_cancel_is_on_its_way() {
     let mut interrupts = ScriptedInterrupts(interrupts);
     let mut display = OperationDisplay::new(OutputMode::Json);
     let id = snapshots.running.id.clone();
-    let started = Instant::now();
     let followed = follow_until(
         &mut snapshots,
         &mut interrupts,
@@ -175,7 +170,6 @@ async fn a_second_interrupt_leaves_at_once_while_the_cancel_is_on_its_way() {
         matches!(followed, Followed::Left(Left::InterruptedAgain)),
         "{followed:?}"
     );
-    assert!(started.elapsed() < CANCEL_TIMEOUT);
 }
 
 #[tokio::test(start_paused = true)]

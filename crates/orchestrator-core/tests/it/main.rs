@@ -338,7 +338,7 @@ async fn work_that_is_committing_its_result_is_not_given_up() {
         .operations
         .cancel(&id, CancelReason::UserRequest(None))
         .unwrap();
-    tokio::time::sleep(manager.operations.cancel_grace() * 2).await;
+    tokio::time::advance(manager.operations.cancel_grace() * 2).await;
     assert_eq!(
         manager.operations.get(&id).unwrap().status,
         OperationStatus::Running

@@ -148,7 +148,7 @@ pub use cancel::{CancelReason, CancellationToken, Cancelled};
 pub use chain::error_chain;
 pub use host_config::{AdapterMode, ConfigError, HostServiceConfig};
 pub use operation::{
-    InvalidOperationId, ListFilter, Operation, OperationId, OperationKind, OperationPage,
+    Checkpoint, InvalidOperationId, ListFilter, Operation, OperationId, OperationKind, OperationPage,
     OperationStatus, UnknownName,
 };
 pub use orchestrator::{

@@ -220,6 +220,24 @@ pub struct Operation {
     /// counted as active, until its work returns.
     #[serde(default)]
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// The latest state its work saved to continue from, if it saves any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// Where an operation's work saved the state it can continue from, and
+/// how far it had got: a training's position is its epoch and the batches
+/// of that epoch done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The file, on the machine that runs the work.
+    pub path: String,
+    pub bytes: u64,
+    /// The epoch the state is in (from 1).
+    pub epoch: u32,
+    /// Batches of that epoch done: all of them at the end of an epoch.
+    pub batch: u32,
+    pub saved_at: DateTime<Utc>,
 }
 
 impl Operation {
@@ -238,6 +256,7 @@ impl Operation {
             error: None,
             cancel_reason: None,
             cancel_requested_at: None,
+            checkpoint: None,
         }
     }
 

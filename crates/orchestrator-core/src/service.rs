@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::store::SqliteStore;
 use crate::store::{InMemoryStore, OperationStore, StoreError};
 use crate::{
-    CancelReason, CancellationToken, Cancelled, ListFilter, Operation, OperationId, OperationKind,
+    CancelReason, CancellationToken, Cancelled, Checkpoint, ListFilter, Operation, OperationId, OperationKind,
     OperationPage, OperationStatus,
 };
 
@@ -217,6 +217,18 @@ impl OperationsService {
         let operation = self.apply(id, &live, next)?;
         live.token.cancel(reason);
         Ok(operation)
+    }
+
+    /// Records the state the operation's work saved to continue from,
+    /// replacing the previous one. Saved to the store before it returns, so
+    /// a work that stops next leaves a record that points to it; ignored
+    /// once the operation has finished.
+    pub fn record_checkpoint(
+        &self,
+        id: &OperationId,
+        checkpoint: Checkpoint,
+    ) -> Result<Transition, OperationError> {
+        self.transition(id, |op| op.checkpoint = Some(checkpoint))
     }
 
     /// Finishes the operation as `cancelled` now that its work has stopped:

@@ -182,6 +182,37 @@ fn work_that_stops_on_its_own_token_keeps_its_reason() {
 }
 
 #[test]
+fn a_checkpoint_is_stored_with_the_running_operation_and_kept_when_it_stops() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    ops.start(&context.id).unwrap();
+    let checkpoint = |epoch| Checkpoint {
+        path: format!("/models/.checkpoints/{}.ckpt", context.id),
+        bytes: 1024,
+        epoch,
+        batch: 7,
+        saved_at: Utc::now(),
+    };
+    ops.record_checkpoint(&context.id, checkpoint(1)).unwrap();
+    ops.record_checkpoint(&context.id, checkpoint(2)).unwrap();
+    let stored = ops.inner.store.get(&context.id).unwrap().unwrap();
+    assert_eq!(stored.checkpoint.map(|saved| saved.epoch), Some(2));
+
+    let stop = Cancelled {
+        reason: CancelReason::Shutdown,
+        stage: "training".into(),
+    };
+    ops.stopped(&context.id, &stop).unwrap();
+    assert_eq!(
+        ops.record_checkpoint(&context.id, checkpoint(3)).unwrap(),
+        Transition::Ignored(OperationStatus::Cancelled)
+    );
+    let ended = ops.get(&context.id).unwrap();
+    assert_eq!(ended.status, OperationStatus::Cancelled);
+    assert_eq!(ended.checkpoint.map(|saved| saved.epoch), Some(2));
+}
+
+#[test]
 fn unknown_ids_are_reported() {
     let ops = service();
     let unknown: OperationId = "op_training_20260101_000000_deadbeef".parse().unwrap();

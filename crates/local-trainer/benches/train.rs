@@ -35,8 +35,8 @@ use local_trainer::{
 use market_data::Timeframe;
 use orchestrator_core::{CancelReason, CancellationToken};
 use strategy::{
-    Activation, DataSplit, FeatureLayout, Label, LabelConfig, ModelConfig, ModelKind, Optimizer,
-    PreparedData, Samples, StrategyConfig, TrainingData,
+    Activation, CheckpointPolicy, DataSplit, FeatureLayout, Label, LabelConfig, ModelConfig,
+    ModelKind, Optimizer, PreparedData, Samples, StrategyConfig, TrainingData,
 };
 
 const USAGE: &str = "\
@@ -296,6 +296,7 @@ fn synthetic_strategy(args: &Args) -> StrategyConfig {
             optimizer: Optimizer::Adam,
             early_stopping_patience: None,
             seed: args.seed,
+            checkpoint: CheckpointPolicy::default(),
         },
         // Not used: the data is built here, not from bars.
         labels: LabelConfig {

@@ -21,6 +21,17 @@ pub enum TrainError {
     Diverged { epoch: usize, loss: f64 },
     #[error("training cancelled")]
     Cancelled(#[from] Cancelled),
+    /// A checkpoint cannot be continued from: unreadable, damaged, or of
+    /// another training (the reason names what changed).
+    #[error("cannot resume from {path}: {reason}")]
+    Resume { path: PathBuf, reason: String },
+    #[error("cannot {action} the checkpoint {path}")]
+    CheckpointIo {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why a model artifact could not be written or read.

@@ -31,6 +31,7 @@
 //! #             include_price_context: false, symbol_embedding_dim: 0, learning_rate: 0.05,
 //! #             batch_size: 16, epochs: 10, optimizer: Optimizer::Adam,
 //! #             early_stopping_patience: Some(3), seed: 42,
+//! #             checkpoint: CheckpointPolicy::default(),
 //! #         },
 //! #         labels: LabelConfig { zigzag_threshold: 0.02, label_lookahead: 5 },
 //! #         data_split: DataSplit { train: 0.6, validation: 0.2, test: 0.2 },
@@ -78,6 +79,7 @@
 mod artifact;
 mod backend;
 mod batch;
+mod checkpoint;
 mod error;
 mod lstm;
 mod model;
@@ -91,6 +93,7 @@ pub use artifact::{
     STRATEGY_FILE, WEIGHTS_FILE, load_artifact, save_artifact,
 };
 pub use backend::{Backend, UnknownBackend};
+pub use checkpoint::{Checkpoints, SavedCheckpoint, checkpoint_strategy};
 pub use error::{ArtifactError, TrainError};
 pub use model::{Architecture, Model};
 pub use pipeline::{LocalTrainer, PipelineError};
@@ -98,4 +101,4 @@ pub use strategy::{
     Baseline, ClassMetrics, Directories, EpochMetrics, Metrics, PhaseSeconds, SplitSizes,
     TrainingOptions, TrainingReport, TrainingRequest, TrainingSummary,
 };
-pub use train::{TrainOptions, TrainedModel, evaluate, train};
+pub use train::{TrainOptions, TrainedModel, evaluate, train, train_with_checkpoints};

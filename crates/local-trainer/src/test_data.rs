@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use market_data::Timeframe;
 use strategy::{
-    Activation, DataSplit, FeatureLayout, Label, LabelConfig, ModelConfig, ModelKind, Optimizer,
-    PreparedData, Samples, StrategyConfig, TrainingData,
+    Activation, CheckpointPolicy, DataSplit, FeatureLayout, Label, LabelConfig, ModelConfig,
+    ModelKind, Optimizer, PreparedData, Samples, StrategyConfig, TrainingData,
 };
 
 pub(crate) const WINDOW: usize = 4;
@@ -81,6 +81,7 @@ pub(crate) fn strategy(kind: ModelKind) -> StrategyConfig {
             optimizer: Optimizer::Adam,
             early_stopping_patience: None,
             seed: 7,
+            checkpoint: CheckpointPolicy::default(),
         },
         labels: LabelConfig {
             zigzag_threshold: 0.02,

@@ -18,19 +18,25 @@
 //! - burn-train brings a large dependency tree (dashboard, metrics, file
 //!   checkpointers) of which we would use little.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Device, Int, Tensor};
-use orchestrator_core::CancellationToken;
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use orchestrator_core::{CancellationToken, Cancelled};
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
 use strategy::{
-    EpochMetrics, Optimizer, PreparedData, Samples, StrategyConfig, TrainingOptions, TrainingReport,
+    CheckpointPolicy, EpochMetrics, Optimizer, PreparedData, Samples, StrategyConfig,
+    TrainingOptions, TrainingReport,
 };
 
 use crate::batch::{self, SampleShape};
+use crate::checkpoint::{
+    self, Checkpoints, Header, Inputs, Position, RunningSums, SavedCheckpoint, Sections,
+};
 use crate::model::{Architecture, Network, Pass, Scratch};
 use crate::{Backend, Metrics, Model, TrainError};
 
@@ -137,39 +143,110 @@ pub fn train(
     token: &CancellationToken,
     progress: &mut dyn FnMut(ProgressState),
 ) -> Result<TrainedModel, TrainError> {
+    train_with_checkpoints(config, data, options, None, token, progress)
+}
+
+/// [`train`], saving checkpoints to `checkpoints.path` as the strategy's
+/// [`CheckpointPolicy`](strategy::CheckpointPolicy) says, when the loop
+/// ends, and whenever it stops early after its first batch; and continuing
+/// from `checkpoints.resume_from` when given.
+///
+/// A run continued from a checkpoint ends with exactly the weights,
+/// history and best epoch of a run that was never stopped. A checkpoint of
+/// other inputs (strategy, features, samples, backend) is refused with
+/// [`TrainError::Resume`] naming what changed. A checkpoint that cannot be
+/// written is logged and the training goes on.
+pub fn train_with_checkpoints(
+    config: &StrategyConfig,
+    data: &PreparedData,
+    options: &TrainOptions,
+    checkpoints: Option<&mut Checkpoints<'_>>,
+    token: &CancellationToken,
+    progress: &mut dyn FnMut(ProgressState),
+) -> Result<TrainedModel, TrainError> {
     token.check("preparing training")?;
     let (mut training, mut network) = Training::setup(config, data, options)?;
+    let mut saver = checkpoints.map(|checkpoints| Saver::new(checkpoints, config, data, options));
+    let mut state = LoopState::default();
+    if let Some(saver) = &saver
+        && let Some(path) = &saver.checkpoints.resume_from
+    {
+        network = training.resume(path, &saver.inputs, &mut state)?;
+    }
     let epochs = training.epochs;
     let mut reporter = Reporter::new(config, options, epochs, training.batches, progress);
-    let mut history = Vec::with_capacity(epochs);
-    let mut best = Best::default();
-    let mut stopped_early = false;
 
-    for epoch in 1..=epochs {
-        token.check("training")?;
-        let (trained_network, trained) = training.epoch(network, epoch, token, &mut reporter)?;
-        network = trained_network;
+    while !state.finished(epochs) {
+        if state.position.epoch_closed {
+            training.shuffle();
+            state.position = Position {
+                epoch: state.position.epoch + 1,
+                batches_done: 0,
+                epoch_closed: false,
+            };
+            state.running = Running::default();
+        }
+        let epoch = state.position.epoch;
+        let started = Instant::now();
+        let samples_before = state.running.samples;
+        loop {
+            let save_due = saver.as_ref().and_then(Saver::next_due);
+            let (trained_network, end) =
+                training.run_batches(network, &mut state, save_due, token, &mut reporter);
+            network = trained_network;
+            match end {
+                BatchesEnd::EpochDone => break,
+                BatchesEnd::SaveDue => {
+                    if let Some(saver) = &mut saver {
+                        saver.save(&training, &network, &state);
+                    }
+                }
+                BatchesEnd::Stopped(stop) => {
+                    return Err(stopped(&mut saver, &training, &network, &state, stop));
+                }
+            }
+        }
+        let seconds = started.elapsed();
+        let (train_loss, train_accuracy) = state.running.read();
+        if !train_loss.is_finite() {
+            return Err(TrainError::Diverged {
+                epoch,
+                loss: train_loss,
+            });
+        }
 
-        token.check("validation")?;
         let snapshot = network.valid();
         let validation = if data.validation.is_empty() {
             None
         } else {
-            Some(validate(
-                &snapshot,
-                &data.validation,
-                training.shape,
-                &training.device,
-                training.batch_size,
-                training.check_every,
-                token,
-            )?)
+            let validated = token
+                .check("validation")
+                .map_err(TrainError::from)
+                .and_then(|()| {
+                    validate(
+                        &snapshot,
+                        &data.validation,
+                        training.shape,
+                        &training.device,
+                        training.batch_size,
+                        training.check_every,
+                        token,
+                    )
+                });
+            match validated {
+                Ok(validation) => Some(validation),
+                Err(TrainError::Cancelled(stop)) => {
+                    return Err(stopped(&mut saver, &training, &network, &state, stop));
+                }
+                Err(error) => return Err(error),
+            }
         };
-        let samples_per_second = trained.samples as f64 / trained.seconds.as_secs_f64().max(1e-9);
-        history.push(EpochMetrics {
+        let samples_per_second =
+            (state.running.samples - samples_before) as f64 / seconds.as_secs_f64().max(1e-9);
+        state.history.push(EpochMetrics {
             epoch,
-            train_loss: trained.loss,
-            train_accuracy: trained.accuracy,
+            train_loss,
+            train_accuracy,
             val_loss: validation.map(|(loss, _)| loss),
             val_accuracy: validation.map(|(_, accuracy)| accuracy),
             samples_per_second,
@@ -178,25 +255,31 @@ pub fn train(
             now: Instant::now(),
             epoch,
             batch: training.batches,
-            train: (trained.loss, trained.accuracy),
+            train: (train_loss, train_accuracy),
             validation,
             samples_per_second,
         });
 
-        let score = validation.map_or(trained.loss, |(loss, _)| loss);
-        if !best.offer(epoch, score, snapshot)
+        let score = validation.map_or(train_loss, |(loss, _)| loss);
+        if !state.best.offer(epoch, score, snapshot)
             && training
                 .patience
-                .is_some_and(|patience| best.epochs_without_improvement >= patience)
+                .is_some_and(|patience| state.best.epochs_without_improvement >= patience)
             && epoch < epochs
         {
-            stopped_early = true;
-            break;
+            state.stopped_early = true;
+        }
+        state.position.epoch_closed = true;
+        if let Some(saver) = &mut saver
+            && (state.finished(epochs) || saver.due_at_epoch_end(epoch))
+        {
+            saver.save(&training, &network, &state);
         }
     }
     token.check("finishing training")?;
 
-    let (best_epoch, best_score, best_network) = match best.kept {
+    let history = std::mem::take(&mut state.history);
+    let (best_epoch, best_score, best_network) = match state.best.kept {
         Some(kept) => kept,
         // At least one epoch ran (epochs > 0), and the first always sets `best`.
         None => (0, f64::NAN, network.valid()),
@@ -206,7 +289,7 @@ pub fn train(
         epochs_run: history.len(),
         best_epoch,
         best_val_loss: (!data.validation.is_empty()).then_some(best_score),
-        stopped_early,
+        stopped_early: state.stopped_early,
         history,
     };
     Ok(TrainedModel {
@@ -218,6 +301,126 @@ pub fn train(
         ),
         report,
     })
+}
+
+/// Saves the state at the last completed batch of a training that stopped,
+/// unless it stopped before its first batch, and gives the stop back.
+fn stopped(
+    saver: &mut Option<Saver<'_, '_>>,
+    training: &Training<'_>,
+    network: &Network,
+    state: &LoopState,
+    stop: Cancelled,
+) -> TrainError {
+    let before_first_batch =
+        state.position.epoch == 1 && state.position.batches_done == 0 && state.history.is_empty();
+    if let Some(saver) = saver
+        && !before_first_batch
+    {
+        saver.save(training, network, state);
+    }
+    TrainError::Cancelled(stop)
+}
+
+/// Where the loop stands and what it has gathered: everything of a
+/// training's state but the network and what [`Training`] holds.
+struct LoopState {
+    position: Position,
+    running: Running,
+    history: Vec<EpochMetrics>,
+    best: Best,
+    stopped_early: bool,
+}
+
+impl Default for LoopState {
+    /// Before the first epoch.
+    fn default() -> Self {
+        Self {
+            position: Position {
+                epoch: 0,
+                batches_done: 0,
+                epoch_closed: true,
+            },
+            running: Running::default(),
+            history: Vec::new(),
+            best: Best::default(),
+            stopped_early: false,
+        }
+    }
+}
+
+impl LoopState {
+    /// Whether the last epoch, or an early stop, has closed the loop.
+    fn finished(&self, epochs: usize) -> bool {
+        self.position.epoch_closed && (self.stopped_early || self.position.epoch >= epochs)
+    }
+}
+
+/// How a run of batches ended.
+enum BatchesEnd {
+    /// The epoch's last batch is done.
+    EpochDone,
+    /// A checkpoint is due; the epoch goes on after it.
+    SaveDue,
+    Stopped(Cancelled),
+}
+
+/// Writes checkpoints for one training and says when the next is due.
+struct Saver<'c, 'a> {
+    checkpoints: &'c mut Checkpoints<'a>,
+    policy: CheckpointPolicy,
+    inputs: Inputs,
+    trainer_version: &'static str,
+    last_saved: Instant,
+}
+
+impl<'c, 'a> Saver<'c, 'a> {
+    fn new(
+        checkpoints: &'c mut Checkpoints<'a>,
+        config: &StrategyConfig,
+        data: &PreparedData,
+        options: &TrainOptions,
+    ) -> Self {
+        Self {
+            checkpoints,
+            policy: config.model.checkpoint,
+            inputs: Inputs::of(config, data, options.backend),
+            trainer_version: env!("CARGO_PKG_VERSION"),
+            last_saved: Instant::now(),
+        }
+    }
+
+    /// When a save is due inside an epoch, if the policy saves there.
+    fn next_due(&self) -> Option<Instant> {
+        (self.policy.every_seconds > 0)
+            .then(|| self.last_saved + Duration::from_secs(self.policy.every_seconds))
+    }
+
+    fn due_at_epoch_end(&self, epoch: usize) -> bool {
+        self.policy.every_epochs > 0 && epoch.is_multiple_of(self.policy.every_epochs)
+    }
+
+    /// Writes the state; a failure is logged, as the training itself is
+    /// sound and worth finishing.
+    fn save(&mut self, training: &Training<'_>, network: &Network, state: &LoopState) {
+        let path = self.checkpoints.path.clone();
+        match training.write_checkpoint(&path, self, network, state) {
+            Ok(bytes) => {
+                self.last_saved = Instant::now();
+                (self.checkpoints.on_saved)(&SavedCheckpoint {
+                    path,
+                    bytes,
+                    epoch: state.position.epoch,
+                    batch: state.position.batches_done,
+                });
+            }
+            Err(error) => tracing::warn!(
+                path = %path.display(),
+                error = %orchestrator_core::error_chain(&error),
+                "cannot write a checkpoint; the training goes on"
+            ),
+        }
+    }
 }
 
 /// What a training keeps from one epoch to the next, apart from the network
@@ -243,15 +446,6 @@ struct Training<'d> {
     shuffle_rng: fastrand::Rng,
     dropout_rng: fastrand::Rng,
     scratch: Scratch,
-}
-
-/// One epoch's training loss and accuracy, over how many samples and in
-/// how much time.
-struct EpochRun {
-    loss: f64,
-    accuracy: f64,
-    samples: usize,
-    seconds: Duration,
 }
 
 impl<'d> Training<'d> {
@@ -326,22 +520,33 @@ impl<'d> Training<'d> {
         Ok((training, network))
     }
 
-    /// Trains `network` for one epoch over the shuffled training split and
-    /// gives it back with the epoch's loss and accuracy. The batches reuse
-    /// the order and the scratch buffers; only the tensors are new.
-    fn epoch(
+    /// The sample order of the next epoch.
+    fn shuffle(&mut self) {
+        self.shuffle_rng.shuffle(&mut self.order);
+    }
+
+    /// Trains `network` on the rest of the current epoch's batches, in the
+    /// shuffled order, until the epoch is done, `save_due` has passed or
+    /// the token is cancelled; gives it back with how the run ended. The
+    /// batches reuse the order and the scratch buffers; only the tensors
+    /// are new.
+    fn run_batches(
         &mut self,
         mut network: Network,
-        epoch: usize,
+        state: &mut LoopState,
+        save_due: Option<Instant>,
         token: &CancellationToken,
         reporter: &mut Reporter<'_>,
-    ) -> Result<(Network, EpochRun), TrainError> {
-        self.shuffle_rng.shuffle(&mut self.order);
+    ) -> (Network, BatchesEnd) {
+        let epoch = state.position.epoch;
         let started = Instant::now();
-        let mut running = Running::default();
-        for (index, chunk) in self.order.chunks(self.batch_size).enumerate() {
+        let samples_before = state.running.samples;
+        let first = state.position.batches_done;
+        let chunks = self.order.chunks(self.batch_size).enumerate().skip(first);
+        for (index, chunk) in chunks {
             if index % self.check_every == 0 && token.is_cancelled() {
-                return Err(token.cancelled_error("training").into());
+                let stop = token.cancelled_error("training");
+                return (network, BatchesEnd::Stopped(stop));
             }
             let inputs = batch::gather(
                 &self.split.features,
@@ -360,39 +565,157 @@ impl<'d> Training<'d> {
             let loss = self
                 .loss_function
                 .forward(forward.logits.clone(), labels.clone());
-            running.add(
+            state.running.add(
                 loss.clone().inner(),
                 forward.logits.clone().inner(),
                 labels.inner(),
             );
             let gradients = network.backward(loss, forward, &mut self.scratch);
             network = self.optimizer.step(self.learning_rate, network, gradients);
+            state.position.batches_done = index + 1;
 
             let now = Instant::now();
-            if index + 1 < self.batches && reporter.due(now) {
-                let (loss, accuracy) = running.read();
-                reporter.send(Report {
-                    now,
-                    epoch,
-                    batch: index + 1,
-                    train: (loss, accuracy),
-                    validation: None,
-                    samples_per_second: per_second(running.samples, started, now),
-                });
+            if index + 1 < self.batches {
+                if reporter.due(now) {
+                    let (loss, accuracy) = state.running.read();
+                    let samples = state.running.samples - samples_before;
+                    reporter.send(Report {
+                        now,
+                        epoch,
+                        batch: index + 1,
+                        train: (loss, accuracy),
+                        validation: None,
+                        samples_per_second: per_second(samples, started, now),
+                    });
+                }
+                if save_due.is_some_and(|due| now >= due) {
+                    return (network, BatchesEnd::SaveDue);
+                }
             }
         }
-        let seconds = started.elapsed();
-        let (loss, accuracy) = running.read();
-        if !loss.is_finite() {
-            return Err(TrainError::Diverged { epoch, loss });
-        }
-        let run = EpochRun {
-            loss,
-            accuracy,
-            samples: running.samples,
-            seconds,
+        (network, BatchesEnd::EpochDone)
+    }
+
+    /// Writes the training's state to `path`; returns the file's size.
+    fn write_checkpoint(
+        &self,
+        path: &Path,
+        saver: &Saver<'_, '_>,
+        network: &Network,
+        state: &LoopState,
+    ) -> Result<u64, TrainError> {
+        let encode = |what: &str, error: &dyn std::fmt::Display| {
+            checkpoint::invalid(path, &format!("cannot encode the {what}: {error}"))
         };
-        Ok((network, run))
+        let network_bytes = network
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|error| encode("network", &error))?;
+        let optimizer_bytes = self
+            .optimizer
+            .into_bytes()
+            .map_err(|error| encode("optimizer state", &error))?;
+        let best_bytes = match &state.best.kept {
+            Some((_, _, best)) => Some(
+                best.clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|error| encode("best weights", &error))?,
+            ),
+            None => None,
+        };
+        let header = Header {
+            trainer_version: saver.trainer_version.to_owned(),
+            inputs: saver.inputs.clone(),
+            epochs: self.epochs,
+            position: state.position,
+            stopped_early: state.stopped_early,
+            shuffle_rng: self.shuffle_rng.get_seed(),
+            dropout_rng: self.dropout_rng.get_seed(),
+            running: state.running.sums(),
+            best: state
+                .best
+                .kept
+                .as_ref()
+                .map(|(epoch, score, _)| (*epoch, *score)),
+            epochs_without_improvement: state.best.epochs_without_improvement,
+            history: state.history.clone(),
+        };
+        checkpoint::write_file(
+            path,
+            &Sections {
+                header: &header,
+                order: &self.order,
+                network: &network_bytes,
+                optimizer: &optimizer_bytes,
+                best: best_bytes.as_deref(),
+            },
+        )
+    }
+
+    /// Loads the checkpoint at `path` into this training and `state`, and
+    /// returns its network; refuses one of other inputs than `inputs`.
+    fn resume(
+        &mut self,
+        path: &Path,
+        inputs: &Inputs,
+        state: &mut LoopState,
+    ) -> Result<Network, TrainError> {
+        let file = checkpoint::read_file(path)?;
+        let header = file.header;
+        if let Some(changes) = header.inputs.changes(inputs) {
+            return Err(checkpoint::invalid(
+                path,
+                &format!("it was trained on other inputs; changed since: {changes}"),
+            ));
+        }
+        if header.epochs != self.epochs {
+            return Err(checkpoint::invalid(
+                path,
+                &format!(
+                    "it was a training of {} epochs, this one has {}",
+                    header.epochs, self.epochs
+                ),
+            ));
+        }
+        if file.order.len() != self.order.len() {
+            return Err(checkpoint::invalid(path, "its sample order does not fit"));
+        }
+        let damaged = |what: &str, error: &dyn std::fmt::Display| {
+            checkpoint::invalid(path, &format!("its {what} do not load: {error}"))
+        };
+        let load = |bytes, device: &Device| -> Result<Network, TrainError> {
+            let record =
+                ModuleRecord::from_bytes(bytes).map_err(|error| damaged("weights", &error))?;
+            Network::new(&self.architecture, device)
+                .try_load_record(record)
+                .map_err(|error| damaged("weights", &error))
+        };
+        let network = load(file.network, &self.train_device)?;
+        let best = match (header.best, file.best) {
+            (Some((epoch, score)), Some(bytes)) => Some((epoch, score, load(bytes, &self.device)?)),
+            (None, None) => None,
+            _ => return Err(checkpoint::invalid(path, "its best epoch has no weights")),
+        };
+        let optimizer = std::mem::replace(&mut self.optimizer, AdamConfig::new().init());
+        self.optimizer = optimizer
+            .from_bytes(file.optimizer)
+            .map_err(|error| damaged("optimizer state", &error))?;
+        self.order = file.order;
+        self.shuffle_rng = fastrand::Rng::with_seed(header.shuffle_rng);
+        self.dropout_rng = fastrand::Rng::with_seed(header.dropout_rng);
+        *state = LoopState {
+            position: header.position,
+            running: Running::restore(header.running, &self.device),
+            history: header.history,
+            best: Best {
+                kept: best,
+                epochs_without_improvement: header.epochs_without_improvement,
+            },
+            stopped_early: header.stopped_early,
+        };
+        Ok(network)
     }
 }
 
@@ -464,10 +787,31 @@ fn validate(
 struct Running {
     loss_sum: Option<Tensor<1>>,
     correct: Option<Tensor<1, Int>>,
+    /// Correct predictions counted before a resume (the device sum holds
+    /// those since).
+    correct_before: u64,
     samples: usize,
 }
 
 impl Running {
+    /// Sums a checkpoint saved, on `device`: the loss sum goes on from the
+    /// very same f32.
+    fn restore(sums: Option<RunningSums>, device: &Device) -> Self {
+        let Some(sums) = sums else {
+            return Self::default();
+        };
+        let loss_sum = f32::from_bits(sums.loss_sum_bits);
+        Self {
+            loss_sum: Some(Tensor::from_data(
+                TensorData::new(vec![loss_sum], [1]),
+                device,
+            )),
+            correct: None,
+            correct_before: sums.correct,
+            samples: sums.samples,
+        }
+    }
+
     /// Adds one batch: its mean loss `[1]`, its logits and its labels (all
     /// without autodiff).
     fn add(&mut self, mean_loss: Tensor<1>, logits: Tensor<2>, labels: Tensor<1, Int>) {
@@ -485,15 +829,31 @@ impl Running {
         self.samples += batch;
     }
 
+    /// The sums as numbers (a device sync), for a checkpoint.
+    fn sums(&self) -> Option<RunningSums> {
+        let loss_sum = self.loss_sum.as_ref()?;
+        Some(RunningSums {
+            loss_sum_bits: loss_sum.clone().into_scalar::<f32>().to_bits(),
+            correct: self.correct_count(),
+            samples: self.samples,
+        })
+    }
+
+    fn correct_count(&self) -> u64 {
+        let since = self.correct.as_ref().map_or(0, |correct| {
+            u64::try_from(correct.clone().into_scalar::<i64>()).unwrap_or(0)
+        });
+        self.correct_before + since
+    }
+
     /// Mean loss and accuracy so far.
     fn read(&self) -> (f64, f64) {
-        let (Some(loss), Some(correct)) = (&self.loss_sum, &self.correct) else {
+        let Some(loss) = &self.loss_sum else {
             return (f64::NAN, f64::NAN);
         };
         let samples = self.samples as f64;
         let loss = f64::from(loss.clone().into_scalar::<f32>());
-        let correct = correct.clone().into_scalar::<i64>() as f64;
-        (loss / samples, correct / samples)
+        (loss / samples, self.correct_count() as f64 / samples)
     }
 }
 

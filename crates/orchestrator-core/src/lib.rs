@@ -148,8 +148,8 @@ pub use cancel::{CancelReason, CancellationToken, Cancelled};
 pub use chain::error_chain;
 pub use host_config::{AdapterMode, ConfigError, HostServiceConfig};
 pub use operation::{
-    Checkpoint, InvalidOperationId, ListFilter, Operation, OperationId, OperationKind, OperationPage,
-    OperationStatus, UnknownName,
+    Checkpoint, InvalidOperationId, ListFilter, Operation, OperationId, OperationKind,
+    OperationPage, OperationStatus, UnknownName,
 };
 pub use orchestrator::{
     BoxError, ExecuteError, HealthReport, ServiceAdapter, ServiceConfiguration, ServiceOrchestrator,

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use crate::store::SqliteStore;
 use crate::store::{InMemoryStore, OperationStore, StoreError};
 use crate::{
-    CancelReason, CancellationToken, Cancelled, Checkpoint, ListFilter, Operation, OperationId, OperationKind,
-    OperationPage, OperationStatus,
+    CancelReason, CancellationToken, Cancelled, Checkpoint, ListFilter, Operation, OperationId,
+    OperationKind, OperationPage, OperationStatus,
 };
 
 /// Why an operations request could not be carried out.

@@ -175,6 +175,32 @@ pub struct ModelConfig {
     pub early_stopping_patience: Option<usize>,
     /// `training.seed` (default 42): same strategy, data and seed give the same model.
     pub seed: u64,
+    /// `training.checkpoint`: when the training saves the state it can
+    /// continue from.
+    #[serde(default)]
+    pub checkpoint: CheckpointPolicy,
+}
+
+/// When a training saves its state to continue from, besides always when
+/// it stops early (cancel, shutdown, a failure after its first batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointPolicy {
+    /// At the end of every this many epochs; 0: not at epoch ends.
+    pub every_epochs: usize,
+    /// Inside an epoch too, at the first batch boundary this many seconds
+    /// after the last save, so a long epoch never risks more; 0: not
+    /// inside epochs.
+    pub every_seconds: u64,
+}
+
+impl Default for CheckpointPolicy {
+    /// Every epoch, and at most 5 minutes of work unsaved inside a long one.
+    fn default() -> Self {
+        Self {
+            every_epochs: 1,
+            every_seconds: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

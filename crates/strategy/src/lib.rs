@@ -47,9 +47,9 @@ mod request;
 mod summary;
 
 pub use config::{
-    Activation, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets, IndicatorKind,
-    LabelConfig, Membership, ModelConfig, ModelKind, Optimizer, PriceSource, StrategyConfig,
-    TrainingData,
+    Activation, CheckpointPolicy, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets,
+    IndicatorKind, LabelConfig, Membership, ModelConfig, ModelKind, Optimizer, PriceSource,
+    StrategyConfig, TrainingData,
 };
 pub use dataset::{FeatureLayout, Label, PreparedData, Samples, Scaler};
 pub use error::StrategyError;

@@ -4,9 +4,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use market_data::{Bar, LocalStore, Symbol, Timeframe};
 
 use crate::{
-    Activation, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets, IndicatorKind,
-    LabelConfig, Membership, ModelConfig, ModelKind, Optimizer, PriceSource, StrategyConfig,
-    TrainingData,
+    Activation, CheckpointPolicy, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets,
+    IndicatorKind, LabelConfig, Membership, ModelConfig, ModelKind, Optimizer, PriceSource,
+    StrategyConfig, TrainingData,
 };
 
 pub(crate) fn symbol(name: &str) -> Symbol {
@@ -96,6 +96,7 @@ pub(crate) fn config(symbols: &[&str], timeframes: &[Timeframe]) -> StrategyConf
             optimizer: Optimizer::Adam,
             early_stopping_patience: None,
             seed: 42,
+            checkpoint: CheckpointPolicy::default(),
         },
         labels: LabelConfig {
             zigzag_threshold: 0.005,

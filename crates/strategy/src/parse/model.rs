@@ -1,11 +1,11 @@
-//! The `model` section: kind, layers, activation, optimizer and early
-//! stopping.
+//! The `model` section: kind, layers, activation, optimizer, early
+//! stopping and checkpoints.
 
 use super::Result;
 use super::reader::{Fields, Reader};
 use super::values::{boolean, choice, count, integer, non_empty_list, number};
 use super::yaml::Node;
-use crate::config::{Activation, ModelConfig, ModelKind, Optimizer};
+use crate::config::{Activation, CheckpointPolicy, ModelConfig, ModelKind, Optimizer};
 
 const MODEL_KINDS: &[(&str, ModelKind)] = &[
     ("mlp", ModelKind::Mlp),
@@ -144,6 +144,10 @@ pub(super) fn read_model(reader: &mut Reader<'_>, node: &Node) -> Result<ModelCo
         Some(node) => read_early_stopping(reader, node, &training.path_of("early_stopping"))?,
         None => None,
     };
+    let checkpoint = match training.get("checkpoint") {
+        Some(node) => read_checkpoint(reader, node, &training.path_of("checkpoint"))?,
+        None => CheckpointPolicy::default(),
+    };
     training.finish(reader);
     model.finish(reader);
 
@@ -162,7 +166,22 @@ pub(super) fn read_model(reader: &mut Reader<'_>, node: &Node) -> Result<ModelCo
         optimizer,
         early_stopping_patience,
         seed,
+        checkpoint,
     })
+}
+
+/// `checkpoint: {every_epochs, every_seconds}`; a field left out keeps its default.
+fn read_checkpoint(reader: &mut Reader<'_>, node: &Node, path: &str) -> Result<CheckpointPolicy> {
+    let mut fields = Fields::of(reader, node, path)?;
+    let mut policy = CheckpointPolicy::default();
+    if let Some(node) = fields.get("every_epochs") {
+        policy.every_epochs = count(reader, node, &fields.path_of("every_epochs"), 0)?;
+    }
+    if let Some(node) = fields.get("every_seconds") {
+        policy.every_seconds = integer(reader, node, &fields.path_of("every_seconds"), 0)?;
+    }
+    fields.finish(reader);
+    Ok(policy)
 }
 
 /// The patience when early stopping is on.

@@ -7,9 +7,9 @@ use market_data::{Symbol, Timeframe};
 
 use super::parse_strategy;
 use crate::config::{
-    Activation, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets, IndicatorKind,
-    LabelConfig, Membership, ModelConfig, ModelKind, Optimizer, PriceSource, StrategyConfig,
-    TrainingData,
+    Activation, CheckpointPolicy, DataSplit, FuzzySet, IndicatorConfig, IndicatorFuzzySets,
+    IndicatorKind, LabelConfig, Membership, ModelConfig, ModelKind, Optimizer, PriceSource,
+    StrategyConfig, TrainingData,
 };
 use crate::error::StrategyError;
 
@@ -222,6 +222,7 @@ fn a_full_file_reads_into_the_expected_config() {
             optimizer: Optimizer::Adam,
             early_stopping_patience: Some(5),
             seed: 7,
+            checkpoint: CheckpointPolicy::default(),
         },
         labels: LabelConfig {
             zigzag_threshold: 0.02,
@@ -299,6 +300,7 @@ fn the_minimal_file_gets_the_documented_defaults() {
     assert_eq!(model.optimizer, Optimizer::Adam);
     assert_eq!(model.seed, 42);
     assert_eq!(model.early_stopping_patience, None);
+    assert_eq!(model.checkpoint, CheckpointPolicy::default());
 }
 
 #[test]
@@ -704,6 +706,45 @@ fn fuzzy_sets_follow_the_indicator_order() {
         .map(|f| f.feature_id.as_str())
         .collect();
     assert_eq!(ids, ["rsi", "macd"]);
+}
+
+#[test]
+fn the_checkpoint_policy_is_read_and_checked() {
+    let with = |checkpoint: &str| {
+        edited(&[(
+            14,
+            &format!(
+                "  training: {{learning_rate: 0.01, batch_size: 4, epochs: 2, checkpoint: {checkpoint}}}"
+            ),
+        )])
+    };
+    let policy = parse_strategy(&with("{every_epochs: 5}"), file())
+        .unwrap()
+        .config
+        .model
+        .checkpoint;
+    assert_eq!(
+        policy,
+        CheckpointPolicy {
+            every_epochs: 5,
+            ..CheckpointPolicy::default()
+        }
+    );
+    let off = parse_strategy(&with("{every_epochs: 0, every_seconds: 0}"), file()).unwrap();
+    assert_eq!(
+        off.config.model.checkpoint,
+        CheckpointPolicy {
+            every_epochs: 0,
+            every_seconds: 0
+        }
+    );
+    let error = parse_strategy(&with("{every_seconds: -5}"), file()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("model.training.checkpoint.every_seconds"),
+        "{error}"
+    );
 }
 
 #[test]

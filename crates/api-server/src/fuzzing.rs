@@ -15,9 +15,9 @@ use crate::service::{cancel_request, list_filter, load_request, train_request};
 
 /// The first byte picks the request (`StartTraining`, `StartDataLoad`,
 /// `ListOperations`, `CancelOperation`, which shares its id check with
-/// `GetOperation` and `WatchOperation`); the rest is the request as it
-/// comes off the wire. A request the server would pass on must hold only
-/// values that print and parse back the same; a refused one is
+/// `GetOperation`, `WatchOperation` and `ResumeOperation`); the rest is the
+/// request as it comes off the wire. A request the server would pass on
+/// must hold only values that print and parse back the same; a refused one is
 /// `INVALID_ARGUMENT` or `NOT_FOUND` with a message naming the field or
 /// file, and a strategy file it names must lie inside the strategies
 /// directory (here the current one). Returns whether the request was

@@ -285,6 +285,19 @@ impl proto::operations_server::Operations for OperationsApi {
         tracing::info!(operation = %id, "stop requested");
         self.snapshot(&id)
     }
+
+    async fn resume_operation(
+        &self,
+        request: Request<proto::ResumeOperationRequest>,
+    ) -> Result<Response<proto::Operation>, Status> {
+        let stopped = parse_id(&request.into_inner().id)?;
+        // A resume starts a training: the same gate as `StartTraining`.
+        let id = self
+            .gate
+            .admit(|| self.training.resume(&stopped).map_err(training_status))?;
+        tracing::info!(operation = %id, resumed_from = %stopped, "training resumed");
+        self.snapshot(&id)
+    }
 }
 
 pub(crate) fn parse_id(text: &str) -> Result<OperationId, Status> {
@@ -349,6 +362,8 @@ fn training_status(error: TrainingManagerError) -> Status {
         TrainingManagerError::Strategy(_) | TrainingManagerError::InvalidRequest(_) => {
             Status::invalid_argument(error_chain(&error))
         }
+        // The request is well formed; the operation is not in a state to resume.
+        TrainingManagerError::NotResumable(why) => Status::failed_precondition(why),
     }
 }
 
@@ -374,6 +389,18 @@ mod tests {
             parse_id("nonsense").unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn a_training_that_cannot_be_resumed_is_a_failed_precondition_saying_why() {
+        let id: OperationId = "op_training_20200101_000000_deadbeef".parse().unwrap();
+        let why = format!("{id} completed: there is nothing left to train");
+        let refused = training_status(TrainingManagerError::NotResumable(why.clone()));
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(refused.message(), why);
+        let missing = training_status(OperationError::NotFound(id.clone()).into());
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+        assert!(missing.message().contains(id.as_str()), "{missing:?}");
     }
 
     #[test]

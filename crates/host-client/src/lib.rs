@@ -12,9 +12,10 @@
 //! - [`DataHostClient`] streams bars from a data host; it is market-data's
 //!   `RemoteBars`, which `DataManager::with_remote` takes for the fetching
 //!   load modes.
-//! - [`OperationsClient`] starts, gets, lists, watches and cancels the
-//!   operations of a `trdr serve`; a cancel not answered within
-//!   [`CANCEL_DEADLINE`] fails rather than waits.
+//! - [`OperationsClient`] starts, gets, lists, watches, cancels and resumes
+//!   the operations of a `trdr serve`; a cancel not answered within
+//!   [`CANCEL_DEADLINE`] (a resume, [`RESUME_DEADLINE`]) fails rather than
+//!   waits.
 //! - Every failure is a [`HostError`] naming the host URL; `tonic::Status`
 //!   never leaves this crate.
 //!
@@ -45,5 +46,7 @@ mod training;
 pub use data::{DataHostClient, data_manager_from_env};
 pub use endpoint::{ConnectOptions, HostEndpoint};
 pub use error::{HostError, HostKind};
-pub use operations::{CANCEL_DEADLINE, OperationPage, OperationWatch, OperationsClient};
+pub use operations::{
+    CANCEL_DEADLINE, OperationPage, OperationWatch, OperationsClient, RESUME_DEADLINE,
+};
 pub use training::{RemoteCompletion, RemoteStop, RemoteTrainingError, TrainingHostClient};

@@ -1,6 +1,7 @@
 //! [`OperationsClient`]: the client of `trdr serve`'s operations API: start
-//! a training or a data load, get, list, watch and cancel operations, over
-//! the same [`HostEndpoint`] connection and [`HostError`]s as the hosts.
+//! a training or a data load, get, list, watch, cancel and resume
+//! operations, over the same [`HostEndpoint`] connection and [`HostError`]s
+//! as the hosts.
 
 use std::time::Duration;
 
@@ -14,6 +15,12 @@ use crate::{ConnectOptions, HostEndpoint, HostError, HostKind};
 /// How long a cancel may take to be answered: a server that stopped
 /// answering is not waited for (the operation may still be running).
 pub const CANCEL_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a resume may take to be answered. The server reads the stopped
+/// operation and checks its checkpoint before it registers the new one, so
+/// it is given longer than a cancel; a server that stopped answering is
+/// still not waited for (the new operation may have started meanwhile).
+pub const RESUME_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A connection to the operations API of one `trdr serve`. Cheap to clone:
 /// clones share the connection.
@@ -118,14 +125,20 @@ impl OperationsClient {
             id: id.to_owned(),
             reason,
         };
-        match tokio::time::timeout(CANCEL_DEADLINE, self.client.cancel_operation(request)).await {
-            Ok(reply) => self.operation(reply),
-            Err(_) => Err(HostError::NoAnswer {
-                kind: self.endpoint.kind(),
-                url: self.url().to_owned(),
-                waited: CANCEL_DEADLINE,
-            }),
-        }
+        let mut client = self.client.clone();
+        let reply = client.cancel_operation(request);
+        self.answered_within(CANCEL_DEADLINE, reply).await
+    }
+
+    /// Asks the server to continue the stopped training `id` from its
+    /// checkpoint; the server answers with the new operation. A training
+    /// that cannot be resumed is [`HostError::Rejected`] with the server's
+    /// reason; fails with [`HostError::NoAnswer`] after [`RESUME_DEADLINE`].
+    pub async fn resume(&self, id: &str) -> Result<Operation, HostError> {
+        let request = proto::ResumeOperationRequest { id: id.to_owned() };
+        let mut client = self.client.clone();
+        let reply = client.resume_operation(request);
+        self.answered_within(RESUME_DEADLINE, reply).await
     }
 
     /// The server's snapshots of `id`: the current one at once, then each
@@ -141,6 +154,22 @@ impl OperationsClient {
             client: self.clone(),
             stream,
         })
+    }
+
+    /// The operation `reply` answers with, unless it takes longer than `deadline`.
+    async fn answered_within(
+        &self,
+        deadline: Duration,
+        reply: impl Future<Output = Result<tonic::Response<proto::Operation>, tonic::Status>>,
+    ) -> Result<Operation, HostError> {
+        match tokio::time::timeout(deadline, reply).await {
+            Ok(reply) => self.operation(reply),
+            Err(_) => Err(HostError::NoAnswer {
+                kind: self.endpoint.kind(),
+                url: self.url().to_owned(),
+                waited: deadline,
+            }),
+        }
     }
 
     fn operation(
@@ -239,6 +268,22 @@ mod tests {
         );
         // Get still answers: only the cancel hangs.
         assert_eq!(client.get(operation.id.as_str()).await.unwrap(), operation);
+    }
+
+    #[tokio::test]
+    async fn a_resume_answers_with_the_new_operation() {
+        let operation = running();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(crate::testing::serve_hung_on_cancel(
+            listener,
+            operation.clone(),
+        ));
+        let client = OperationsClient::connect(&url, ConnectOptions::operations_server())
+            .await
+            .unwrap();
+        let stopped = "op_training_20200101_000000_deadbeef";
+        assert_eq!(client.resume(stopped).await.unwrap(), operation);
     }
 
     #[tokio::test]

@@ -12,9 +12,9 @@ use tonic::{Request, Response, Status};
 type OperationStream = Pin<Box<dyn Stream<Item = Result<proto::Operation, Status>> + Send>>;
 
 /// Serves, on `listener`, an operations API that takes the cancel request
-/// but never answers it, as a hung `trdr serve` would: `StartDataLoad` and
-/// `GetOperation` answer `running`, `WatchOperation` sends it and then
-/// nothing, for good. Runs until dropped.
+/// but never answers it, as a hung `trdr serve` would: `StartDataLoad`,
+/// `ResumeOperation` and `GetOperation` answer `running`, `WatchOperation`
+/// sends it and then nothing, for good. Runs until dropped.
 pub async fn serve_hung_on_cancel(listener: tokio::net::TcpListener, running: Operation) {
     let running =
         proto::Operation::try_from(&running).expect("a running operation has no result yet");
@@ -76,5 +76,12 @@ impl Operations for HungOnCancel {
         _request: Request<proto::CancelOperationRequest>,
     ) -> Result<Response<proto::Operation>, Status> {
         std::future::pending().await
+    }
+
+    async fn resume_operation(
+        &self,
+        _request: Request<proto::ResumeOperationRequest>,
+    ) -> Result<Response<proto::Operation>, Status> {
+        Ok(Response::new(self.running.clone()))
     }
 }

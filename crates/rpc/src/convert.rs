@@ -8,7 +8,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use orchestrator_core::{CancelReason, Operation, OperationId, OperationKind, OperationStatus};
+use orchestrator_core::{
+    CancelReason, Checkpoint, Operation, OperationId, OperationKind, OperationStatus,
+};
 use progress::{DataContext, Items, ProgressContext, ProgressState, Step, TrainingContext};
 use strategy::{
     Backend, RequestError, StrategyConfig, StrategySource, TrainRequest, TrainingOptions,
@@ -290,6 +292,36 @@ impl TryFrom<proto::OperationStatus> for OperationStatus {
     }
 }
 
+impl From<&Checkpoint> for proto::Checkpoint {
+    fn from(checkpoint: &Checkpoint) -> Self {
+        Self {
+            path: checkpoint.path.clone(),
+            bytes: checkpoint.bytes,
+            epoch: checkpoint.epoch,
+            batch: checkpoint.batch,
+            saved_at: Some(timestamp(checkpoint.saved_at)),
+        }
+    }
+}
+
+impl TryFrom<proto::Checkpoint> for Checkpoint {
+    type Error = WireError;
+
+    fn try_from(wire: proto::Checkpoint) -> Result<Self, Self::Error> {
+        Ok(Self {
+            path: wire.path,
+            bytes: wire.bytes,
+            epoch: wire.epoch,
+            batch: wire.batch,
+            saved_at: datetime(
+                wire.saved_at
+                    .ok_or_else(|| WireError::new("Checkpoint.saved_at", "missing"))?,
+                "Checkpoint.saved_at",
+            )?,
+        })
+    }
+}
+
 /// An operation as it travels: its result as the typed message of its
 /// kind. Fails only when the stored result is not that type.
 impl TryFrom<&Operation> for proto::Operation {
@@ -309,6 +341,7 @@ impl TryFrom<&Operation> for proto::Operation {
             error: operation.error.clone(),
             cancel_reason: operation.cancel_reason.as_ref().map(Into::into),
             cancel_requested_at: operation.cancel_requested_at.map(timestamp),
+            checkpoint: operation.checkpoint.as_ref().map(Into::into),
         })
     }
 }
@@ -364,6 +397,7 @@ impl TryFrom<proto::Operation> for Operation {
                 .cancel_requested_at
                 .map(|at| datetime(at, "Operation.cancel_requested_at"))
                 .transpose()?,
+            checkpoint: wire.checkpoint.map(Checkpoint::try_from).transpose()?,
         })
     }
 }
@@ -754,7 +788,7 @@ mod tests {
     }
 
     #[test]
-    fn an_operation_survives_the_wire() {
+    fn an_operation_survives_the_wire_with_and_without_a_checkpoint() {
         let at = Utc.with_ymd_and_hms(2026, 11, 28, 9, 30, 0).unwrap();
         let mut operation = Operation::new(
             OperationKind::Training,
@@ -770,6 +804,17 @@ mod tests {
         operation.cancel_reason = Some(CancelReason::UserRequest(Some("ctrl-c".into())));
         operation.cancel_requested_at = Some(at + chrono::Duration::seconds(2));
         let wire = proto::Operation::try_from(&operation).unwrap();
+        assert_eq!(wire.checkpoint, None);
+        assert_eq!(Operation::try_from(wire).unwrap(), operation);
+
+        operation.checkpoint = Some(Checkpoint {
+            path: "/models/.checkpoints/op_training.ckpt".into(),
+            bytes: 1_234_567,
+            epoch: 3,
+            batch: 12,
+            saved_at: at + chrono::Duration::milliseconds(1_900),
+        });
+        let wire = proto::Operation::try_from(&operation).unwrap();
         assert_eq!(Operation::try_from(wire).unwrap(), operation);
     }
 
@@ -778,12 +823,16 @@ mod tests {
         let operation = Operation::new(OperationKind::DataLoad, json!({}), Utc::now());
         let good = proto::Operation::try_from(&operation).unwrap();
         type Spoil = fn(&mut proto::Operation);
-        let cases: [(Spoil, &str); 5] = [
+        let cases: [(Spoil, &str); 6] = [
             (|op| op.id = "op_nope".into(), "Operation.id"),
             (|op| op.kind = 99, "Operation.kind"),
             (|op| op.status = 0, "Operation.status"),
             (|op| op.created_at = None, "Operation.created_at"),
             (|op| op.params_json = "{".into(), "Operation.params_json"),
+            (
+                |op| op.checkpoint = Some(proto::Checkpoint::default()),
+                "Checkpoint.saved_at",
+            ),
         ];
         for (spoil, field) in cases {
             let mut wire = good.clone();

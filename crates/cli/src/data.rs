@@ -161,7 +161,8 @@ async fn load(args: LoadArgs, store: LocalStore, global: &Global) -> anyhow::Res
         }
         None => load_embedded(args, store, global).await?,
     };
-    report_outcome(&finished, global.json, |result| {
+    // A data load saves no checkpoint: no server is needed to resume it.
+    report_outcome(&finished, global.json, None, |result| {
         let summary: LoadSummary =
             serde_json::from_value(result.clone()).context("unreadable load summary")?;
         print_load_summary(&summary, &finished);

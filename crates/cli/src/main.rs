@@ -60,7 +60,7 @@ enum Command {
     // No doc here either: ServeArgs's long `--help` says how clients are
     // checked and what the server opens.
     Serve(serve::ServeArgs),
-    /// List, show, watch and cancel operations.
+    /// List, show, watch, cancel and resume operations.
     Ops(ops::OpsArgs),
 }
 

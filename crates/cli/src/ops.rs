@@ -1,4 +1,4 @@
-//! `trdr ops`: list, show, watch and cancel operations, on a server
+//! `trdr ops`: list, show, watch, cancel and resume operations, on a server
 //! (`--server`) or in the local embedded store.
 
 use anyhow::Context as _;
@@ -64,13 +64,26 @@ enum OpsCommand {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+    /// Continue a stopped training from its checkpoint, as a new operation.
+    ///
+    /// A cancelled or failed training that got past its first batch keeps
+    /// a checkpoint (`trdr ops show` prints it). The new operation takes the
+    /// old one's strategy, options and directories, starts from the saved
+    /// epoch and batch, and is followed like `trdr train` (Ctrl-C cancels
+    /// it, exit codes 0 completed, 1 failed, 130 cancelled); its record
+    /// names the old one. A completed or running training, or one without a
+    /// checkpoint, is refused, saying why. The same as `trdr train --resume
+    /// OP_ID`. Without --server, the embedded store's trainings are resumed
+    /// in this process.
+    Resume {
+        /// The stopped training, e.g. op_training_20261130_024000_0a1b2c3d.
+        #[arg(value_name = "OP_ID")]
+        id: OperationId,
+    },
 }
 
 pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
-    let mut source = match &args.server {
-        Some(url) => Source::Remote(Box::new(Remote::connect(url).await?)),
-        None => Source::Local(embedded::operations()?),
-    };
+    let server = args.server.as_deref();
     match args.command {
         OpsCommand::List {
             statuses,
@@ -85,7 +98,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
                 limit: (limit > 0).then_some(limit as usize),
                 offset: 0,
             };
-            let (operations, total, active) = source.list(filter).await?;
+            let (operations, total, active) = Source::open(server).await?.list(filter).await?;
             if global.json {
                 let listing = serde_json::json!({
                     "operations": operations,
@@ -99,7 +112,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
             Ok(0)
         }
         OpsCommand::Show { id } => {
-            let operation = source.get(&id).await?;
+            let operation = Source::open(server).await?.get(&id).await?;
             if global.json {
                 println!("{}", serde_json::to_string(&operation)?);
             } else {
@@ -110,7 +123,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
         OpsCommand::Watch { id } => {
             let id = parse_id(&id)?;
             let mut display = OperationDisplay::new(OutputMode::detect(global.json));
-            let finished = match &mut source {
+            let finished = match &mut Source::open(server).await? {
                 Source::Local(operations) => {
                     let mut snapshots = LocalSnapshots::new(operations, &id)?;
                     follow_snapshots(&mut snapshots, &id, &mut display, OnInterrupt::Detach).await?
@@ -120,13 +133,13 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
                     follow_snapshots(&mut snapshots, &id, &mut display, OnInterrupt::Detach).await?
                 }
             };
-            report_outcome(&finished, global.json, |_| {
+            report_outcome(&finished, global.json, server, |_| {
                 print!("{}", operation_text(&finished));
                 Ok(())
             })
         }
         OpsCommand::Cancel { id, reason } => {
-            let operation = source.cancel(&id, reason).await?;
+            let operation = Source::open(server).await?.cancel(&id, reason).await?;
             if global.json {
                 println!("{}", serde_json::to_string(&operation)?);
             } else if operation.status.is_terminal() {
@@ -139,6 +152,8 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        // A resume trains, and is followed, as `trdr train` does.
+        OpsCommand::Resume { id } => crate::train::resume(&id, server, global).await,
     }
 }
 
@@ -150,6 +165,14 @@ enum Source {
 }
 
 impl Source {
+    /// The server at `url`, else the embedded store.
+    async fn open(url: Option<&str>) -> anyhow::Result<Self> {
+        Ok(match url {
+            Some(url) => Source::Remote(Box::new(Remote::connect(url).await?)),
+            None => Source::Local(embedded::operations()?),
+        })
+    }
+
     async fn list(&mut self, filter: ListFilter) -> anyhow::Result<(Vec<Operation>, u64, u64)> {
         match self {
             Source::Local(operations) => {
@@ -289,6 +312,13 @@ fn operation_text(operation: &Operation) -> String {
     );
     lines.push(progress.trim_end().to_owned());
     lines.push(format!("request    {}", operation.params));
+    if let Some(stopped) = operation
+        .params
+        .get("resumed_from")
+        .and_then(|id| id.as_str())
+    {
+        lines.push(format!("resumed    from {stopped}"));
+    }
     if let Some(result) = &operation.result {
         let pretty = serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string());
         lines.push(format!(
@@ -316,14 +346,41 @@ fn operation_text(operation: &Operation) -> String {
             lines.push(format!("requested  {}", time(Some(at))));
         }
     }
+    if let Some(checkpoint) = &operation.checkpoint {
+        lines.push(format!(
+            "checkpoint epoch {}, batch {} · {} · {} · saved {}",
+            checkpoint.epoch,
+            checkpoint.batch,
+            size_text(checkpoint.bytes),
+            checkpoint.path,
+            time(Some(checkpoint.saved_at))
+        ));
+    }
     lines.push(String::new());
     lines.join("\n")
+}
+
+/// A file size in decimal units, one decimal: `1.2 MB`.
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    // Precision is not needed here: one decimal is shown.
+    let mut size = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while size >= 999.95 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone as _, Utc};
     use expect_test::expect;
+    use orchestrator_core::Checkpoint;
     use progress::ProgressState;
 
     use super::*;
@@ -522,6 +579,78 @@ mod tests {
             stop       cancelled by user: interrupted (Ctrl-C)
             requested  2026-11-29 09:46:30 UTC
         "#]].assert_eq(&operation_text(&operation));
+    }
+
+    #[test]
+    fn a_stopped_training_shows_its_checkpoint_and_its_resume_where_it_came_from() {
+        let mut cancelled = stopping();
+        cancelled.status = OperationStatus::Cancelled;
+        cancelled.finished_at = Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 31).unwrap());
+        cancelled.error = Some("during training".to_owned());
+        cancelled.checkpoint = Some(Checkpoint {
+            path: "models/.checkpoints/op_training_20261129_094000_4e5f6a7b.ckpt".to_owned(),
+            bytes: 1_234_567,
+            epoch: 8,
+            batch: 12,
+            saved_at: Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 30).unwrap(),
+        });
+        expect![[r#"
+            id         op_training_20261129_094000_4e5f6a7b
+            kind       training
+            status     cancelled
+            created    2026-11-29 09:40:00 UTC
+            started    2026-11-29 09:40:01 UTC
+            finished   2026-11-29 09:46:31 UTC (390.0 s)
+            progress   63% Training CNN model on EURUSD, BTCUSD [1h, 4h] [epoch 8/12] (batch 12/110) [3/4]
+            request    {"backend":"flex","data_dir":"data","end":null,"epochs":12,"models_dir":"models","start":null,"strategy":{"file":"strategies/multi_cnn.yaml"},"symbols":null,"timeframes":null}
+            cancelled  during training
+            stop       cancelled by user
+            requested  2026-11-29 09:46:30 UTC
+            checkpoint epoch 8, batch 12 · 1.2 MB · models/.checkpoints/op_training_20261129_094000_4e5f6a7b.ckpt · saved 2026-11-29 09:46:30 UTC
+        "#]].assert_eq(&operation_text(&cancelled));
+
+        let mut resumed = running();
+        resumed.params = serde_json::json!({
+            "resumed_from": "op_training_20261129_094000_4e5f6a7b",
+            "strategy": { "file": "strategies/multi_cnn.yaml" },
+        });
+        expect![[r#"
+            id         op_training_20261129_094500_0a1b2c3d
+            kind       training
+            status     running
+            created    2026-11-29 09:45:00 UTC
+            started    2026-11-29 09:45:01 UTC
+            finished   -
+            progress   41% Training MLP model on EURUSD [1h] [epoch 5/12] (batch 96/110) [3/4] loss 0.9812 acc 51.2%
+            request    {"resumed_from":"op_training_20261129_094000_4e5f6a7b","strategy":{"file":"strategies/multi_cnn.yaml"}}
+            resumed    from op_training_20261129_094000_4e5f6a7b
+        "#]].assert_eq(&operation_text(&resumed));
+    }
+
+    #[test]
+    fn sizes_read_in_decimal_units_with_one_decimal() {
+        let sizes = [
+            0,
+            999,
+            1_000,
+            1_234_567,
+            999_949,
+            999_950,
+            5_000_000_000_000_000,
+        ]
+        .map(size_text);
+        assert_eq!(
+            sizes,
+            [
+                "0 B",
+                "999 B",
+                "1.0 kB",
+                "1.2 MB",
+                "999.9 kB",
+                "1.0 MB",
+                "5000.0 TB"
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The client side of `trdr serve`: `--server URL` (or `TRDR_SERVER`) makes
-//! `trdr train`, `trdr data load` and `trdr ops` talk to a server instead of
-//! the embedded store.
+//! `trdr train` (and its `--resume`), `trdr data load` and `trdr ops` talk to
+//! a server instead of the embedded store.
 
 use anyhow::anyhow;
 use host_client::{
@@ -89,6 +89,21 @@ impl Remote {
         reply.map_err(|error| refused(error, "cancel the operation"))
     }
 
+    /// Asks the server to continue the stopped training `id`; the new operation.
+    pub(crate) async fn resume(&self, id: &str) -> anyhow::Result<Operation> {
+        match self.client.resume(id).await {
+            Ok(operation) => Ok(operation),
+            // Unlike a cancel, a resume left unanswered may still have
+            // started a training: say where to look.
+            Err(HostError::NoAnswer { url, waited, .. }) => Err(anyhow!(
+                "the server did not answer within {} s; the training may have been resumed \
+                 anyway (trdr ops list --server {url} shows it)",
+                waited.as_secs()
+            )),
+            Err(error) => Err(refused(error, "resume the training")),
+        }
+    }
+
     /// The server's stream of snapshots of `id`.
     pub(crate) async fn watch(&mut self, id: &str) -> anyhow::Result<RemoteSnapshots> {
         let watch = self
@@ -162,6 +177,18 @@ pub(crate) async fn train(
 ) -> anyhow::Result<Operation> {
     let mut remote = Remote::connect(server).await?;
     let operation = remote.start_training(request).await?;
+    follow_remote(&mut remote, &operation.id, global).await
+}
+
+/// Resumes the stopped training `id` on the server and follows the new
+/// operation like [`train`] does.
+pub(crate) async fn resume(
+    server: &str,
+    id: &OperationId,
+    global: &Global,
+) -> anyhow::Result<Operation> {
+    let mut remote = Remote::connect(server).await?;
+    let operation = remote.resume(id.as_str()).await?;
     follow_remote(&mut remote, &operation.id, global).await
 }
 

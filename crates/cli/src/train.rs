@@ -1,15 +1,18 @@
 //! `trdr train`: trains a strategy as an operation, shows its typed progress
-//! like `trdr data load` does, and prints a summary table at the end.
+//! like `trdr data load` does, and prints a summary table at the end. With
+//! `--resume` (and as `trdr ops resume`) it continues a stopped training
+//! from its checkpoint instead, followed the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use market_data::{Symbol, Timeframe};
-use orchestrator_core::{Operation, ServiceOrchestrator};
+use orchestrator_core::{Operation, OperationId, ServiceOrchestrator};
 use training_manager::{
-    Directories, StrategySource, TrainRequest, TrainingManager, TrainingSummary,
+    Directories, StrategySource, TrainRequest, TrainingManager, TrainingManagerError,
+    TrainingSummary,
 };
 
 use crate::Global;
@@ -23,11 +26,14 @@ use crate::outcome::report_outcome;
 ///
 /// Runs four steps as one operation: [1/4] load data, [2/4] build features,
 /// [3/4] train, [4/4] evaluate and save. Ctrl-C stops the training within a
-/// batch and exits with 130; no partial model is left behind.
+/// batch and exits with 130; no partial model is left behind, but a
+/// training stopped after its first batch keeps a checkpoint, and the
+/// closing lines say how to continue it: `trdr train --resume OP_ID`.
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
     /// The strategy file (YAML, format 2.0), e.g. strategies/eurusd_mlp.yaml.
-    strategy: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    strategy: Option<PathBuf>,
     /// Train on these symbols instead of the strategy's (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     symbols: Vec<Symbol>,
@@ -50,6 +56,24 @@ pub(crate) struct TrainArgs {
     /// CPU backend: flex (burn's current one, faster) or ndarray.
     #[arg(long, default_value_t = training_manager::Backend::default())]
     backend: training_manager::Backend,
+    /// Continue the stopped (cancelled or failed) training OP_ID from its
+    /// checkpoint, as a new operation followed like a training; the same as
+    /// `trdr ops resume OP_ID`.
+    ///
+    /// The new operation keeps the old one's strategy, options and
+    /// directories, so it takes no STRATEGY and none of the options that
+    /// change them. A completed or running training, or one without a
+    /// checkpoint, is refused, saying why. With --server, the server
+    /// resumes a training of its own store; without, the embedded store's.
+    #[arg(
+        long,
+        value_name = "OP_ID",
+        conflicts_with_all = [
+            "strategy", "symbols", "timeframes", "start", "end", "epochs", "models_dir",
+            "backend",
+        ],
+    )]
+    resume: Option<OperationId>,
     /// Submit to this `trdr serve` (e.g. http://127.0.0.1:50051) and follow
     /// it there; Ctrl-C cancels it on the server. The strategy file is read
     /// here and sent as text; the server's data and models directories apply.
@@ -58,30 +82,61 @@ pub(crate) struct TrainArgs {
 }
 
 pub(crate) async fn run(args: TrainArgs, global: &Global) -> anyhow::Result<u8> {
+    if let Some(stopped) = &args.resume {
+        return resume(stopped, args.server.as_deref(), global).await;
+    }
+    let strategy = args
+        .strategy
+        .clone()
+        .expect("clap requires a strategy unless --resume is given");
     let finished = match &args.server {
         Some(server) => {
             // The server opens no file a client names: the strategy goes as
             // text, named by where it was read.
-            let mut request = train_request(&args);
-            let origin = crate::remote::server_path(&args.strategy);
-            request.strategy = StrategySource::read(&args.strategy, origin).with_context(|| {
-                format!("cannot read the strategy file {}", args.strategy.display())
-            })?;
+            let mut request = train_request(&args, &strategy);
+            let origin = crate::remote::server_path(&strategy);
+            request.strategy = StrategySource::read(&strategy, origin)
+                .with_context(|| format!("cannot read the strategy file {}", strategy.display()))?;
             let wire = rpc::proto::StartTrainingOperationRequest::from(&request);
             crate::remote::train(server, wire, global).await?
         }
-        None => train_embedded(args, global).await?,
+        None => train_embedded(&args, &strategy, global).await?,
     };
-    report_outcome(&finished, global.json, |result| {
+    report_training(&finished, args.server.as_deref(), global)
+}
+
+/// `trdr train --resume` and `trdr ops resume`: continues the stopped
+/// training `stopped` from its checkpoint as a new operation, on `server`
+/// or in the embedded store, and follows and reports that one as `trdr
+/// train` does a training.
+pub(crate) async fn resume(
+    stopped: &OperationId,
+    server: Option<&str>,
+    global: &Global,
+) -> anyhow::Result<u8> {
+    let finished = match server {
+        Some(server) => crate::remote::resume(server, stopped, global).await?,
+        None => resume_embedded(stopped, global).await?,
+    };
+    report_training(&finished, server, global)
+}
+
+/// The closing lines of a followed training, and its exit code.
+fn report_training(
+    finished: &Operation,
+    server: Option<&str>,
+    global: &Global,
+) -> anyhow::Result<u8> {
+    report_outcome(finished, global.json, server, |result| {
         let summary: TrainingSummary =
             serde_json::from_value(result.clone()).context("unreadable training summary")?;
-        print!("{}", summary_text(&summary, &finished));
+        print!("{}", summary_text(&summary, finished));
         Ok(())
     })
 }
 
 /// What the arguments ask to train.
-fn train_request(args: &TrainArgs) -> TrainRequest {
+fn train_request(args: &TrainArgs, strategy: &Path) -> TrainRequest {
     TrainRequest {
         symbols: (!args.symbols.is_empty()).then(|| args.symbols.clone()),
         timeframes: (!args.timeframes.is_empty()).then(|| args.timeframes.clone()),
@@ -89,20 +144,49 @@ fn train_request(args: &TrainArgs) -> TrainRequest {
         end: args.end,
         epochs: args.epochs,
         backend: args.backend,
-        ..TrainRequest::new(StrategySource::File(args.strategy.clone()))
+        ..TrainRequest::new(StrategySource::File(strategy.to_path_buf()))
     }
 }
 
-async fn train_embedded(args: TrainArgs, global: &Global) -> anyhow::Result<Operation> {
+async fn train_embedded(
+    args: &TrainArgs,
+    strategy: &Path,
+    global: &Global,
+) -> anyhow::Result<Operation> {
     let operations = embedded::operations()?;
     let manager = TrainingManager::from_env(operations.clone())?;
     let directories = Directories {
         data: global.data_dir.clone(),
         models: models_dir(args.models_dir.clone()),
     };
-    let id = manager.train_multi_symbol_strategy(train_request(&args), directories)?;
+    let id = manager.train_multi_symbol_strategy(train_request(args, strategy), directories)?;
+    follow_embedded(&manager, &id, global).await
+}
+
+/// Resumes in the embedded store, so a training an embedded `trdr train`
+/// recorded continues here; the new operation keeps the old one's
+/// directories.
+async fn resume_embedded(stopped: &OperationId, global: &Global) -> anyhow::Result<Operation> {
+    let operations = embedded::operations()?;
+    let manager = TrainingManager::from_env(operations)?;
+    let id = manager.resume(stopped).map_err(|error| match error {
+        // The reason alone, as the server words its refusal.
+        TrainingManagerError::NotResumable(why) => anyhow!(why),
+        // "no operation with id …", without "cannot register the training".
+        TrainingManagerError::Operation(error) => anyhow::Error::new(error),
+        other => anyhow::Error::new(other).context(format!("cannot resume {stopped}")),
+    })?;
+    follow_embedded(&manager, &id, global).await
+}
+
+/// Follows the training `id` that `manager` runs in this process to its end.
+async fn follow_embedded(
+    manager: &TrainingManager,
+    id: &OperationId,
+    global: &Global,
+) -> anyhow::Result<Operation> {
     let mut display = OperationDisplay::new(OutputMode::detect(global.json));
-    let finished = follow(&operations, &id, &mut display).await?;
+    let finished = follow(manager.operations(), id, &mut display).await?;
     // The operation ended once its work returned (or its grace period
     // ended); the task that recorded it is done at once.
     manager.drain().await;
@@ -233,6 +317,47 @@ mod tests {
             "phase_seconds": { "load_data": 0.21, "build_features": 0.05, "train": 11.8, "evaluate_and_save": 0.12 }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn resume_takes_an_operation_id_instead_of_a_strategy_and_its_options() {
+        use clap::Parser as _;
+        let parse =
+            |args: &[&str]| crate::Cli::try_parse_from(["trdr", "train"].iter().chain(args));
+        let stopped = "op_training_20261129_093000_0a1b2c3d";
+        let crate::Command::Train(args) = parse(&["--resume", stopped]).unwrap().command else {
+            panic!("not the train command");
+        };
+        assert_eq!(args.resume.unwrap().as_str(), stopped);
+        assert_eq!(args.strategy, None);
+
+        for (refused, kind) in [
+            (
+                vec!["strategies/eurusd_mlp.yaml", "--resume", stopped],
+                clap::error::ErrorKind::ArgumentConflict,
+            ),
+            (
+                vec!["--resume", stopped, "--epochs", "3"],
+                clap::error::ErrorKind::ArgumentConflict,
+            ),
+            (
+                vec!["--resume", "nonsense"],
+                clap::error::ErrorKind::ValueValidation,
+            ),
+            (vec![], clap::error::ErrorKind::MissingRequiredArgument),
+        ] {
+            let error = parse(&refused).unwrap_err();
+            assert_eq!(error.kind(), kind, "{refused:?}: {error}");
+        }
+        let error = parse(&["strategies/eurusd_mlp.yaml", "--resume", stopped]).unwrap_err();
+        expect!["the argument '[STRATEGY]' cannot be used with '--resume <OP_ID>'"].assert_eq(
+            error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap()
+                .trim_start_matches("error: "),
+        );
     }
 
     #[test]

@@ -431,6 +431,50 @@ fn bad_requests_get_clear_errors_and_leave_the_store_unchanged() {
 }
 
 #[test]
+fn a_completed_or_unknown_training_is_not_resumed_and_the_refusal_says_so() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let server = start_server(state.path(), models.path(), &[]);
+    let trained = client(state.path(), &server)
+        .current_dir(repo())
+        .args(["train", "strategies/eurusd_mlp.yaml", "--epochs", "1"])
+        .output()
+        .unwrap();
+    assert_exit(&trained, 0);
+    let completed = operation_id_in(&text(&trained.stdout));
+    let before = listing(state.path(), &server, &[]);
+
+    let refused = |args: &[&str], expected: &str| {
+        let output = client(state.path(), &server)
+            .args(args)
+            .args(["--server", &server.url])
+            .output()
+            .unwrap();
+        assert_exit(&output, 1);
+        let stderr = text(&output.stderr);
+        // The server's reason alone, not the gRPC status around it.
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("FailedPrecondition"), "{args:?}: {stderr}");
+    };
+    refused(&["ops", "resume", &completed], &completed);
+    let unknown = "op_training_20200101_000000_deadbeef";
+    refused(&["ops", "resume", unknown], unknown);
+    // `trdr train --resume` is the same request.
+    refused(&["train", "--resume", &completed], &completed);
+
+    // Other clients get the refusal as a rejected request, and nothing was
+    // registered.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let error = runtime.block_on(async {
+        let client = api_client(&server, Some(&owner_token(state.path()))).await;
+        client.resume(&completed).await.unwrap_err()
+    });
+    assert!(rejected(error).contains(&completed));
+    assert_eq!(listing(state.path(), &server, &[]), before);
+}
+
+#[test]
 fn a_wrong_or_missing_auth_token_is_refused() {
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();

@@ -514,6 +514,7 @@ fn example(args: &Args, path: &Path) -> Result<Example, Box<dyn Error>> {
     let summary = LocalTrainer.run(
         &request,
         &directories,
+        None,
         &CancellationToken::new(),
         &mut |_| {},
     )?;

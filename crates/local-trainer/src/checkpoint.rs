@@ -31,16 +31,16 @@ const FORMAT_VERSION: u32 = 1;
 
 /// Where a training keeps its checkpoint, where it continues from, and who
 /// hears of each save.
-pub struct Checkpoints<'a> {
+pub struct Checkpoints {
     /// The file this run writes, replaced at each save.
     pub path: PathBuf,
     /// A checkpoint of an earlier run of the same training to continue from.
     pub resume_from: Option<PathBuf>,
     /// Told of every checkpoint once it is durable on disk.
-    pub on_saved: &'a mut dyn FnMut(&SavedCheckpoint),
+    pub on_saved: Box<dyn FnMut(&SavedCheckpoint) + Send>,
 }
 
-impl std::fmt::Debug for Checkpoints<'_> {
+impl std::fmt::Debug for Checkpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoints")
             .field("path", &self.path)
@@ -60,10 +60,28 @@ pub struct SavedCheckpoint {
     pub batch: usize,
 }
 
-/// The strategy a checkpoint was trained on, as it was then: what a resume
-/// trains, whatever the strategy's file says now.
-pub fn checkpoint_strategy(path: &Path) -> Result<StrategyConfig, TrainError> {
-    Ok(read_file(path)?.header.inputs.strategy)
+/// The strategy to resume the checkpoint at `path` with: the one it was
+/// trained on. Given `current`, the strategy as its file reads now, refuses
+/// one that changed since, naming the fields; where it is read from and its
+/// checkpoint policy are `current`'s.
+pub fn resume_strategy(
+    path: &Path,
+    current: Option<&StrategyConfig>,
+) -> Result<StrategyConfig, TrainError> {
+    let mut strategy = read_file(path)?.header.inputs.strategy;
+    if let Some(current) = current {
+        let now = comparable(current);
+        if now != strategy {
+            let fields = changed_fields(&strategy, &now).join(", ");
+            return Err(invalid(
+                path,
+                &format!("the strategy changed since the checkpoint ({fields})"),
+            ));
+        }
+        strategy.source.clone_from(&current.source);
+        strategy.model.checkpoint = current.model.checkpoint;
+    }
+    Ok(strategy)
 }
 
 /// Where the training loop stands.

@@ -13,7 +13,9 @@ use strategy::{
     TrainingRequest, TrainingSummary, assemble, build_symbol_samples,
 };
 
-use crate::{ArtifactError, TrainError, TrainOptions, save_artifact, train};
+use crate::{
+    ArtifactError, Checkpoints, TrainError, TrainOptions, save_artifact, train_with_checkpoints,
+};
 
 const STEPS: u32 = 4;
 /// Overall percentages at which each step starts; the last one ends at 100.
@@ -46,11 +48,14 @@ impl LocalTrainer {
     /// Runs the four steps of `request`, blocking; call it on a thread of its own.
     ///
     /// `progress` receives typed snapshots (`[k/4]`, a [`TrainingContext`]
-    /// naming the model, symbols and timeframes); it must not block.
+    /// naming the model, symbols and timeframes); it must not block. With
+    /// `checkpoints`, the training saves and resumes as
+    /// [`train_with_checkpoints`] says.
     pub fn run(
         &self,
         request: &TrainingRequest,
         directories: &Directories,
+        checkpoints: Option<&mut Checkpoints>,
         token: &CancellationToken,
         progress: &mut dyn FnMut(ProgressState),
     ) -> Result<TrainingSummary, PipelineError> {
@@ -87,7 +92,8 @@ impl LocalTrainer {
             progress_step: Step::new(TRAIN.0, STEPS),
             ..TrainOptions::from(request.options())
         };
-        let trained = train(strategy, &data, &options, token, progress)?;
+        let trained =
+            train_with_checkpoints(strategy, &data, &options, checkpoints, token, progress)?;
         phases.train = started.elapsed().as_secs_f64();
 
         let started = Instant::now();

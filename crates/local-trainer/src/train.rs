@@ -160,7 +160,7 @@ pub fn train_with_checkpoints(
     config: &StrategyConfig,
     data: &PreparedData,
     options: &TrainOptions,
-    checkpoints: Option<&mut Checkpoints<'_>>,
+    checkpoints: Option<&mut Checkpoints>,
     token: &CancellationToken,
     progress: &mut dyn FnMut(ProgressState),
 ) -> Result<TrainedModel, TrainError> {
@@ -306,7 +306,7 @@ pub fn train_with_checkpoints(
 /// Saves the state at the last completed batch of a training that stopped,
 /// unless it stopped before its first batch, and gives the stop back.
 fn stopped(
-    saver: &mut Option<Saver<'_, '_>>,
+    saver: &mut Option<Saver<'_>>,
     training: &Training<'_>,
     network: &Network,
     state: &LoopState,
@@ -366,17 +366,17 @@ enum BatchesEnd {
 }
 
 /// Writes checkpoints for one training and says when the next is due.
-struct Saver<'c, 'a> {
-    checkpoints: &'c mut Checkpoints<'a>,
+struct Saver<'c> {
+    checkpoints: &'c mut Checkpoints,
     policy: CheckpointPolicy,
     inputs: Inputs,
     trainer_version: &'static str,
     last_saved: Instant,
 }
 
-impl<'c, 'a> Saver<'c, 'a> {
+impl<'c> Saver<'c> {
     fn new(
-        checkpoints: &'c mut Checkpoints<'a>,
+        checkpoints: &'c mut Checkpoints,
         config: &StrategyConfig,
         data: &PreparedData,
         options: &TrainOptions,
@@ -600,7 +600,7 @@ impl<'d> Training<'d> {
     fn write_checkpoint(
         &self,
         path: &Path,
-        saver: &Saver<'_, '_>,
+        saver: &Saver<'_>,
         network: &Network,
         state: &LoopState,
     ) -> Result<u64, TrainError> {

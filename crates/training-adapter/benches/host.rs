@@ -286,7 +286,9 @@ async fn progress_rate(bench: &Bench, args: &Args) -> Result<Events, Box<dyn Err
     let local_events = tokio::task::spawn_blocking(move || {
         let mut count = 0_usize;
         LocalTrainer
-            .run(&local_request, &directories, &token, &mut |_| count += 1)
+            .run(&local_request, &directories, None, &token, &mut |_| {
+                count += 1
+            })
             .map(|_| count)
     })
     .await??;
@@ -366,7 +368,7 @@ impl Trainings {
             serde_json::json!({}),
             move |context| async move {
                 adapter
-                    .train(request, directories, context.token, context.progress)
+                    .train(request, directories, None, context.token, context.progress)
                     .await
             },
         )?;

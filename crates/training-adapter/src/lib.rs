@@ -19,7 +19,7 @@
 //! let operations = OperationsService::in_memory();
 //! let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
 //! let directories = Directories { data: "data".into(), models: "models".into() };
-//! let summary = adapter.train(request, directories, context.token, context.progress).await?;
+//! let summary = adapter.train(request, directories, None, context.token, context.progress).await?;
 //! println!("model saved in {}", summary.model_path.display());
 //! # Ok(())
 //! # }
@@ -33,7 +33,8 @@ use orchestrator_core::{
 
 pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
 pub use local_trainer::{
-    Backend, Directories, Metrics, PipelineError, TrainingOptions, TrainingRequest, TrainingSummary,
+    Backend, Checkpoints, Directories, Metrics, PipelineError, SavedCheckpoint, TrainingOptions,
+    TrainingRequest, TrainingSummary, resume_strategy,
 };
 
 /// Why a training routed by the adapter did not produce a model.
@@ -51,6 +52,15 @@ pub enum AdapterError {
         url: String,
         #[source]
         source: ArtifactError,
+    },
+    #[error(
+        "cannot resume from {} on the training host at {url}: checkpoints do not travel to hosts yet; \
+         resume it where trainings run locally",
+        path.display()
+    )]
+    ResumeOnHost {
+        url: String,
+        path: std::path::PathBuf,
     },
 }
 
@@ -80,19 +90,37 @@ impl TrainingAdapter {
     /// thread, burn's loop being blocking; the async caller is never
     /// blocked. Cancelling `token` stops the training loop within a batch,
     /// locally or on the host.
+    ///
+    /// A local training saves and resumes `checkpoints`. A host keeps its
+    /// own and they are not fetched yet, so `checkpoints` are not used on
+    /// a host, and a resume is refused there.
     pub async fn train(
         &self,
         request: TrainingRequest,
         directories: Directories,
+        checkpoints: Option<Checkpoints>,
         token: CancellationToken,
         progress: ProgressReporter,
     ) -> Result<TrainingSummary, AdapterError> {
         if let Some(host) = &self.host {
+            if let Some(path) = checkpoints.and_then(|checkpoints| checkpoints.resume_from) {
+                return Err(AdapterError::ResumeOnHost {
+                    url: host.endpoint().url().to_owned(),
+                    path,
+                });
+            }
             return train_on_host(host, &request, &directories, &token, &progress).await;
         }
         let run = tokio::task::spawn_blocking(move || {
             let mut report = |state| progress.report(state);
-            local_trainer::LocalTrainer.run(&request, &directories, &token, &mut report)
+            let mut checkpoints = checkpoints;
+            local_trainer::LocalTrainer.run(
+                &request,
+                &directories,
+                checkpoints.as_mut(),
+                &token,
+                &mut report,
+            )
         });
         match run.await {
             Ok(outcome) => Ok(outcome?),

@@ -23,19 +23,24 @@
 //! # }
 //! ```
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use chrono::Utc;
 use orchestrator_core::{
-    ConfigError, HostServiceConfig, OperationError, OperationId, OperationKind, OperationsService,
-    ServiceOrchestrator,
+    Checkpoint, ConfigError, HostServiceConfig, OperationError, OperationId, OperationKind,
+    OperationStatus, OperationsService, ServiceOrchestrator, error_chain,
 };
 use progress::{ProgressRenderer, TrainingProgressRenderer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use strategy::{StrategyConfig, StrategyError, with_overrides};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use training_adapter::{TrainingAdapter, TrainingOptions, TrainingRequest};
+use training_adapter::{
+    Checkpoints, SavedCheckpoint, TrainingAdapter, TrainingOptions, TrainingRequest,
+    resume_strategy,
+};
 
 pub use strategy::{Directories, StrategySource, TrainRequest};
 pub use training_adapter::{Backend, TrainingSummary};
@@ -54,6 +59,9 @@ pub enum TrainingManagerError {
     InvalidRequest(String),
     #[error("cannot register the training")]
     Operation(#[from] OperationError),
+    /// The operation cannot be resumed; the message says why.
+    #[error("{0}")]
+    NotResumable(String),
 }
 
 /// Trains strategies as managed `training` operations.
@@ -64,6 +72,8 @@ pub struct TrainingManager {
     config: HostServiceConfig,
     tasks: TaskTracker,
     admission: Arc<Semaphore>,
+    /// The stopped operations a resume is continuing right now.
+    resuming: Arc<Mutex<HashSet<OperationId>>>,
 }
 
 impl TrainingManager {
@@ -80,6 +90,7 @@ impl TrainingManager {
             config,
             tasks: TaskTracker::new(),
             admission: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            resuming: Arc::default(),
         }
     }
 
@@ -127,8 +138,8 @@ impl TrainingManager {
         };
         let training =
             TrainingRequest::new(strategy, request.start, request.end, options).map_err(invalid)?;
-        let params = record(&request, &directories)?;
-        Ok(self.start(training, directories, params)?)
+        let params = record_json(&request, &directories)?;
+        Ok(self.start(training, directories, params, None)?)
     }
 
     /// Starts a request another trdr checked and sent (as the training host
@@ -145,7 +156,102 @@ impl TrainingManager {
             "end": request.end(),
             "options": request.options(),
         });
-        self.start(request, directories, params)
+        self.start(request, directories, params, None)
+    }
+
+    /// Continues a stopped (cancelled or failed) training from its
+    /// checkpoint as a new operation, whose record names the old one
+    /// (`resumed_from`); returns at once.
+    ///
+    /// It trains the strategy the checkpoint was trained on, on the data
+    /// the stopped training read, so it ends exactly as the stopped
+    /// training would have. Refused, saying why, when the operation
+    /// completed or is still live, has no checkpoint (or its file is gone),
+    /// is being resumed already, or its strategy file has changed since;
+    /// a change of the data is refused by the training itself.
+    pub fn resume(&self, id: &OperationId) -> Result<OperationId, TrainingManagerError> {
+        let refuse =
+            |why: String| TrainingManagerError::NotResumable(format!("cannot resume {id}: {why}"));
+        let stopped = self.operations.get(id)?;
+        if stopped.kind != OperationKind::Training {
+            return Err(refuse(format!(
+                "it is a {} operation; only trainings resume",
+                stopped.kind
+            )));
+        }
+        match stopped.status {
+            OperationStatus::Completed => {
+                return Err(refuse(
+                    "it completed; there is nothing left to train".to_owned(),
+                ));
+            }
+            OperationStatus::Pending | OperationStatus::Running => {
+                return Err(refuse(format!(
+                    "it is still {}; cancel it first, or let it finish",
+                    stopped.status
+                )));
+            }
+            OperationStatus::Failed | OperationStatus::Cancelled => {}
+        }
+        let Some(checkpoint) = stopped.checkpoint else {
+            return Err(refuse(
+                "it has no checkpoint: it stopped before its first batch, or ran on a training host"
+                    .to_owned(),
+            ));
+        };
+        let record: StoredRecord = serde_json::from_value(stopped.params)
+            .map_err(|error| refuse(format!("its record is not a training request: {error}")))?;
+        let directories = Directories {
+            data: record.data_dir,
+            models: record.models_dir,
+        };
+        // Only a file where this manager puts checkpoints is opened.
+        let path = PathBuf::from(&checkpoint.path);
+        if path.parent() != Some(checkpoints_dir(&directories.models).as_path()) {
+            return Err(refuse(format!(
+                "its checkpoint {} is not in its models directory's checkpoints",
+                path.display()
+            )));
+        }
+        if !path.is_file() {
+            return Err(refuse(format!(
+                "its checkpoint {} is gone: resumed to completion since, or pruned",
+                path.display()
+            )));
+        }
+        let request = record.request;
+        let current = match &request.strategy {
+            StrategySource::File(file) => Some(
+                with_overrides(
+                    StrategyConfig::from_file(file)?,
+                    request.symbols.clone(),
+                    request.timeframes.clone(),
+                )
+                .map_err(|error| refuse(error.to_string()))?,
+            ),
+            // A strategy sent as text is only in the checkpoint now.
+            StrategySource::Text { .. } | StrategySource::Named(_) => None,
+        };
+        let strategy = resume_strategy(&path, current.as_ref())
+            .map_err(|error| refuse(error_chain(&error)))?;
+        let options = TrainingOptions {
+            backend: request.backend,
+            epochs: request.epochs,
+            ..TrainingOptions::default()
+        };
+        let training = TrainingRequest::new(strategy, request.start, request.end, options)
+            .map_err(|error| refuse(error.to_string()))?;
+
+        let Some(claim) = Resuming::claim(&self.resuming, id) else {
+            return Err(refuse("it is being resumed already".to_owned()));
+        };
+        let mut params = record_json(&request, &directories)?;
+        params["resumed_from"] = serde_json::json!(id);
+        let resume = Resume {
+            from: path,
+            _claim: claim,
+        };
+        Ok(self.start(training, directories, params, Some(resume))?)
     }
 
     fn start(
@@ -153,13 +259,106 @@ impl TrainingManager {
         request: TrainingRequest,
         directories: Directories,
         params: serde_json::Value,
+        resume: Option<Resume>,
     ) -> Result<OperationId, OperationError> {
         let adapter = self.adapter.clone();
+        let operations = self.operations.clone();
         self.start_managed_operation(OperationKind::Training, params, move |context| async move {
-            adapter
-                .train(request, directories, context.token, context.progress)
-                .await
+            let path = checkpoints_dir(&directories.models).join(format!("{}.ckpt", context.id));
+            let resume_from = resume.as_ref().map(|resume| resume.from.clone());
+            let checkpoints = Checkpoints {
+                path: path.clone(),
+                resume_from: resume_from.clone(),
+                on_saved: record_checkpoints(operations, context.id.clone()),
+            };
+            let summary = adapter
+                .train(
+                    request,
+                    directories,
+                    Some(checkpoints),
+                    context.token,
+                    context.progress,
+                )
+                .await?;
+            // Done: nothing is left to resume, of this run or the one it continued.
+            for finished in std::iter::once(path).chain(resume_from) {
+                remove_checkpoint(&finished);
+            }
+            drop(resume);
+            Ok::<_, training_adapter::AdapterError>(summary)
         })
+    }
+}
+
+/// Where a training keeps its checkpoints: `.checkpoints` in its models
+/// directory, one file per operation.
+fn checkpoints_dir(models: &Path) -> PathBuf {
+    models.join(".checkpoints")
+}
+
+/// Records each checkpoint the training of `id` saves in its operation.
+fn record_checkpoints(
+    operations: OperationsService,
+    id: OperationId,
+) -> Box<dyn FnMut(&SavedCheckpoint) + Send> {
+    Box::new(move |saved| {
+        let checkpoint = Checkpoint {
+            path: saved.path.to_string_lossy().into_owned(),
+            bytes: saved.bytes,
+            epoch: u32::try_from(saved.epoch).unwrap_or(u32::MAX),
+            batch: u32::try_from(saved.batch).unwrap_or(u32::MAX),
+            saved_at: Utc::now(),
+        };
+        if let Err(error) = operations.record_checkpoint(&id, checkpoint) {
+            tracing::warn!(operation = %id, error = %error_chain(&error), "cannot record a checkpoint");
+        }
+    })
+}
+
+fn remove_checkpoint(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            error = %error,
+            "cannot remove the checkpoint of a finished training"
+        ),
+    }
+}
+
+/// A resume under way: the checkpoint it continues from, and its claim on
+/// the stopped operation.
+struct Resume {
+    from: PathBuf,
+    /// Held until the resumed work ends.
+    _claim: Resuming,
+}
+
+/// The claim of one resume on its stopped operation, released when the
+/// resumed work ends: a second resume of the same checkpoint is refused
+/// while the first runs.
+struct Resuming {
+    claims: Arc<Mutex<HashSet<OperationId>>>,
+    id: OperationId,
+}
+
+impl Resuming {
+    fn claim(claims: &Arc<Mutex<HashSet<OperationId>>>, id: &OperationId) -> Option<Self> {
+        let mut held = claims.lock().unwrap_or_else(PoisonError::into_inner);
+        held.insert(id.clone()).then(|| Self {
+            claims: Arc::clone(claims),
+            id: id.clone(),
+        })
+    }
+}
+
+impl Drop for Resuming {
+    fn drop(&mut self) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -173,7 +372,16 @@ struct Record<'a> {
     models_dir: &'a Path,
 }
 
-fn record(
+/// The record as stored, read back for a resume.
+#[derive(Deserialize)]
+struct StoredRecord {
+    #[serde(flatten)]
+    request: TrainRequest,
+    data_dir: PathBuf,
+    models_dir: PathBuf,
+}
+
+fn record_json(
     request: &TrainRequest,
     directories: &Directories,
 ) -> Result<serde_json::Value, TrainingManagerError> {

@@ -4,6 +4,7 @@
 //! backends.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -87,12 +88,13 @@ fn run(
     stop_at: Option<(u32, u32)>,
 ) -> (Option<TrainedModel>, Vec<SavedCheckpoint>) {
     let token = CancellationToken::new();
-    let mut saves = Vec::new();
-    let mut on_saved = |saved: &SavedCheckpoint| saves.push(saved.clone());
+    let (sender, saves) = mpsc::channel();
     let mut checkpoints = Checkpoints {
         path: path.to_owned(),
         resume_from,
-        on_saved: &mut on_saved,
+        on_saved: Box::new(move |saved| {
+            let _ = sender.send(saved.clone());
+        }),
     };
     let mut progress = |state: ProgressState| {
         let ProgressContext::Training(context) = &state.context else {
@@ -114,6 +116,7 @@ fn run(
         &token,
         &mut progress,
     );
+    let saves = saves.try_iter().collect();
     match result {
         Ok(trained) => (Some(trained), saves),
         Err(TrainError::Cancelled(_)) => (None, saves),
@@ -246,11 +249,10 @@ fn a_resume_against_other_inputs_or_a_damaged_file_is_refused_naming_why() {
     assert!(stopped.is_none());
     let refusal = |strategy: &StrategyConfig, data: &PreparedData, backend, from: &Path| {
         let token = CancellationToken::new();
-        let mut on_saved = |_: &SavedCheckpoint| {};
         let mut checkpoints = Checkpoints {
             path: dir.path().join("refused.ckpt"),
             resume_from: Some(from.to_owned()),
-            on_saved: &mut on_saved,
+            on_saved: Box::new(|_| {}),
         };
         let options = TrainOptions {
             backend,
@@ -311,7 +313,17 @@ fn a_resume_against_other_inputs_or_a_damaged_file_is_refused_naming_why() {
     let message = refusal(&strategy, &data, Backend::Flex, &damaged);
     assert!(message.contains("its checksum does not match"), "{message}");
     let missing = dir.path().join("missing.ckpt");
-    let error = checkpoint_strategy(&missing).unwrap_err();
+    let error = resume_strategy(&missing, None).unwrap_err();
     assert!(error.to_string().contains("missing.ckpt"), "{error}");
-    assert_eq!(checkpoint_strategy(&path).unwrap().name, strategy.name);
+
+    // What a resume trains: the checkpoint's strategy, unless its file changed.
+    assert_eq!(resume_strategy(&path, None).unwrap().model, strategy.model);
+    assert_eq!(resume_strategy(&path, Some(&moved)).unwrap(), moved);
+    let error = resume_strategy(&path, Some(&changed)).unwrap_err();
+    assert!(
+        error.to_string().ends_with(
+            "the strategy changed since the checkpoint (model.hidden_layers, model.learning_rate)"
+        ),
+        "{error}"
+    );
 }

@@ -71,6 +71,7 @@ fn train_reload_and_reproduce(strategy: &str, epochs: usize) -> TrainingSummary 
         .run(
             &request,
             &directories(models.path()),
+            None,
             &CancellationToken::new(),
             &mut |state: ProgressState| {
                 steps.push(state.step.map(|step| step.current));
@@ -150,6 +151,7 @@ fn a_cancel_mid_epoch_ends_with_cancelled_and_no_complete_artifact() {
     let result = LocalTrainer.run(
         &request,
         &directories,
+        None,
         &token,
         &mut |state: ProgressState| {
             if let ProgressContext::Training(context) = &state.context
@@ -216,6 +218,7 @@ fn a_missing_series_fails_naming_the_file() {
         .run(
             &request,
             &directories(models.path()),
+            None,
             &CancellationToken::new(),
             &mut |_| {},
         )

@@ -74,6 +74,7 @@ async fn a_host_training_brings_its_model_back_into_the_local_models_folder() {
     let training = adapter.train(
         request(2),
         directories(local_models.path()),
+        None,
         context.token,
         context.progress,
     );
@@ -126,7 +127,7 @@ async fn a_cancel_stops_the_host_training_and_installs_nothing() {
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(request, directories, context.token, context.progress)
+                .train(request, directories, None, context.token, context.progress)
                 .await
         }
     });
@@ -168,7 +169,7 @@ async fn a_host_that_shuts_down_mid_training_fails_the_training() {
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(request, directories, context.token, context.progress)
+                .train(request, directories, None, context.token, context.progress)
                 .await
         }
     });

@@ -1,6 +1,8 @@
 //! TrainingManager end to end in-process: typed progress reaching the
 //! renderer, concurrent trainings cancelled independently, bad requests.
 
+mod resume;
+
 use std::path::{Path, PathBuf};
 
 use orchestrator_core::{

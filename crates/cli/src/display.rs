@@ -42,6 +42,7 @@ pub(crate) struct OperationDisplay {
     mode: OutputMode,
     bar: Option<ProgressBar>,
     last_plain: Option<(Milestone, Instant)>,
+    last_json: Option<String>,
 }
 
 /// What makes a plain line worth printing at once: a new step, epoch or segment.
@@ -88,6 +89,7 @@ impl OperationDisplay {
             mode,
             bar,
             last_plain: None,
+            last_json: None,
         }
     }
 
@@ -123,23 +125,32 @@ impl OperationDisplay {
                 }
             }
             OutputMode::Json => {
-                let event = if operation.status.is_terminal() {
-                    "finished"
-                } else {
-                    "progress"
-                };
-                println_flushed(
-                    &serde_json::json!({
-                        "event": event,
-                        "id": operation.id,
-                        "status": operation.status,
-                        "progress": operation.progress,
-                        "operation": operation.status.is_terminal().then_some(operation),
-                    })
-                    .to_string(),
-                );
+                if let Some(event) = self.json_event(operation) {
+                    println_flushed(&event);
+                }
             }
         }
+    }
+
+    /// The NDJSON event of a snapshot; `None` for a progress event that
+    /// would repeat the last one word for word: a snapshot can change only
+    /// what a progress event does not carry (a checkpoint saved at an
+    /// epoch's end), and readers count on progress that moves.
+    fn json_event(&mut self, operation: &Operation) -> Option<String> {
+        let terminal = operation.status.is_terminal();
+        let event = serde_json::json!({
+            "event": if terminal { "finished" } else { "progress" },
+            "id": operation.id,
+            "status": operation.status,
+            "progress": operation.progress,
+            "operation": terminal.then_some(operation),
+        })
+        .to_string();
+        if !terminal && self.last_json.as_ref() == Some(&event) {
+            return None;
+        }
+        self.last_json = Some(event.clone());
+        Some(event)
     }
 
     /// Prints a note without tearing the bar.
@@ -204,9 +215,38 @@ fn println_flushed(line: &str) {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{TimeZone as _, Utc};
+    use orchestrator_core::{Checkpoint, OperationKind};
     use progress::TrainingContext;
 
     use super::*;
+
+    #[test]
+    fn a_json_progress_event_is_not_repeated_when_only_the_checkpoint_changed() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 30, 2, 40, 0).unwrap();
+        let mut operation = Operation::new(OperationKind::Training, serde_json::json!({}), at);
+        operation.status = OperationStatus::Running;
+        operation.progress.percentage = 25.0;
+        let mut display = OperationDisplay::new(OutputMode::Json);
+        assert!(display.json_event(&operation).is_some());
+
+        operation.checkpoint = Some(Checkpoint {
+            path: "models/.checkpoints/op.ckpt".into(),
+            bytes: 4096,
+            epoch: 1,
+            batch: 67,
+            saved_at: at,
+        });
+        assert_eq!(display.json_event(&operation), None);
+
+        operation.progress.percentage = 26.0;
+        assert!(display.json_event(&operation).is_some());
+        // The end is always said, with the whole operation.
+        operation.status = OperationStatus::Completed;
+        let finished = display.json_event(&operation).unwrap();
+        assert!(finished.contains(r#""event":"finished""#), "{finished}");
+        assert!(finished.contains(r#""checkpoint":{"#), "{finished}");
+    }
 
     #[test]
     fn training_figures_follow_the_rendered_message() {

@@ -457,11 +457,25 @@ fn a_completed_or_unknown_training_is_not_resumed_and_the_refusal_says_so() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("FailedPrecondition"), "{args:?}: {stderr}");
     };
-    refused(&["ops", "resume", &completed], &completed);
+    let finished = format!("cannot resume {completed}: it completed");
+    refused(&["ops", "resume", &completed], &finished);
     let unknown = "op_training_20200101_000000_deadbeef";
-    refused(&["ops", "resume", unknown], unknown);
+    refused(
+        &["ops", "resume", unknown],
+        &format!("no operation with id {unknown}"),
+    );
     // `trdr train --resume` is the same request.
-    refused(&["train", "--resume", &completed], &completed);
+    refused(&["train", "--resume", &completed], &finished);
+
+    // Without a server, the embedded store (the server's, here) answers alike.
+    let embedded = trdr(state.path())
+        .env_remove("TRDR_SERVER")
+        .args(["ops", "resume", &completed])
+        .output()
+        .unwrap();
+    assert_exit(&embedded, 1);
+    let stderr = text(&embedded.stderr);
+    assert!(stderr.contains(&format!("error: {finished}")), "{stderr}");
 
     // Other clients get the refusal as a rejected request, and nothing was
     // registered.

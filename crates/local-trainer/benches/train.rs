@@ -10,7 +10,11 @@
 //! - check overhead: checking the cancellation token every batch against
 //!   never, in interleaved pairs, as the median extra time in percent;
 //! - cancel latency: from `cancel()` to `train` returning `Cancelled`, at
-//!   seeded random points of a training, with the mean batch time for scale.
+//!   seeded random points of a training, with the mean batch time for scale;
+//! - checkpoint cost (`--checkpoint-cost`, a mode of its own): example
+//!   strategies trained with their checkpoint policy and without
+//!   checkpoints, in interleaved pairs: the train phase's extra time, and
+//!   the checkpoints' size and write time.
 //!
 //! Prints one JSON line (for scripts and the history of notes), then a table;
 //! what it is doing goes to stderr. `--help` lists the flags.
@@ -29,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use bench_support::{Flags, args_or_exit, median, positive, quantile, round, workspace_root};
 use local_trainer::{
-    Backend, Directories, LocalTrainer, TrainError, TrainOptions, TrainedModel, TrainingOptions,
-    TrainingRequest, TrainingSummary, train,
+    Backend, Checkpoints, Directories, LocalTrainer, SavedCheckpoint, TrainError, TrainOptions,
+    TrainedModel, TrainingOptions, TrainingRequest, TrainingSummary, train,
 };
 use market_data::Timeframe;
 use orchestrator_core::{CancelReason, CancellationToken};
@@ -65,7 +69,11 @@ examples:
   --example FILE     an example strategy to train end to end, repeatable
                      [strategies/eurusd_mlp.yaml]
   --example-epochs N train N epochs instead of the strategies'
-  --skip-examples    leave them out";
+  --skip-examples    leave them out
+checkpoint cost (alone; nothing else is measured):
+  --checkpoint-cost  the examples (strategies/btcusd_lstm.yaml and
+                     strategies/multi_cnn.yaml unless --example names
+                     others) with and without checkpoints, --pairs pairs";
 
 /// Class boundaries of the synthetic labels: the score is standardised, so
 /// ±Φ⁻¹(2/3) splits it into three equally likely classes.
@@ -93,6 +101,7 @@ struct Args {
     throughput_only: bool,
     examples: Vec<PathBuf>,
     example_epochs: Option<usize>,
+    checkpoint_cost: bool,
 }
 
 impl Args {
@@ -114,6 +123,7 @@ impl Args {
             throughput_only: false,
             examples: Vec::new(),
             example_epochs: None,
+            checkpoint_cost: false,
         };
         let mut seq_len = None;
         let mut skip_examples = false;
@@ -139,6 +149,7 @@ impl Args {
                 "--example-epochs" => args.example_epochs = Some(flags.positive(&flag)?),
                 "--skip-examples" => skip_examples = true,
                 "--throughput-only" => args.throughput_only = true,
+                "--checkpoint-cost" => args.checkpoint_cost = true,
                 "--min-seconds" => {
                     let text = flags.value(&flag)?;
                     args.min_time = text
@@ -180,7 +191,11 @@ impl Args {
                 _ => vec![64],
             };
         }
-        if skip_examples || args.throughput_only {
+        if args.checkpoint_cost && args.examples.is_empty() {
+            args.examples = ["strategies/btcusd_lstm.yaml", "strategies/multi_cnn.yaml"]
+                .map(PathBuf::from)
+                .to_vec();
+        } else if skip_examples || args.throughput_only {
             args.examples.clear();
         } else if args.examples.is_empty() {
             args.examples
@@ -217,6 +232,20 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    if args.checkpoint_cost {
+        let mut costs = Vec::with_capacity(args.examples.len());
+        for path in &args.examples {
+            eprintln!(
+                "bench train: checkpoint cost of {}, {} pairs, {}",
+                path.display(),
+                args.pairs,
+                args.main_backend()
+            );
+            costs.push(checkpoint_cost(args, path)?);
+        }
+        print_checkpoint_cost(args, &costs);
+        return Ok(());
+    }
     let strategy = synthetic_strategy(args);
     let data = synthetic_data(args);
 
@@ -495,10 +524,41 @@ struct Example {
 /// Trains the example strategy at `path` (relative to the workspace root)
 /// end to end on the shipped data.
 fn example(args: &Args, path: &Path) -> Result<Example, Box<dyn Error>> {
+    let (request, directories) = example_request(args, path)?;
+    let name = request.strategy().name.clone();
+    let epochs = args
+        .example_epochs
+        .unwrap_or(request.strategy().model.epochs);
+    let started = Instant::now();
+    let summary = LocalTrainer.run(
+        &request,
+        &directories.directories,
+        None,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )?;
+    Ok(Example {
+        name,
+        epochs,
+        wall: started.elapsed(),
+        summary,
+    })
+}
+
+/// Where an example trains: the shipped data, and models in a folder
+/// removed when this is dropped.
+struct ExampleDirectories {
+    directories: Directories,
+    _models: tempfile::TempDir,
+}
+
+/// The request of the example strategy at `path`, and its folders.
+fn example_request(
+    args: &Args,
+    path: &Path,
+) -> Result<(TrainingRequest, ExampleDirectories), Box<dyn Error>> {
     let root = workspace_root();
     let strategy = StrategyConfig::from_file(&root.join(path))?;
-    let epochs = args.example_epochs.unwrap_or(strategy.model.epochs);
-    let name = strategy.name.clone();
     let models = tempfile::tempdir()?;
     let options = TrainingOptions {
         backend: args.main_backend(),
@@ -510,20 +570,143 @@ fn example(args: &Args, path: &Path) -> Result<Example, Box<dyn Error>> {
         data: root.join("data"),
         models: models.path().to_owned(),
     };
-    let started = Instant::now();
-    let summary = LocalTrainer.run(
-        &request,
-        &directories,
-        None,
-        &CancellationToken::new(),
-        &mut |_| {},
-    )?;
-    Ok(Example {
-        name,
-        epochs,
-        wall: started.elapsed(),
-        summary,
-    })
+    Ok((
+        request,
+        ExampleDirectories {
+            directories,
+            _models: models,
+        },
+    ))
+}
+
+// ---- checkpoint cost ----
+
+#[derive(Debug)]
+struct CheckpointCost {
+    name: String,
+    policy: CheckpointPolicy,
+    /// Train phase seconds with and without checkpoints, per pair.
+    with: Vec<f64>,
+    without: Vec<f64>,
+    /// `with / without - 1` per pair, in percent.
+    percents: Vec<f64>,
+    /// Checkpoints one training wrote, their size, and every write's time.
+    saves_per_training: usize,
+    bytes: u64,
+    writes: Vec<Duration>,
+}
+
+/// Pairs of trainings of one example with its checkpoint policy and
+/// without checkpoints, alternating which goes first; the train phase is
+/// compared, so loading data and saving the model do not dilute it.
+fn checkpoint_cost(args: &Args, path: &Path) -> Result<CheckpointCost, Box<dyn Error>> {
+    let (request, directories) = example_request(args, path)?;
+    let checkpoint = directories.directories.models.join("bench.ckpt");
+    let mut cost = CheckpointCost {
+        name: request.strategy().name.clone(),
+        policy: request.strategy().model.checkpoint,
+        with: Vec::new(),
+        without: Vec::new(),
+        percents: Vec::new(),
+        saves_per_training: 0,
+        bytes: 0,
+        writes: Vec::new(),
+    };
+    for pair in 0..args.pairs {
+        let mut seconds = [0.0; 2];
+        let order = if pair % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for checkpointing in order {
+            let (sender, saves) = std::sync::mpsc::channel();
+            let mut checkpoints = checkpointing.then(|| Checkpoints {
+                path: checkpoint.clone(),
+                resume_from: None,
+                on_saved: std::sync::Arc::new(move |saved| {
+                    let _ = sender.send(saved.clone());
+                }),
+            });
+            let summary = LocalTrainer.run(
+                &request,
+                &directories.directories,
+                checkpoints.as_mut(),
+                &CancellationToken::new(),
+                &mut |_| {},
+            )?;
+            seconds[usize::from(!checkpointing)] = summary.phase_seconds.train;
+            if checkpointing {
+                let saves: Vec<SavedCheckpoint> = saves.try_iter().collect();
+                cost.saves_per_training = saves.len();
+                cost.bytes = saves.last().map_or(0, |saved| saved.bytes);
+                cost.writes.extend(saves.iter().map(|saved| saved.took));
+            }
+        }
+        cost.with.push(seconds[0]);
+        cost.without.push(seconds[1]);
+        cost.percents.push((seconds[0] / seconds[1] - 1.0) * 100.0);
+    }
+    Ok(cost)
+}
+
+fn print_checkpoint_cost(args: &Args, costs: &[CheckpointCost]) {
+    let write_ms = |cost: &CheckpointCost, q: f64| {
+        let ms: Vec<f64> = cost
+            .writes
+            .iter()
+            .map(|took| took.as_secs_f64() * 1e3)
+            .collect();
+        round(quantile(&ms, q), 3)
+    };
+    let json = serde_json::json!({
+        "bench": "train checkpoint cost",
+        "backend": args.main_backend().as_str(),
+        "pairs": args.pairs,
+        "examples": costs.iter().map(|cost| serde_json::json!({
+            "strategy": cost.name,
+            "policy": { "every_epochs": cost.policy.every_epochs, "every_seconds": cost.policy.every_seconds },
+            "train_s_with": cost.with.iter().map(|s| round(*s, 4)).collect::<Vec<_>>(),
+            "train_s_without": cost.without.iter().map(|s| round(*s, 4)).collect::<Vec<_>>(),
+            "overhead_percent_per_pair": cost.percents.iter().map(|p| round(*p, 2)).collect::<Vec<_>>(),
+            "median_overhead_percent": round(median(&cost.percents), 2),
+            "checkpoints_per_training": cost.saves_per_training,
+            "checkpoint_bytes": cost.bytes,
+            "write_ms_p50": write_ms(cost, 0.5),
+            "write_ms_max": write_ms(cost, 1.0),
+        })).collect::<Vec<_>>(),
+    });
+    println!("{json}");
+    println!();
+    println!(
+        "checkpoint cost, {} pairs on {} (train phase, median of the pairs' extra time; goal < 2 %)",
+        args.pairs,
+        args.main_backend()
+    );
+    println!(
+        "{:<14} {:>9} {:>9} {:>10} {:>12} {:>10} {:>11} {:>10}",
+        "strategy",
+        "with s",
+        "without s",
+        "overhead",
+        "checkpoints",
+        "bytes",
+        "write p50",
+        "write max"
+    );
+    for cost in costs {
+        println!(
+            "{:<14} {:>9.3} {:>9.3} {:>9.2}% {:>12} {:>10} {:>8.2} ms {:>7.2} ms",
+            cost.name,
+            median(&cost.with),
+            median(&cost.without),
+            median(&cost.percents),
+            cost.saves_per_training,
+            cost.bytes,
+            write_ms(cost, 0.5),
+            write_ms(cost, 1.0),
+        );
+    }
 }
 
 // ---- (c) check overhead ----

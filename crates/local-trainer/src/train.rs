@@ -19,6 +19,7 @@
 //!   checkpointers) of which we would use little.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
@@ -366,12 +367,19 @@ enum BatchesEnd {
 }
 
 /// Writes checkpoints for one training and says when the next is due.
+///
+/// The state is encoded on the training's thread, at a batch boundary;
+/// writing it (fsync included) happens on a thread of its own while the
+/// training goes on. One write at a time, in order: a save waits for the
+/// one before it, and dropping the saver waits for the last, so a training
+/// that returns has its last checkpoint on disk and recorded.
 struct Saver<'c> {
     checkpoints: &'c mut Checkpoints,
     policy: CheckpointPolicy,
     inputs: Inputs,
     trainer_version: &'static str,
     last_saved: Instant,
+    writing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<'c> Saver<'c> {
@@ -387,6 +395,7 @@ impl<'c> Saver<'c> {
             inputs: Inputs::of(config, data, options.backend),
             trainer_version: env!("CARGO_PKG_VERSION"),
             last_saved: Instant::now(),
+            writing: None,
         }
     }
 
@@ -400,27 +409,63 @@ impl<'c> Saver<'c> {
         self.policy.every_epochs > 0 && epoch.is_multiple_of(self.policy.every_epochs)
     }
 
-    /// Writes the state; a failure is logged, as the training itself is
+    /// Saves the state; a failure is logged, as the training itself is
     /// sound and worth finishing.
     fn save(&mut self, training: &Training<'_>, network: &Network, state: &LoopState) {
         let path = self.checkpoints.path.clone();
-        match training.write_checkpoint(&path, self, network, state) {
-            Ok(bytes) => {
-                self.last_saved = Instant::now();
-                (self.checkpoints.on_saved)(&SavedCheckpoint {
+        let started = Instant::now();
+        let content = match training.encode_checkpoint(&path, self, network, state) {
+            Ok(content) => content,
+            Err(error) => return cannot_save(&path, &error),
+        };
+        let encoding = started.elapsed();
+        self.finish_writing();
+        self.last_saved = Instant::now();
+        let on_saved = Arc::clone(&self.checkpoints.on_saved);
+        let (epoch, batch) = (state.position.epoch, state.position.batches_done);
+        self.writing = Some(std::thread::spawn(move || {
+            let writing = Instant::now();
+            match checkpoint::replace_atomically(&path, &content) {
+                Ok(()) => on_saved(&SavedCheckpoint {
+                    bytes: content.len() as u64,
                     path,
-                    bytes,
-                    epoch: state.position.epoch,
-                    batch: state.position.batches_done,
-                });
+                    epoch,
+                    batch,
+                    took: encoding + writing.elapsed(),
+                }),
+                Err(source) => {
+                    let error = TrainError::CheckpointIo {
+                        action: "write",
+                        path: path.clone(),
+                        source,
+                    };
+                    cannot_save(&path, &error);
+                }
             }
-            Err(error) => tracing::warn!(
-                path = %path.display(),
-                error = %orchestrator_core::error_chain(&error),
-                "cannot write a checkpoint; the training goes on"
-            ),
+        }));
+    }
+
+    /// Waits for the checkpoint being written, if any.
+    fn finish_writing(&mut self) {
+        if let Some(writing) = self.writing.take() {
+            // A panic there (in `on_saved`) is the callback's; the training goes on.
+            let _ = writing.join();
         }
     }
+}
+
+impl Drop for Saver<'_> {
+    fn drop(&mut self) {
+        self.finish_writing();
+    }
+}
+
+fn cannot_save(path: &Path, error: &TrainError) {
+    tracing::warn!(
+        path = %path.display(),
+        error = %orchestrator_core::error_chain(error),
+        "cannot write a checkpoint; the training goes on"
+    );
 }
 
 /// What a training keeps from one epoch to the next, apart from the network
@@ -596,14 +641,15 @@ impl<'d> Training<'d> {
         (network, BatchesEnd::EpochDone)
     }
 
-    /// Writes the training's state to `path`; returns the file's size.
-    fn write_checkpoint(
+    /// The training's state as a checkpoint file's content (`path` names
+    /// it in errors).
+    fn encode_checkpoint(
         &self,
         path: &Path,
         saver: &Saver<'_>,
         network: &Network,
         state: &LoopState,
-    ) -> Result<u64, TrainError> {
+    ) -> Result<Vec<u8>, TrainError> {
         let encode = |what: &str, error: &dyn std::fmt::Display| {
             checkpoint::invalid(path, &format!("cannot encode the {what}: {error}"))
         };
@@ -642,7 +688,7 @@ impl<'d> Training<'d> {
             epochs_without_improvement: state.best.epochs_without_improvement,
             history: state.history.clone(),
         };
-        checkpoint::write_file(
+        checkpoint::encode(
             path,
             &Sections {
                 header: &header,

@@ -300,8 +300,8 @@ fn checkpoints_dir(models: &Path) -> PathBuf {
 fn record_checkpoints(
     operations: OperationsService,
     id: OperationId,
-) -> Box<dyn FnMut(&SavedCheckpoint) + Send> {
-    Box::new(move |saved| {
+) -> Arc<dyn Fn(&SavedCheckpoint) + Send + Sync> {
+    Arc::new(move |saved| {
         let checkpoint = Checkpoint {
             path: saved.path.to_string_lossy().into_owned(),
             bytes: saved.bytes,

@@ -92,7 +92,7 @@ fn run(
     let mut checkpoints = Checkpoints {
         path: path.to_owned(),
         resume_from,
-        on_saved: Box::new(move |saved| {
+        on_saved: Arc::new(move |saved| {
             let _ = sender.send(saved.clone());
         }),
     };
@@ -252,7 +252,7 @@ fn a_resume_against_other_inputs_or_a_damaged_file_is_refused_naming_why() {
         let mut checkpoints = Checkpoints {
             path: dir.path().join("refused.ckpt"),
             resume_from: Some(from.to_owned()),
-            on_saved: Box::new(|_| {}),
+            on_saved: Arc::new(|_| {}),
         };
         let options = TrainOptions {
             backend,

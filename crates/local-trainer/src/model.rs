@@ -11,7 +11,7 @@
 //! for the whole process, so two trainings running at once would draw from
 //! each other's stream and neither would be reproducible.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::{
     Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfig, PaddingConfig1d,
@@ -209,6 +209,7 @@ impl Network {
         Self::new(architecture, device).map(&mut SeededInit {
             rng: fastrand::Rng::with_seed(seed),
             fan_in: 1,
+            next_id: 0,
         })
     }
 
@@ -339,14 +340,22 @@ fn activate<const D: usize>(x: Tensor<D>, function: Activation) -> Tensor<D> {
 /// a seeded generator (the usual default for dense, convolution and LSTM
 /// layers). A bias takes the fan-in of the weight visited just before it,
 /// which is its own layer's: modules list the weight first.
+///
+/// Parameters are numbered in visiting order instead of burn's process-wide
+/// ids, so a seed gives the same weights file byte for byte, in any process
+/// (ids are saved with the weights, and key the optimizer's state).
 struct SeededInit {
     rng: fastrand::Rng,
     fan_in: usize,
+    next_id: u64,
 }
 
 impl ModuleMapper for SeededInit {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        param.map(|old| {
+        let (_, old, mapper) = param.consume();
+        self.next_id += 1;
+        let id = ParamId::from(self.next_id);
+        let new = {
             let shape = old.shape();
             self.fan_in = match *shape {
                 // Linear weights are [in, out]; embeddings [symbols, dim].
@@ -363,7 +372,8 @@ impl ModuleMapper for SeededInit {
             let require_grad = old.is_require_grad();
             Tensor::from_data(TensorData::new(values, shape), &old.device())
                 .set_require_grad(require_grad)
-        })
+        };
+        Param::from_mapped_value(id, new, mapper)
     }
 }
 

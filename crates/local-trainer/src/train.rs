@@ -203,6 +203,19 @@ pub fn train_with_checkpoints(
                     }
                 }
                 BatchesEnd::Stopped(stop) => {
+                    // The last progress is where it stopped, as its checkpoint says.
+                    if state.position.batches_done > 0 {
+                        let now = Instant::now();
+                        let samples = state.running.samples - samples_before;
+                        reporter.send(Report {
+                            now,
+                            epoch,
+                            batch: state.position.batches_done,
+                            train: state.running.read(),
+                            validation: None,
+                            samples_per_second: per_second(samples, started, now),
+                        });
+                    }
                     return Err(stopped(&mut saver, &training, &network, &state, stop));
                 }
             }

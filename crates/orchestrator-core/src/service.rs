@@ -220,15 +220,16 @@ impl OperationsService {
     }
 
     /// Records the state the operation's work saved to continue from,
-    /// replacing the previous one. Saved to the store before it returns, so
-    /// a work that stops next leaves a record that points to it; ignored
-    /// once the operation has finished.
-    pub fn record_checkpoint(
+    /// replacing the previous one, or that none is left (`None`: the work
+    /// removed it). Saved to the store before it returns, so a work that
+    /// stops next leaves a record that points to it; ignored once the
+    /// operation has finished.
+    pub fn set_checkpoint(
         &self,
         id: &OperationId,
-        checkpoint: Checkpoint,
+        checkpoint: Option<Checkpoint>,
     ) -> Result<Transition, OperationError> {
-        self.transition(id, |op| op.checkpoint = Some(checkpoint))
+        self.transition(id, |op| op.checkpoint = checkpoint)
     }
 
     /// Finishes the operation as `cancelled` now that its work has stopped:

@@ -264,12 +264,13 @@ impl TrainingManager {
         let adapter = self.adapter.clone();
         let operations = self.operations.clone();
         self.start_managed_operation(OperationKind::Training, params, move |context| async move {
+            let id = context.id.clone();
             let path = checkpoints_dir(&directories.models).join(format!("{}.ckpt", context.id));
             let resume_from = resume.as_ref().map(|resume| resume.from.clone());
             let checkpoints = Checkpoints {
                 path: path.clone(),
                 resume_from: resume_from.clone(),
-                on_saved: record_checkpoints(operations, context.id.clone()),
+                on_saved: record_checkpoints(operations.clone(), id.clone()),
             };
             let summary = adapter
                 .train(
@@ -283,6 +284,9 @@ impl TrainingManager {
             // Done: nothing is left to resume, of this run or the one it continued.
             for finished in std::iter::once(path).chain(resume_from) {
                 remove_checkpoint(&finished);
+            }
+            if let Err(error) = operations.set_checkpoint(&id, None) {
+                tracing::warn!(operation = %id, error = %error_chain(&error), "cannot record that the checkpoint is gone");
             }
             drop(resume);
             Ok::<_, training_adapter::AdapterError>(summary)
@@ -309,7 +313,7 @@ fn record_checkpoints(
             batch: u32::try_from(saved.batch).unwrap_or(u32::MAX),
             saved_at: Utc::now(),
         };
-        if let Err(error) = operations.record_checkpoint(&id, checkpoint) {
+        if let Err(error) = operations.set_checkpoint(&id, Some(checkpoint)) {
             tracing::warn!(operation = %id, error = %error_chain(&error), "cannot record a checkpoint");
         }
     })

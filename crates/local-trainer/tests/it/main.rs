@@ -99,6 +99,22 @@ fn the_same_seed_gives_the_same_model_and_another_seed_does_not() {
         first.model.predict(&data.test).unwrap(),
         second.model.predict(&data.test).unwrap()
     );
+    // Byte for byte: the weights file holds the parameters' ids too.
+    let weights = |trained: &TrainedModel| {
+        let models = tempfile::tempdir().unwrap();
+        let metrics = trained.evaluate(&data, &token).unwrap();
+        let path = local_trainer::save_artifact(
+            models.path(),
+            &strategy,
+            &data,
+            trained,
+            &metrics,
+            &token,
+        )
+        .unwrap();
+        std::fs::read(path.join(local_trainer::WEIGHTS_FILE)).unwrap()
+    };
+    assert_eq!(weights(&first), weights(&second));
 
     strategy.model.seed += 1;
     let (other, _) = run(&strategy, &data, &TrainOptions::default());

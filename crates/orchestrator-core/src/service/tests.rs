@@ -193,8 +193,10 @@ fn a_checkpoint_is_stored_with_the_running_operation_and_kept_when_it_stops() {
         batch: 7,
         saved_at: Utc::now(),
     };
-    ops.record_checkpoint(&context.id, checkpoint(1)).unwrap();
-    ops.record_checkpoint(&context.id, checkpoint(2)).unwrap();
+    ops.set_checkpoint(&context.id, Some(checkpoint(1)))
+        .unwrap();
+    ops.set_checkpoint(&context.id, Some(checkpoint(2)))
+        .unwrap();
     let stored = ops.inner.store.get(&context.id).unwrap().unwrap();
     assert_eq!(stored.checkpoint.map(|saved| saved.epoch), Some(2));
 
@@ -204,7 +206,8 @@ fn a_checkpoint_is_stored_with_the_running_operation_and_kept_when_it_stops() {
     };
     ops.stopped(&context.id, &stop).unwrap();
     assert_eq!(
-        ops.record_checkpoint(&context.id, checkpoint(3)).unwrap(),
+        ops.set_checkpoint(&context.id, Some(checkpoint(3)))
+            .unwrap(),
         Transition::Ignored(OperationStatus::Cancelled)
     );
     let ended = ops.get(&context.id).unwrap();

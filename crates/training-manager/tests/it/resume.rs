@@ -97,6 +97,7 @@ async fn a_cancelled_training_resumes_from_its_checkpoint_and_ends_as_if_never_s
     let snapshots = snapshots_until_done(&manager, &resumed).await;
     let done = snapshots.last().unwrap();
     assert_eq!(done.params["resumed_from"], serde_json::json!(stopped));
+    assert_eq!(done.checkpoint, None, "a completed training has none left");
     assert_eq!(outcome(&summary(done)), outcome(&expected));
     // Its progress went on from the checkpoint's epoch, not from the first.
     let first_epoch = snapshots
@@ -160,6 +161,12 @@ async fn a_second_resume_while_one_runs_or_a_changed_strategy_file_is_refused() 
             directories(&models.path().join("long")),
         )
         .unwrap();
+    let mut long_watch = manager.operations().watch(&long).unwrap();
+    while let Some(snapshot) = long_watch.next().await {
+        if snapshot.status == OperationStatus::Running {
+            break;
+        }
+    }
     let resumed = manager.resume(&stopped).unwrap();
     assert_eq!(
         manager.operations().get(&resumed).unwrap().status,

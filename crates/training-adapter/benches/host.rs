@@ -219,6 +219,7 @@ async fn train(
         .train(
             request,
             bench.directories(),
+            None,
             context.token,
             context.progress,
         )

@@ -28,12 +28,15 @@ impl ModuleVisitor for Weights {
     }
 }
 
+/// One epoch's number, and its losses and accuracies as bits.
+type EpochBits = (usize, u64, u64, Option<u64>, Option<u64>);
+
 /// What must be identical: weights, history (timings aside), best epoch,
 /// early stop, and the test metrics.
 #[derive(Debug, PartialEq)]
 struct Outcome {
     weights: Vec<u32>,
-    history: Vec<(usize, u64, u64, Option<u64>, Option<u64>)>,
+    history: Vec<EpochBits>,
     best_epoch: usize,
     best_val_loss: Option<u64>,
     stopped_early: bool,

@@ -726,3 +726,84 @@ fn a_token_file_others_can_read_stops_the_server_before_it_listens() {
     );
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+#[test]
+fn slow_a_training_stopped_by_sigterm_resumes_on_the_restarted_server_as_if_never_stopped() {
+    let scratch = tempfile::tempdir().unwrap();
+    let strategy = super::train::lstm_without_early_stopping(scratch.path());
+    let whole = trdr(scratch.path())
+        .arg("train")
+        .arg(&strategy)
+        .args(["--epochs", "12", "--json", "--data-dir"])
+        .arg(sample_data())
+        .arg("--models-dir")
+        .arg(scratch.path().join("models"))
+        .output()
+        .unwrap();
+    assert_exit(&whole, 0);
+    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
+        .as_str()
+        .map(super::train::artifact_bytes)
+        .unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut server = start_server(state.path(), models.path(), &[]);
+    let mut submitter = client(state.path(), &server)
+        .arg("train")
+        .arg(&strategy)
+        .args(["--epochs", "12", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(submitter.stdout.take().unwrap());
+    let mut line = String::new();
+    // Once epoch 2 runs, the first epoch's checkpoint exists.
+    let id = loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no epoch 2 from trdr train"
+        );
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let epoch = event["progress"]["context"]["epoch"]["current"].as_u64();
+        if epoch.is_some_and(|epoch| epoch >= 2) {
+            break event["id"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    server.signal("-TERM");
+    assert_eq!(server.wait().code(), Some(0));
+    assert_child_exit(&mut submitter, 130);
+
+    let server = start_server(state.path(), models.path(), &[]);
+    let shown = client(state.path(), &server)
+        .args(["ops", "show", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&shown, 0);
+    let stopped: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(stopped["status"], "cancelled");
+    assert_eq!(stopped["cancel_reason"]["kind"], "shutdown");
+    assert!(
+        stopped["checkpoint"]["epoch"].as_u64() >= Some(2),
+        "{stopped}"
+    );
+
+    let resumed = client(state.path(), &server)
+        .args(["ops", "resume", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&resumed, 0);
+    let events = json_events(&resumed);
+    let done = &events.last().unwrap()["operation"];
+    assert_eq!(done["params"]["resumed_from"], id.as_str());
+    assert_eq!(
+        done["result"]["model_path"]
+            .as_str()
+            .map(super::train::artifact_bytes)
+            .unwrap(),
+        expected
+    );
+}

@@ -128,3 +128,112 @@ fn ctrl_c_during_training_cancels_it_and_leaves_no_model() {
         "a complete-looking artifact was left"
     );
 }
+
+/// The LSTM example without early stopping, at `dir/lstm.yaml`: a training
+/// whose length the test sets with `--epochs`, long enough to stop midway.
+pub(super) fn lstm_without_early_stopping(dir: &Path) -> PathBuf {
+    let example = std::fs::read_to_string(repo().join("strategies/btcusd_lstm.yaml")).unwrap();
+    let strategy = example.replacen("enabled: true", "enabled: false", 1);
+    assert_ne!(strategy, example, "the example's early stopping moved");
+    let path = dir.join("lstm.yaml");
+    std::fs::write(&path, strategy).unwrap();
+    path
+}
+
+/// What two trainings of the same seed must share byte for byte: the
+/// weights and test metrics of the artifact at `model_path`.
+pub(super) fn artifact_bytes(model_path: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = Path::new(model_path);
+    (
+        std::fs::read(dir.join("model.bpk")).unwrap(),
+        std::fs::read(dir.join("metrics.json")).unwrap(),
+    )
+}
+
+/// The operation record of `id` in the store of `state`.
+fn stored(state: &Path, id: &str) -> orchestrator_core::Operation {
+    let operations = OperationsService::open_sqlite(state.join("operations.db")).unwrap();
+    operations.get(&id.parse().unwrap()).unwrap()
+}
+
+#[test]
+fn slow_ctrl_c_saves_a_checkpoint_and_train_resume_ends_as_an_uninterrupted_run() {
+    let scratch = tempfile::tempdir().unwrap();
+    let strategy = lstm_without_early_stopping(scratch.path());
+    let train = |state: &Path, models: &Path| {
+        let mut command = trdr(state);
+        command
+            .arg("train")
+            .arg(&strategy)
+            .args(["--epochs", "12", "--json", "--data-dir"])
+            .arg(sample_data())
+            .arg("--models-dir")
+            .arg(models);
+        command
+    };
+
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = train(state.path(), models.path()).output().unwrap();
+    assert_exit(&whole, 0);
+    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
+        .as_str()
+        .map(artifact_bytes)
+        .unwrap();
+
+    // Interrupted once epoch 3 is done.
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut child = train(state.path(), models.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let id = loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "trdr ended before epoch 4"
+        );
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if epoch_and_batch(&event).is_some_and(|(epoch, _)| epoch >= 4) {
+            break event["id"].as_str().unwrap().to_owned();
+        }
+    };
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    assert_eq!(wait_or_hang(&mut child).code(), Some(130));
+    let stopped = stored(state.path(), &id);
+    assert_eq!(stopped.status, OperationStatus::Cancelled);
+    let checkpoint = stopped.checkpoint.expect("a checkpoint recorded on Ctrl-C");
+    assert!(checkpoint.epoch >= 4, "{checkpoint:?}");
+    assert!(Path::new(&checkpoint.path).starts_with(models.path()));
+
+    let resumed = trdr(state.path())
+        .args(["train", "--resume", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&resumed, 0);
+    let events = json_events(&resumed);
+    // The display goes on from the checkpoint, not from epoch 1.
+    let first = events.iter().find_map(epoch_and_batch).unwrap();
+    assert!(first.0 >= u64::from(checkpoint.epoch), "{first:?}");
+    let done = &events.last().unwrap()["operation"];
+    assert_eq!(done["params"]["resumed_from"], id.as_str());
+    assert_eq!(
+        done["result"]["model_path"]
+            .as_str()
+            .map(artifact_bytes)
+            .unwrap(),
+        expected,
+        "the resumed run's weights and metrics differ from the uninterrupted run's"
+    );
+    assert!(
+        !Path::new(&checkpoint.path).exists(),
+        "its checkpoint outlived it"
+    );
+}

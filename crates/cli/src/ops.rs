@@ -1,5 +1,8 @@
 //! `trdr ops`: list, show, watch, cancel and resume operations, on a server
-//! (`--server`) or in the local embedded store.
+//! (`--server`) or in the local embedded store; prune old checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -8,6 +11,7 @@ use orchestrator_core::{
     OperationsService,
 };
 use rpc::proto;
+use training_manager::{Pruned, prune_checkpoints};
 
 use crate::Global;
 use crate::display::{OperationDisplay, OutputMode};
@@ -79,6 +83,24 @@ enum OpsCommand {
         /// The stopped training, e.g. op_training_20261130_024000_0a1b2c3d.
         #[arg(value_name = "OP_ID")]
         id: OperationId,
+    },
+    /// Remove old checkpoints of stopped trainings nobody resumed.
+    ///
+    /// A cancelled or failed training keeps its checkpoint (in the models
+    /// directory's `.checkpoints`) until a resume of it completes. This
+    /// removes those last written longer ago than --older-than, on this
+    /// machine: run it where the trainings ran (for `trdr serve`, on the
+    /// server's machine with its models directory and state). A pending or
+    /// running training keeps its checkpoint, however old. A pruned
+    /// training can no longer be resumed.
+    Prune {
+        /// How old a checkpoint must be to go: a number and a unit, s, m, h
+        /// or d (e.g. 30d, 12h).
+        #[arg(long, value_name = "AGE", default_value = "30d", value_parser = parse_age)]
+        older_than: Duration,
+        /// The models directory [default: $TRDR_MODELS_DIR, else ./models]
+        #[arg(long, value_name = "DIR")]
+        models_dir: Option<PathBuf>,
     },
 }
 
@@ -154,7 +176,73 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
         }
         // A resume trains, and is followed, as `trdr train` does.
         OpsCommand::Resume { id } => crate::train::resume(&id, server, global).await,
+        OpsCommand::Prune {
+            older_than,
+            models_dir,
+        } => {
+            anyhow::ensure!(
+                server.is_none(),
+                "trdr ops prune removes files of this machine; run it on the server's machine \
+                 (without --server)"
+            );
+            let models = crate::train::models_dir(models_dir);
+            let pruned = prune_checkpoints(&embedded::operations()?, &models, older_than)
+                .with_context(|| format!("cannot prune the checkpoints in {}", models.display()))?;
+            if global.json {
+                println!("{}", serde_json::to_string(&pruned)?);
+            } else {
+                print!("{}", pruned_text(&pruned, &models));
+            }
+            Ok(0)
+        }
     }
+}
+
+/// `30d`, `12h`, `90m` or `45s` as a duration.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let unit_at = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(unit_at);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?} is not an age such as 30d, 12h, 90m or 45s"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|count| count.checked_mul(seconds))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is not an age such as 30d, 12h, 90m or 45s"))
+}
+
+/// What `trdr ops prune` did, for a person.
+fn pruned_text(pruned: &Pruned, models: &Path) -> String {
+    let bytes: u64 = pruned.removed.iter().map(|(_, bytes)| bytes).sum();
+    let mut text = match pruned.removed.len() {
+        0 => format!(
+            "No checkpoint to remove in {}.\n",
+            models.join(".checkpoints").display()
+        ),
+        count => format!(
+            "Removed {count} checkpoint{} ({}) from {}.\n",
+            if count == 1 { "" } else { "s" },
+            size_text(bytes),
+            models.join(".checkpoints").display()
+        ),
+    };
+    if !pruned.kept_live.is_empty() {
+        text.push_str(&format!(
+            "Kept {} of trainings still pending or running.\n",
+            pruned.kept_live.len()
+        ));
+    }
+    text
 }
 
 /// Where operations are read: a server, or the embedded store.
@@ -488,6 +576,35 @@ mod tests {
         operation.finished_at = Some(operation.created_at + chrono::Duration::milliseconds(1_020));
         operation.error = Some("no data file data/GBPUSD_1h.csv".to_owned());
         operation
+    }
+
+    #[test]
+    fn ages_have_a_unit_and_prune_reports_what_it_removed() {
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("0s"), Ok(Duration::ZERO));
+        for bad in ["30", "d", "-1d", "1.5h", "30w", ""] {
+            let error = parse_age(bad).unwrap_err();
+            assert!(error.contains("such as 30d"), "{bad:?}: {error}");
+        }
+
+        let models = Path::new("models");
+        let pruned = Pruned {
+            removed: vec![
+                (PathBuf::from("models/.checkpoints/a.ckpt"), 700_000),
+                (PathBuf::from("models/.checkpoints/b.ckpt"), 500_000),
+            ],
+            kept_live: vec![PathBuf::from("models/.checkpoints/c.ckpt")],
+        };
+        expect![[r#"
+            Removed 2 checkpoints (1.2 MB) from models/.checkpoints.
+            Kept 1 of trainings still pending or running.
+        "#]]
+        .assert_eq(&pruned_text(&pruned, models));
+        expect![[r#"
+            No checkpoint to remove in models/.checkpoints.
+        "#]]
+        .assert_eq(&pruned_text(&Pruned::default(), models));
     }
 
     #[test]

@@ -300,6 +300,59 @@ fn checkpoints_dir(models: &Path) -> PathBuf {
     models.join(".checkpoints")
 }
 
+/// Checkpoints [`prune_checkpoints`] removed, and those it kept because
+/// their training is still live.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Each removed file and its size.
+    pub removed: Vec<(PathBuf, u64)>,
+    pub kept_live: Vec<PathBuf>,
+}
+
+/// Removes the checkpoints in `models`' checkpoints folder last written
+/// more than `older_than` ago (and leftovers of interrupted writes): those
+/// of stopped trainings nobody resumed. A checkpoint whose training is
+/// still pending or running in `operations` is kept, however old.
+///
+/// A pruned training can no longer be resumed (`resume` says so).
+pub fn prune_checkpoints(
+    operations: &OperationsService,
+    models: &Path,
+    older_than: std::time::Duration,
+) -> std::io::Result<Pruned> {
+    let dir = checkpoints_dir(models);
+    let mut pruned = Pruned::default();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(pruned),
+        Err(error) => return Err(error),
+    };
+    let now = std::time::SystemTime::now();
+    for entry in entries {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        let age = now.duration_since(metadata.modified()?).unwrap_or_default();
+        if !metadata.is_file() || age <= older_than {
+            continue;
+        }
+        let path = entry.path();
+        let live = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| stem.parse::<OperationId>().ok())
+            .and_then(|id| operations.get(&id).ok())
+            .is_some_and(|operation| !operation.status.is_terminal());
+        if live {
+            pruned.kept_live.push(path);
+        } else {
+            std::fs::remove_file(&path)?;
+            pruned.removed.push((path, metadata.len()));
+        }
+    }
+    pruned.removed.sort();
+    Ok(pruned)
+}
+
 /// Records each checkpoint the training of `id` saves in its operation.
 fn record_checkpoints(
     operations: OperationsService,

@@ -237,3 +237,38 @@ fn slow_ctrl_c_saves_a_checkpoint_and_train_resume_ends_as_an_uninterrupted_run(
         "its checkpoint outlived it"
     );
 }
+
+#[test]
+fn ops_prune_removes_old_checkpoints_here_and_refuses_a_server() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let checkpoints = models.path().join(".checkpoints");
+    std::fs::create_dir(&checkpoints).unwrap();
+    let stale = checkpoints.join("op_training_20261001_120000_0a1b2c3d.ckpt");
+    std::fs::write(&stale, vec![0; 1500]).unwrap();
+
+    let output = trdr(state.path())
+        .args(["ops", "prune", "--older-than", "0s", "--models-dir"])
+        .arg(models.path())
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output.stdout).starts_with("Removed 1 checkpoint (1.5 kB) from"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(!stale.exists());
+
+    let remote = trdr(state.path())
+        .args(["ops", "prune", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_exit(&remote, 1);
+    assert!(text(&remote.stderr).contains("run it on the server's machine"));
+    let bad_age = trdr(state.path())
+        .args(["ops", "prune", "--older-than", "soon"])
+        .output()
+        .unwrap();
+    assert_exit(&bad_age, 2);
+}

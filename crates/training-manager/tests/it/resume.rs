@@ -196,3 +196,67 @@ async fn a_second_resume_while_one_runs_or_a_changed_strategy_file_is_refused() 
         "{refused}"
     );
 }
+
+#[test]
+fn pruning_removes_old_checkpoints_but_never_a_live_trainings() {
+    use std::time::{Duration, SystemTime};
+
+    let models = tempfile::tempdir().unwrap();
+    let dir = models.path().join(".checkpoints");
+    std::fs::create_dir(&dir).unwrap();
+    let operations = orchestrator_core::OperationsService::in_memory();
+    let live = operations
+        .create(
+            orchestrator_core::OperationKind::Training,
+            serde_json::json!({}),
+            None,
+        )
+        .unwrap();
+    operations.start(&live.id).unwrap();
+    let month_ago = SystemTime::now() - Duration::from_secs(31 * 24 * 3600);
+    let file = |name: &str, modified: SystemTime| {
+        let path = dir.join(name);
+        std::fs::write(&path, b"state").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        path
+    };
+    let stale = file("op_training_20261001_120000_0a1b2c3d.ckpt", month_ago);
+    let leftover = file(
+        ".op_training_20261001_120000_0a1b2c3d.ckpt.tmp-00ff",
+        month_ago,
+    );
+    let running = file(&format!("{}.ckpt", live.id), month_ago);
+    let recent = file(
+        "op_training_20261129_120000_0a1b2c3d.ckpt",
+        SystemTime::now(),
+    );
+
+    let thirty_days = Duration::from_secs(30 * 24 * 3600);
+    let pruned =
+        training_manager::prune_checkpoints(&operations, models.path(), thirty_days).unwrap();
+    let mut removed: Vec<_> = pruned
+        .removed
+        .iter()
+        .map(|(path, _)| path.clone())
+        .collect();
+    removed.sort();
+    let mut expected = vec![stale.clone(), leftover.clone()];
+    expected.sort();
+    assert_eq!(removed, expected, "removed, in path order");
+    assert!(pruned.removed.iter().all(|(_, bytes)| *bytes == 5));
+    assert_eq!(pruned.kept_live, [running.clone()]);
+    assert!(!stale.exists() && !leftover.exists());
+    assert!(running.exists() && recent.exists());
+
+    // No checkpoints folder at all: nothing to do.
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        training_manager::prune_checkpoints(&operations, empty.path(), thirty_days).unwrap(),
+        training_manager::Pruned::default()
+    );
+}

@@ -33,8 +33,8 @@ use orchestrator_core::{
 
 pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
 pub use local_trainer::{
-    Backend, Checkpoints, Directories, Metrics, PipelineError, SavedCheckpoint, TrainingOptions,
-    TrainingRequest, TrainingSummary, resume_strategy,
+    Backend, Checkpoints, Directories, Metrics, PipelineError, SavedCheckpoint, TrainError,
+    TrainingOptions, TrainingRequest, TrainingSummary, resume_strategy,
 };
 
 /// Why a training routed by the adapter did not produce a model.

@@ -38,7 +38,7 @@ use strategy::{StrategyConfig, StrategyError, with_overrides};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use training_adapter::{
-    Checkpoints, SavedCheckpoint, TrainingAdapter, TrainingOptions, TrainingRequest,
+    Checkpoints, SavedCheckpoint, TrainError, TrainingAdapter, TrainingOptions, TrainingRequest,
     resume_strategy,
 };
 
@@ -232,8 +232,11 @@ impl TrainingManager {
             // A strategy sent as text is only in the checkpoint now.
             StrategySource::Text { .. } | StrategySource::Named(_) => None,
         };
-        let strategy = resume_strategy(&path, current.as_ref())
-            .map_err(|error| refuse(error_chain(&error)))?;
+        let strategy = resume_strategy(&path, current.as_ref()).map_err(|error| match error {
+            // The reason alone: the operation is named already.
+            TrainError::Resume { reason, .. } => refuse(reason),
+            other => refuse(error_chain(&other)),
+        })?;
         let options = TrainingOptions {
             backend: request.backend,
             epochs: request.epochs,

@@ -6,9 +6,11 @@
 //!   set-up (with back-off), and keeps the connection checked with HTTP/2
 //!   keep-alive pings so a host that dies is noticed within seconds.
 //! - [`TrainingHostClient`] runs one training on a training host: events
-//!   become progress of the local operation, cancelling the token sends
-//!   `CancelTraining` and drops the event stream, and the finished model's
-//!   files are fetched into a folder.
+//!   become progress of the local operation and announcements of the
+//!   checkpoints it saves there (each fetched whole with
+//!   `fetch_checkpoint`), cancelling the token sends `CancelTraining` and
+//!   drops the event stream, and the finished model's files are fetched
+//!   into a folder.
 //! - [`DataHostClient`] streams bars from a data host; it is market-data's
 //!   `RemoteBars`, which `DataManager::with_remote` takes for the fetching
 //!   load modes.
@@ -49,4 +51,7 @@ pub use error::{HostError, HostKind};
 pub use operations::{
     CANCEL_DEADLINE, OperationPage, OperationWatch, OperationsClient, RESUME_DEADLINE,
 };
-pub use training::{RemoteCompletion, RemoteStop, RemoteTrainingError, TrainingHostClient};
+pub use training::{
+    FetchedCheckpoint, RemoteCheckpoint, RemoteCompletion, RemoteStop, RemoteTrainingError,
+    RemoteUpdate, TrainingHostClient,
+};

@@ -1,7 +1,7 @@
 //! [`TrainingHostClient`]: runs one training on a training host, turning its
 //! events into progress of the local operation and forwarding cancellation
 //! (an explicit `CancelTraining`, then dropping the event stream), and
-//! fetches the finished model's files.
+//! fetches the checkpoints it announces and the finished model's files.
 
 use std::fmt;
 use std::fs::File;
@@ -26,6 +26,58 @@ use crate::{HostEndpoint, HostError};
 /// is still heard.
 const CANCEL_TIMEOUT: Duration =
     rpc::CANCEL_CONFIRM_WINDOW.saturating_add(Duration::from_millis(500));
+
+/// The most bytes a fetched checkpoint may have: it is held in memory
+/// until it is whole.
+const MAX_CHECKPOINT_BYTES: usize = 1024 * 1024 * 1024;
+
+/// What a training on the host tells while it runs.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one update at a time goes by value to a callback; boxing would allocate for every \
+              progress event"
+)]
+pub enum RemoteUpdate {
+    /// The host accepted the training as the session `session_id`.
+    Accepted {
+        session_id: String,
+    },
+    Progress(ProgressState),
+    /// The session saved a checkpoint on the host;
+    /// [`TrainingHostClient::fetch_checkpoint`] brings it over.
+    Checkpoint(RemoteCheckpoint),
+}
+
+/// A checkpoint a session saved on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteCheckpoint {
+    /// The epoch the state is in (from 1).
+    pub epoch: u32,
+    /// Batches of that epoch done: all of them at the end of an epoch.
+    pub batch: u32,
+    pub bytes: u64,
+}
+
+impl From<proto::CheckpointSaved> for RemoteCheckpoint {
+    fn from(saved: proto::CheckpointSaved) -> Self {
+        Self {
+            epoch: saved.epoch,
+            batch: saved.batch,
+            bytes: saved.bytes,
+        }
+    }
+}
+
+/// A session's checkpoint file, fetched whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedCheckpoint {
+    /// Which checkpoint the session had recorded when the fetch began; the
+    /// content is that one or one saved since (each save replaces the
+    /// file whole on the host, and the content is one whole file).
+    pub checkpoint: RemoteCheckpoint,
+    pub content: Vec<u8>,
+}
 
 /// A training the host completed.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +150,7 @@ pub enum RemoteTrainingError {
 /// The client of one training host.
 ///
 /// ```no_run
-/// use host_client::{ConnectOptions, HostEndpoint, HostKind, TrainingHostClient};
+/// use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteUpdate, TrainingHostClient};
 /// use orchestrator_core::CancellationToken;
 /// use strategy::TrainingRequest;
 ///
@@ -110,7 +162,11 @@ pub enum RemoteTrainingError {
 /// ));
 /// let token = CancellationToken::new();
 /// let done = host
-///     .train(&request, &token, |state| println!("{}", state.message))
+///     .train(&request, &token, |update| {
+///         if let RemoteUpdate::Progress(state) = update {
+///             println!("{}", state.message);
+///         }
+///     })
 ///     .await?;
 /// let dir = std::path::Path::new("incoming");
 /// host.fetch_artifact(&done.session_id, dir, &token).await?;
@@ -137,7 +193,9 @@ impl TrainingHostClient {
     }
 
     /// Runs `request` on the host until it completes, fails or is cancelled,
-    /// handing every progress event to `on_progress`.
+    /// handing what it tells (the session's id, progress, checkpoints
+    /// saved there) to `on_update`, which must not block: the stream waits
+    /// for it.
     ///
     /// Cancelling `token` sends `CancelTraining` (answered within
     /// [`rpc::CANCEL_CONFIRM_WINDOW`] or not waited for), closes the event
@@ -149,7 +207,7 @@ impl TrainingHostClient {
         &self,
         request: &TrainingRequest,
         token: &CancellationToken,
-        mut on_progress: impl FnMut(ProgressState) + Send,
+        mut on_update: impl FnMut(RemoteUpdate) + Send,
     ) -> Result<RemoteCompletion, RemoteTrainingError> {
         let Some(mut client) = self.client(token).await? else {
             return Err(self.cancelled(token, "connecting", RemoteStop::NothingRunning));
@@ -181,7 +239,7 @@ impl TrainingHostClient {
                 }
                 event = events.message() => event,
             };
-            match self.on_event(event, &mut session_id, token, &mut on_progress)? {
+            match self.on_event(event, &mut session_id, token, &mut on_update)? {
                 Some(completion) => return Ok(completion),
                 None => continue,
             }
@@ -258,6 +316,76 @@ impl TrainingHostClient {
         Ok(files)
     }
 
+    /// Fetches the checkpoint the session `session_id` last saved, whole;
+    /// `None` when it has none (it saved none yet, or it completed, which
+    /// removes it). The chunks must continue where the last one ended and
+    /// end with one marked last, within 1 GiB (it is held in memory); anything
+    /// else is refused as a protocol error.
+    pub async fn fetch_checkpoint(
+        &self,
+        session_id: &str,
+        token: &CancellationToken,
+    ) -> Result<Option<FetchedCheckpoint>, RemoteTrainingError> {
+        const STAGE: &str = "fetching a checkpoint from the host";
+        let Some(mut client) = self.client(token).await? else {
+            return Err(self.cancelled(token, STAGE, RemoteStop::NothingRunning));
+        };
+        let request = proto::FetchCheckpointRequest {
+            session_id: session_id.to_owned(),
+        };
+        let cancelled = || self.cancelled(token, STAGE, RemoteStop::NothingRunning);
+        let started = token
+            .run_until_cancelled(STAGE, client.fetch_checkpoint(request))
+            .await
+            .map_err(|_| cancelled())?;
+        let mut chunks: Streaming<proto::CheckpointChunk> = match started {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => return Ok(None),
+            Err(status) => return Err(self.endpoint.status_error(&status).into()),
+        };
+        let mut checkpoint = None;
+        let mut content = Vec::new();
+        loop {
+            let chunk = token
+                .run_until_cancelled(STAGE, chunks.message())
+                .await
+                .map_err(|_| cancelled())?
+                .map_err(|status| self.endpoint.status_error(&status))?
+                .ok_or_else(|| {
+                    self.protocol(format!(
+                        "the checkpoint of session {session_id} ended before its last chunk"
+                    ))
+                })?;
+            if chunk.offset != content.len() as u64 {
+                return Err(self.protocol(format!(
+                    "a checkpoint chunk at offset {} after {} bytes",
+                    chunk.offset,
+                    content.len()
+                )));
+            }
+            if content.len() + chunk.data.len() > MAX_CHECKPOINT_BYTES {
+                return Err(self.protocol(format!(
+                    "the checkpoint of session {session_id} is larger than \
+                     {MAX_CHECKPOINT_BYTES} bytes"
+                )));
+            }
+            if chunk.offset == 0 {
+                checkpoint = chunk.checkpoint.map(RemoteCheckpoint::from);
+            }
+            content.extend_from_slice(&chunk.data);
+            if chunk.last {
+                break;
+            }
+        }
+        let checkpoint = checkpoint.ok_or_else(|| {
+            self.protocol("the first checkpoint chunk does not say which checkpoint".to_owned())
+        })?;
+        Ok(Some(FetchedCheckpoint {
+            checkpoint,
+            content,
+        }))
+    }
+
     /// A client on a fresh connection; `None` when `token` was cancelled first.
     async fn client(
         &self,
@@ -276,7 +404,7 @@ impl TrainingHostClient {
         event: Result<Option<proto::TrainingEvent>, tonic::Status>,
         session_id: &mut Option<String>,
         token: &CancellationToken,
-        on_progress: &mut impl FnMut(ProgressState),
+        on_update: &mut impl FnMut(RemoteUpdate),
     ) -> Result<Option<RemoteCompletion>, RemoteTrainingError> {
         let event = match event {
             Ok(Some(event)) => event.event,
@@ -293,12 +421,18 @@ impl TrainingHostClient {
         match event {
             Some(Event::Accepted(accepted)) => {
                 tracing::debug!(url = %self.endpoint.url(), session = %accepted.session_id, "training accepted");
-                *session_id = Some(accepted.session_id);
+                *session_id = Some(accepted.session_id.clone());
+                on_update(RemoteUpdate::Accepted {
+                    session_id: accepted.session_id,
+                });
             }
             Some(Event::Progress(progress)) => {
                 let state = ProgressState::try_from(progress)
                     .map_err(|err| self.protocol(format!("progress: {err}")))?;
-                on_progress(state);
+                on_update(RemoteUpdate::Progress(state));
+            }
+            Some(Event::CheckpointSaved(saved)) => {
+                on_update(RemoteUpdate::Checkpoint(saved.into()));
             }
             Some(Event::Completed(completed)) => {
                 let session_id = session_id.take().ok_or_else(|| {

@@ -16,7 +16,7 @@ use tonic::Status;
 pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Chunks read ahead of a slow receiver.
-const READ_AHEAD: usize = 4;
+pub(crate) const READ_AHEAD: usize = 4;
 
 /// Streams the files of `dir`, the artifact of `session`.
 pub(crate) async fn stream(
@@ -56,7 +56,13 @@ pub(crate) async fn stream(
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         for (name, path) in files {
-            match send_file(&name, &path, &sender) {
+            let chunk = |offset, data, last| ArtifactChunk {
+                file: name.clone(),
+                offset,
+                data,
+                last,
+            };
+            match File::open(&path).and_then(|file| send_chunks(file, &sender, chunk)) {
                 Ok(true) => {}
                 // The receiver went away: nobody to send to.
                 Ok(false) => return,
@@ -88,14 +94,14 @@ fn artifact_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// Sends one file in chunks, the last one marked; `false` if the receiver
-/// went away. An empty file is one empty chunk.
-fn send_file(
-    name: &str,
-    path: &Path,
-    sender: &mpsc::Sender<Result<ArtifactChunk, Status>>,
+/// Sends `file` in chunks made by `chunk(offset, data, last)`, the last
+/// one marked; `false` if the receiver went away. An empty file is one
+/// empty chunk.
+pub(crate) fn send_chunks<T>(
+    mut file: File,
+    sender: &mpsc::Sender<Result<T, Status>>,
+    mut chunk: impl FnMut(u64, Vec<u8>, bool) -> T,
 ) -> io::Result<bool> {
-    let mut file = File::open(path)?;
     let mut offset = 0;
     let mut current = read_chunk(&mut file)?;
     loop {
@@ -107,13 +113,10 @@ fn send_file(
         };
         let last = next.is_empty();
         let len = current.len() as u64;
-        let chunk = ArtifactChunk {
-            file: name.to_owned(),
-            offset,
-            data: current,
-            last,
-        };
-        if sender.blocking_send(Ok(chunk)).is_err() {
+        if sender
+            .blocking_send(Ok(chunk(offset, current, last)))
+            .is_err()
+        {
             return Ok(false);
         }
         if last {

@@ -10,7 +10,10 @@
 //!   and the others wait (`WAITING`, with their place in line as the progress
 //!   message). `CancelTraining`, or dropping the event stream, cancels the
 //!   session's token and the trainer stops within a batch. `FetchArtifact`
-//!   streams a completed session's model files, `manifest.json` last.
+//!   streams a completed session's model files, `manifest.json` last. Each
+//!   checkpoint a session saves (in the models folder's `.checkpoints`) is
+//!   announced in its event stream (`CheckpointSaved`), and
+//!   `FetchCheckpoint` streams the one it last saved.
 //! - `trdr.v1.DataHost`: `ListSeries` and `FetchBars` over the data store.
 //! - the standard gRPC health service (both services `SERVING`) and server
 //!   reflection.
@@ -41,6 +44,7 @@
 //! ```
 
 mod artifact;
+mod checkpoint;
 mod data;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use orchestrator_core::store::InMemoryStore;
 use orchestrator_core::{
-    CancelReason, HostServiceConfig, ListFilter, Operation, OperationError, OperationId,
-    OperationKind, OperationStatus, OperationsService, ServiceOrchestrator,
+    CancelReason, Checkpoint, HostServiceConfig, ListFilter, Operation, OperationError,
+    OperationId, OperationKind, OperationStatus, OperationsService, ServiceOrchestrator,
 };
+use progress::ProgressState;
 use rpc::proto::{self, training_host_server::TrainingHost};
 use strategy::{Directories, TrainingRequest, TrainingSummary};
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use tonic::{Request, Response, Status};
 use training_manager::TrainingManager;
 
 use crate::artifact;
+use crate::checkpoint;
 use crate::sessions;
 
 /// The note of the cancel when a caller drops its event stream.
@@ -78,9 +80,10 @@ impl Host {
     }
 
     /// The events of one session: `Accepted`, the latest progress whenever
-    /// it changes (a slow reader skips intermediate snapshots), then the
-    /// end. A caller that drops the stream before the end cancels the
-    /// session.
+    /// it changes (a slow reader skips intermediate snapshots) and each
+    /// checkpoint it records (`CheckpointSaved`, before the progress of the
+    /// same snapshot, so the end comes after the last one), then the end. A
+    /// caller that drops the stream before the end cancels the session.
     fn events(
         self: &Arc<Self>,
         id: OperationId,
@@ -97,21 +100,39 @@ impl Host {
             if sender.send(event(accepted)).await.is_err() {
                 return host.caller_went_away(&id);
             }
+            let mut announced: Option<Checkpoint> = None;
+            let mut reported: Option<ProgressState> = None;
             loop {
                 let snapshot = tokio::select! {
                     () = sender.closed() => return host.caller_went_away(&id),
                     snapshot = watch.next() => snapshot,
                 };
                 let Some(operation) = snapshot else { return };
-                let (next, ended) = match sessions::final_event(&operation) {
-                    Some(end) => (end, true),
-                    None => (Event::Progress((&operation.progress).into()), false),
-                };
-                if sender.send(event(next)).await.is_err() && !ended {
-                    return host.caller_went_away(&id);
+                if operation.checkpoint != announced {
+                    announced.clone_from(&operation.checkpoint);
+                    // `None`: a completed training removed its checkpoint.
+                    if let Some(saved) = &announced
+                        && sender
+                            .send(event(Event::CheckpointSaved(saved.into())))
+                            .await
+                            .is_err()
+                    {
+                        return host.caller_went_away(&id);
+                    }
                 }
-                if ended {
-                    return;
+                let next = match sessions::final_event(&operation) {
+                    Some(end) => {
+                        // Gone or not, the caller has nothing more to hear.
+                        let _ = sender.send(event(end)).await;
+                        return;
+                    }
+                    // A snapshot that changed only its checkpoint.
+                    None if reported.as_ref() == Some(&operation.progress) => continue,
+                    None => Event::Progress((&operation.progress).into()),
+                };
+                reported = Some(operation.progress);
+                if sender.send(event(next)).await.is_err() {
+                    return host.caller_went_away(&id);
                 }
             }
         });
@@ -141,6 +162,7 @@ impl TrainingService {
 impl TrainingHost for TrainingService {
     type StartTrainingStream = ReceiverStream<Result<proto::TrainingEvent, Status>>;
     type FetchArtifactStream = ReceiverStream<Result<proto::ArtifactChunk, Status>>;
+    type FetchCheckpointStream = ReceiverStream<Result<proto::CheckpointChunk, Status>>;
 
     async fn start_training(
         &self,
@@ -240,6 +262,27 @@ impl TrainingHost for TrainingService {
         };
         Ok(Response::new(
             artifact::stream(session.id.as_str(), summary.model_path).await?,
+        ))
+    }
+
+    async fn fetch_checkpoint(
+        &self,
+        request: Request<proto::FetchCheckpointRequest>,
+    ) -> Result<Response<Self::FetchCheckpointStream>, Status> {
+        let session = self.host.session(&request.into_inner().session_id)?;
+        let Some(saved) = &session.checkpoint else {
+            let why = match session.status {
+                OperationStatus::Completed => "it completed, which removes its checkpoint",
+                _ => "it has not saved one (a training saves one at each epoch's end)",
+            };
+            return Err(Status::failed_precondition(format!(
+                "session {} has no checkpoint: {why}",
+                session.id
+            )));
+        };
+        let checkpoints_dir = checkpoint::checkpoints_dir(&self.host.directories.models);
+        Ok(Response::new(
+            checkpoint::stream(&session.id, saved, &checkpoints_dir).await?,
         ))
     }
 }

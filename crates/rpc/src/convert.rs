@@ -322,6 +322,18 @@ impl TryFrom<proto::Checkpoint> for Checkpoint {
     }
 }
 
+/// A training host's announcement of a session's checkpoint: how far it
+/// got and how large it is; the file stays on the host (`FetchCheckpoint`).
+impl From<&Checkpoint> for proto::CheckpointSaved {
+    fn from(checkpoint: &Checkpoint) -> Self {
+        Self {
+            epoch: checkpoint.epoch,
+            batch: checkpoint.batch,
+            bytes: checkpoint.bytes,
+        }
+    }
+}
+
 /// An operation as it travels: its result as the typed message of its
 /// kind. Fails only when the stored result is not that type.
 impl TryFrom<&Operation> for proto::Operation {
@@ -816,6 +828,25 @@ mod tests {
         });
         let wire = proto::Operation::try_from(&operation).unwrap();
         assert_eq!(Operation::try_from(wire).unwrap(), operation);
+    }
+
+    #[test]
+    fn a_checkpoint_is_announced_without_the_hosts_path() {
+        let checkpoint = Checkpoint {
+            path: "/host/models/.checkpoints/op_training.ckpt".into(),
+            bytes: 1_234_567,
+            epoch: 3,
+            batch: 12,
+            saved_at: Utc::now(),
+        };
+        assert_eq!(
+            proto::CheckpointSaved::from(&checkpoint),
+            proto::CheckpointSaved {
+                epoch: 3,
+                batch: 12,
+                bytes: 1_234_567,
+            }
+        );
     }
 
     #[test]

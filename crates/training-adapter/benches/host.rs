@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_support::{Flags, args_or_exit, quantile, verdict, workspace_root};
-use host_client::{ConnectOptions, HostEndpoint, HostKind, TrainingHostClient};
+use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteUpdate, TrainingHostClient};
 use local_trainer::LocalTrainer;
 use orchestrator_core::{
     CancelReason, CancellationToken, HostServiceConfig, OperationKind, OperationStatus,
@@ -299,7 +299,9 @@ async fn progress_rate(bench: &Bench, args: &Args) -> Result<Events, Box<dyn Err
     let started = Instant::now();
     bench
         .client
-        .train(&request, &CancellationToken::new(), |_| host_events += 1)
+        .train(&request, &CancellationToken::new(), |update| {
+            host_events += usize::from(matches!(update, RemoteUpdate::Progress(_)));
+        })
         .await?;
     let host_s = started.elapsed().as_secs_f64();
     Ok(Events {

@@ -28,6 +28,7 @@ async fn finishes<T>(future: impl std::future::Future<Output = T>) -> T {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::TrainingEvent, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<proto::ArtifactChunk, Status>> + Send>>;
+type CheckpointStream = Pin<Box<dyn Stream<Item = Result<proto::CheckpointChunk, Status>> + Send>>;
 
 /// A host that answers every call from a script.
 #[derive(Clone, Default)]
@@ -44,12 +45,15 @@ struct FakeHost {
     cancel_answer: Option<proto::SessionStatus>,
     cancels: Arc<Mutex<Vec<proto::CancelTrainingRequest>>>,
     artifact: Vec<proto::ArtifactChunk>,
+    /// The session's checkpoint; none (`FAILED_PRECONDITION`) when empty.
+    checkpoint: Vec<proto::CheckpointChunk>,
 }
 
 #[tonic::async_trait]
 impl TrainingHost for FakeHost {
     type StartTrainingStream = EventStream;
     type FetchArtifactStream = ChunkStream;
+    type FetchCheckpointStream = CheckpointStream;
 
     async fn start_training(
         &self,
@@ -108,6 +112,20 @@ impl TrainingHost for FakeHost {
     ) -> Result<Response<ChunkStream>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::iter(
             self.artifact.clone().into_iter().map(Ok),
+        ))))
+    }
+
+    async fn fetch_checkpoint(
+        &self,
+        _request: Request<proto::FetchCheckpointRequest>,
+    ) -> Result<Response<CheckpointStream>, Status> {
+        if self.checkpoint.is_empty() {
+            return Err(Status::failed_precondition(
+                "session sess_1 has no checkpoint",
+            ));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            self.checkpoint.clone().into_iter().map(Ok),
         ))))
     }
 }
@@ -274,8 +292,10 @@ async fn progress_events_arrive_as_progress_states_then_the_completion() {
     let mut seen = Vec::new();
     let done = host
         .client()
-        .train(&request(), &CancellationToken::new(), |state| {
-            seen.push(state)
+        .train(&request(), &CancellationToken::new(), |update| {
+            if let RemoteUpdate::Progress(state) = update {
+                seen.push(state);
+            }
         })
         .await
         .unwrap();
@@ -459,8 +479,10 @@ async fn cancelling_after_the_host_died_ends_promptly_unconfirmed() {
     let (seen, mut progressed) = tokio::sync::mpsc::unbounded_channel();
     let client = host.client();
     let request = request();
-    let training = client.train(&request, &token, move |state| {
-        let _ = seen.send(state);
+    let training = client.train(&request, &token, move |update| {
+        if let RemoteUpdate::Progress(state) = update {
+            let _ = seen.send(state);
+        }
     });
     tokio::pin!(training);
     tokio::select! {
@@ -583,8 +605,10 @@ async fn a_host_that_dies_mid_training_is_lost() {
     let client = host.client();
     let request = request();
     let token = CancellationToken::new();
-    let training = client.train(&request, &token, move |state| {
-        let _ = seen.send(state);
+    let training = client.train(&request, &token, move |update| {
+        if let RemoteUpdate::Progress(state) = update {
+            let _ = seen.send(state);
+        }
     });
     tokio::pin!(training);
     tokio::select! {
@@ -729,4 +753,132 @@ async fn artifact_chunks_that_leave_the_folder_or_skip_bytes_are_refused() {
         let _ = std::fs::remove_file(into.join("model.bpk"));
     }
     assert!(!outer.path().join("escaped").exists());
+}
+
+fn saved(epoch: u32, batch: u32) -> proto::CheckpointSaved {
+    proto::CheckpointSaved {
+        epoch,
+        batch,
+        bytes: 6,
+    }
+}
+
+#[tokio::test]
+async fn the_session_and_each_checkpoint_saved_on_the_host_are_told_in_order() {
+    let host = Running::start(
+        FakeHost {
+            events: vec![
+                accepted(),
+                progress(&epoch(1)),
+                Event::CheckpointSaved(saved(1, 40)),
+                progress(&epoch(2)),
+                Event::CheckpointSaved(saved(2, 40)),
+                completed(Some((&summary()).into())),
+            ],
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let mut updates = Vec::new();
+    host.client()
+        .train(&request(), &CancellationToken::new(), |update| {
+            updates.push(update);
+        })
+        .await
+        .unwrap();
+    let checkpoint = |epoch| {
+        RemoteUpdate::Checkpoint(RemoteCheckpoint {
+            epoch,
+            batch: 40,
+            bytes: 6,
+        })
+    };
+    assert_eq!(
+        updates,
+        [
+            RemoteUpdate::Accepted {
+                session_id: "sess_1".to_owned()
+            },
+            RemoteUpdate::Progress(epoch(1)),
+            checkpoint(1),
+            RemoteUpdate::Progress(epoch(2)),
+            checkpoint(2),
+        ]
+    );
+}
+
+fn checkpoint_chunk(offset: u64, data: &[u8], last: bool) -> proto::CheckpointChunk {
+    proto::CheckpointChunk {
+        checkpoint: (offset == 0).then(|| saved(3, 7)),
+        offset,
+        data: data.to_vec(),
+        last,
+    }
+}
+
+async fn fetch_checkpoint(
+    checkpoint: Vec<proto::CheckpointChunk>,
+) -> Result<Option<FetchedCheckpoint>, RemoteTrainingError> {
+    let host = Running::start(
+        FakeHost {
+            checkpoint,
+            ..FakeHost::default()
+        },
+        None,
+    );
+    host.client()
+        .fetch_checkpoint("sess_1", &CancellationToken::new())
+        .await
+}
+
+#[tokio::test]
+async fn a_checkpoint_arrives_whole_saying_which_it_is_or_not_at_all() {
+    let fetched = fetch_checkpoint(vec![
+        checkpoint_chunk(0, b"abc", false),
+        checkpoint_chunk(3, b"def", true),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        fetched,
+        Some(FetchedCheckpoint {
+            checkpoint: RemoteCheckpoint {
+                epoch: 3,
+                batch: 7,
+                bytes: 6
+            },
+            content: b"abcdef".to_vec(),
+        })
+    );
+    // The host says the session has none.
+    assert_eq!(fetch_checkpoint(Vec::new()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn checkpoint_chunks_that_skip_bytes_stop_short_or_do_not_say_which_are_refused() {
+    let anonymous = proto::CheckpointChunk {
+        checkpoint: None,
+        ..checkpoint_chunk(0, b"abc", true)
+    };
+    for (chunks, expected) in [
+        (
+            vec![
+                checkpoint_chunk(0, b"abc", false),
+                checkpoint_chunk(4, b"e", true),
+            ],
+            "a checkpoint chunk at offset 4 after 3 bytes",
+        ),
+        (
+            vec![checkpoint_chunk(0, b"abc", false)],
+            "ended before its last chunk",
+        ),
+        (vec![anonymous], "does not say which checkpoint"),
+    ] {
+        let err = fetch_checkpoint(chunks).await.unwrap_err();
+        assert!(
+            matches!(err, RemoteTrainingError::Host(HostError::Protocol { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(expected), "{err}");
+    }
 }

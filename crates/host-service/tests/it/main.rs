@@ -167,7 +167,7 @@ async fn until_training(stream: &mut tonic::Streaming<proto::TrainingEvent>) {
 async fn final_event(stream: &mut tonic::Streaming<proto::TrainingEvent>) -> Event {
     loop {
         match next_event(stream).await {
-            Event::Progress(_) => {}
+            Event::Progress(_) | Event::CheckpointSaved(_) => {}
             end => {
                 let after = within(Box::pin(stream.message())).await.unwrap();
                 assert!(after.is_none(), "an event after the end: {after:?}");

@@ -18,9 +18,11 @@ async fn a_training_completes_and_its_artifact_can_be_fetched_manifest_last() {
     assert!(id.starts_with("op_training_"), "{id}");
 
     let mut messages = Vec::new();
+    let mut checkpoints = Vec::new();
     let summary = loop {
         match next_event(&mut stream).await {
             Event::Progress(progress) => messages.push(progress.message),
+            Event::CheckpointSaved(saved) => checkpoints.push(saved.epoch),
             Event::Completed(completed) => {
                 break TrainingSummary::try_from(completed.summary.unwrap()).unwrap();
             }
@@ -35,6 +37,16 @@ async fn a_training_completes_and_its_artifact_can_be_fetched_manifest_last() {
     );
     assert_eq!(summary.report.epochs_run, 1);
     assert!(summary.model_path.starts_with(host.models.path()));
+    // The epoch's end saved one; completing removed it.
+    assert_eq!(checkpoints.first(), Some(&1), "{checkpoints:?}");
+    let gone = client
+        .fetch_checkpoint(proto::FetchCheckpointRequest {
+            session_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::FailedPrecondition);
+    assert!(gone.message().contains("it completed"), "{gone:?}");
 
     let listed = client
         .list_sessions(proto::ListSessionsRequest {})
@@ -142,6 +154,66 @@ async fn cancel_training_mid_training_ends_the_stream_cancelled() {
     // Cancelling a finished session answers it unchanged.
     let again = cancel(&mut client, &id, "again").await;
     assert_eq!(again, listed[0]);
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_session_announces_its_checkpoints_and_sends_the_last_one_whole() {
+    let host = TestHost::start().await;
+    let mut client = host.training().await;
+    let (id, mut stream) = start(&mut client, long_request()).await;
+    let fetch = |session_id: &str| proto::FetchCheckpointRequest {
+        session_id: session_id.to_owned(),
+    };
+    // The end of the first epoch.
+    let first = loop {
+        if let Event::CheckpointSaved(saved) = next_event(&mut stream).await {
+            break saved;
+        }
+    };
+    assert_eq!((first.epoch, first.batch > 0), (1, true), "{first:?}");
+    cancel(&mut client, &id, "enough").await;
+    // Stopping saves one more, announced before the end.
+    let mut after_cancel = None;
+    let end = loop {
+        match next_event(&mut stream).await {
+            Event::CheckpointSaved(saved) => after_cancel = Some(saved),
+            Event::Progress(_) => {}
+            end => break end,
+        }
+    };
+    assert!(matches!(end, Event::Cancelled(_)), "{end:?}");
+    let last = after_cancel.expect("no checkpoint announced after the cancel");
+
+    let mut chunks = client
+        .fetch_checkpoint(fetch(&id))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut content = Vec::new();
+    let mut which = None;
+    while let Some(chunk) = within(Box::pin(chunks.next())).await {
+        let chunk = chunk.unwrap();
+        assert_eq!(chunk.offset, content.len() as u64);
+        if chunk.offset == 0 {
+            which = chunk.checkpoint;
+        }
+        content.extend_from_slice(&chunk.data);
+    }
+    assert_eq!(which, Some(last));
+    assert_eq!(content.len() as u64, last.bytes);
+    let on_disk = host
+        .models
+        .path()
+        .join(".checkpoints")
+        .join(format!("{id}.ckpt"));
+    assert_eq!(content, std::fs::read(on_disk).unwrap());
+
+    let unknown = client
+        .fetch_checkpoint(fetch("op_training_20240101_000000_00000000"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     host.stop().await.unwrap();
 }
 

@@ -330,8 +330,11 @@ pub(crate) fn encode(path: &Path, sections: &Sections<'_>) -> Result<Vec<u8>, Tr
 }
 
 /// Replaces `path` with `content` so that a crash leaves the old file or
-/// the new one, whole: a temporary file, fsync, rename, fsync of the folder.
-pub(crate) fn replace_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
+/// the new one, whole: a temporary file in the same folder (created if
+/// missing), fsync, rename, fsync of the folder. Checkpoints are written
+/// this way, here and where a checkpoint fetched from a training host
+/// lands.
+pub fn replace_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();

@@ -93,7 +93,7 @@ pub use artifact::{
     STRATEGY_FILE, WEIGHTS_FILE, load_artifact, save_artifact,
 };
 pub use backend::{Backend, UnknownBackend};
-pub use checkpoint::{Checkpoints, SavedCheckpoint, resume_strategy};
+pub use checkpoint::{Checkpoints, SavedCheckpoint, replace_atomically, resume_strategy};
 pub use error::{ArtifactError, TrainError};
 pub use model::{Architecture, Model};
 pub use pipeline::{LocalTrainer, PipelineError};

@@ -8,7 +8,9 @@
 //! events become the operation's progress, a cancel is forwarded to the
 //! host, and the finished model is fetched into the local models folder as
 //! the next free version, so the summary's `model_path` is a local path.
-//! The host reads its own data folder.
+//! Each checkpoint the host announces is fetched into the local checkpoint
+//! file and recorded as a local one would be, so a training stopped or
+//! lost on the host resumes here. The host reads its own data folder.
 //!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
@@ -25,11 +27,15 @@
 //! # }
 //! ```
 
-use host_client::{ConnectOptions, HostEndpoint, HostKind, TrainingHostClient};
+use std::time::Instant;
+
+use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteUpdate, TrainingHostClient};
 use local_trainer::{ArtifactError, PendingArtifact};
 use orchestrator_core::{
-    BoxError, CancellationToken, HostServiceConfig, ProgressReporter, ServiceAdapter,
+    BoxError, CancelReason, CancellationToken, HostServiceConfig, ProgressReporter, ServiceAdapter,
+    error_chain,
 };
+use tokio::sync::watch;
 
 pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
 pub use local_trainer::{
@@ -91,9 +97,10 @@ impl TrainingAdapter {
     /// blocked. Cancelling `token` stops the training loop within a batch,
     /// locally or on the host.
     ///
-    /// A local training saves and resumes `checkpoints`. A host keeps its
-    /// own and they are not fetched yet, so `checkpoints` are not used on
-    /// a host, and a resume is refused there.
+    /// A local training saves and resumes `checkpoints`. On a host, each
+    /// checkpoint the host saves is fetched into `checkpoints.path` and
+    /// reported to `checkpoints.on_saved`; a resume is refused there (the
+    /// checkpoint does not travel to the host).
     pub async fn train(
         &self,
         request: TrainingRequest,
@@ -103,13 +110,14 @@ impl TrainingAdapter {
         progress: ProgressReporter,
     ) -> Result<TrainingSummary, AdapterError> {
         if let Some(host) = &self.host {
-            if let Some(path) = checkpoints.and_then(|checkpoints| checkpoints.resume_from) {
+            if let Some(path) = checkpoints.as_ref().and_then(|c| c.resume_from.clone()) {
                 return Err(AdapterError::ResumeOnHost {
                     url: host.endpoint().url().to_owned(),
                     path,
                 });
             }
-            return train_on_host(host, &request, &directories, &token, &progress).await;
+            return train_on_host(host, &request, &directories, checkpoints, &token, &progress)
+                .await;
         }
         let run = tokio::task::spawn_blocking(move || {
             let mut report = |state| progress.report(state);
@@ -130,17 +138,49 @@ impl TrainingAdapter {
     }
 }
 
-/// Trains on `host`, then installs its model in the local models folder.
+/// Trains on `host`, bringing each checkpoint it announces over into
+/// `checkpoints`, then installs its model in the local models folder.
 async fn train_on_host(
     host: &TrainingHostClient,
     request: &TrainingRequest,
     directories: &Directories,
+    checkpoints: Option<Checkpoints>,
     token: &CancellationToken,
     progress: &ProgressReporter,
 ) -> Result<TrainingSummary, AdapterError> {
-    let done = host
-        .train(request, token, |state| progress.report(state))
-        .await?;
+    let fetcher = checkpoints.map(|checkpoints| CheckpointFetcher::start(host, checkpoints));
+    let trained = host
+        .train(request, token, |update| match (update, &fetcher) {
+            (RemoteUpdate::Progress(state), _) => progress.report(state),
+            (RemoteUpdate::Accepted { session_id }, Some(fetcher)) => fetcher.follow(session_id),
+            (RemoteUpdate::Checkpoint(_), Some(fetcher)) => fetcher.fetch_newest(),
+            (RemoteUpdate::Accepted { .. } | RemoteUpdate::Checkpoint(_), None) => {}
+        })
+        .await;
+    let done = match trained {
+        Ok(done) => {
+            // The host removed its checkpoint; the manager removes ours.
+            if let Some(fetcher) = fetcher {
+                fetcher.abandon().await;
+            }
+            done
+        }
+        Err(error) => {
+            if let Some(fetcher) = fetcher {
+                // A confirmed stop saved a checkpoint where the training
+                // stopped, announced after this side stopped listening.
+                if let RemoteTrainingError::Cancelled {
+                    stop: RemoteStop::Confirmed,
+                    ..
+                } = error
+                {
+                    fetcher.fetch_newest();
+                }
+                fetcher.finish().await;
+            }
+            return Err(error.into());
+        }
+    };
     let url = host.endpoint().url();
     let mut summary = done.summary;
     let install = |source| AdapterError::Install {
@@ -153,6 +193,119 @@ async fn train_on_host(
         .await?;
     summary.model_path = pending.commit(token).map_err(install)?;
     Ok(summary)
+}
+
+/// Brings the checkpoints of a session on a host over into the local
+/// checkpoint file, on a task of its own so that the event stream never
+/// waits for a fetch. One fetch at a time: announcements that arrive
+/// during one are folded into one fetch of the newest afterwards.
+struct CheckpointFetcher {
+    /// The session, once the host accepted the training; marked changed
+    /// when a newer checkpoint is wanted.
+    wanted: watch::Sender<Option<String>>,
+    /// Cancels a fetch that is no longer needed.
+    abandoned: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CheckpointFetcher {
+    fn start(host: &TrainingHostClient, checkpoints: Checkpoints) -> Self {
+        let (wanted, session) = watch::channel(None);
+        let abandoned = CancellationToken::new();
+        let task = tokio::spawn(fetch_each(
+            host.clone(),
+            checkpoints,
+            session,
+            abandoned.clone(),
+        ));
+        Self {
+            wanted,
+            abandoned,
+            task,
+        }
+    }
+
+    fn follow(&self, session_id: String) {
+        // Known now, fetched once a checkpoint is announced.
+        self.wanted.send_if_modified(|session| {
+            *session = Some(session_id);
+            false
+        });
+    }
+
+    fn fetch_newest(&self) {
+        self.wanted.send_modify(|_| {});
+    }
+
+    /// Waits for the fetch under way and the one wanted after it: each is
+    /// bounded by the host client's connect deadline and keep-alive, so a
+    /// host that is gone fails them within seconds.
+    async fn finish(self) {
+        drop(self.wanted);
+        // A panic in `on_saved` is the callback's; the training has ended.
+        let _ = self.task.await;
+    }
+
+    /// Stops fetching: what is being written still lands, and is reported,
+    /// before this returns.
+    async fn abandon(self) {
+        self.abandoned.cancel(CancelReason::UserRequest(Some(
+            "the training completed; its checkpoints are not needed".to_owned(),
+        )));
+        self.finish().await;
+    }
+}
+
+/// Fetches the newest checkpoint of the session each time one is wanted,
+/// writes it atomically to `checkpoints.path` and reports it. A failure is
+/// logged; the training goes on.
+async fn fetch_each(
+    host: TrainingHostClient,
+    checkpoints: Checkpoints,
+    mut wanted: watch::Receiver<Option<String>>,
+    abandoned: CancellationToken,
+) {
+    let url = host.endpoint().url().to_owned();
+    while wanted.changed().await.is_ok() && !abandoned.is_cancelled() {
+        let Some(session_id) = wanted.borrow_and_update().clone() else {
+            continue;
+        };
+        let started = Instant::now();
+        let fetched = match host.fetch_checkpoint(&session_id, &abandoned).await {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => {
+                tracing::debug!(%url, session = %session_id, "the session has no checkpoint to fetch");
+                continue;
+            }
+            Err(_) if abandoned.is_cancelled() => return,
+            Err(error) => {
+                tracing::warn!(%url, session = %session_id, error = %error_chain(&error), "cannot fetch a checkpoint from the training host; the training goes on");
+                continue;
+            }
+        };
+        let path = checkpoints.path.clone();
+        let on_saved = std::sync::Arc::clone(&checkpoints.on_saved);
+        let written = tokio::task::spawn_blocking(move || {
+            local_trainer::replace_atomically(&path, &fetched.content)?;
+            on_saved(&SavedCheckpoint {
+                bytes: fetched.content.len() as u64,
+                path,
+                epoch: fetched.checkpoint.epoch as usize,
+                batch: fetched.checkpoint.batch as usize,
+                took: started.elapsed(),
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        // A panic in `on_saved` is the callback's, as in a local training.
+        if let Ok(Err(error)) = written {
+            tracing::warn!(
+                path = %checkpoints.path.display(),
+                %error,
+                "cannot write a checkpoint fetched from the training host; the training goes on"
+            );
+        }
+    }
 }
 
 impl ServiceAdapter for TrainingAdapter {

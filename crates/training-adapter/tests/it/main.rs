@@ -1,10 +1,12 @@
 //! The host route of `TrainingAdapter` against a real training host served
 //! in-process on loopback: the model comes back into the local models
-//! folder, progress reaches the operation, a cancel ends it cancelled, a
-//! host that shuts down fails it.
+//! folder, progress reaches the operation, the host's checkpoints land in
+//! the local checkpoint file, a cancel ends it cancelled, a host that shuts
+//! down fails it.
 
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use orchestrator_core::{
     CancelReason, Cancelled, HostServiceConfig, OperationKind, OperationsService, ServiceAdapter,
@@ -12,8 +14,8 @@ use orchestrator_core::{
 use progress::ProgressContext;
 use strategy::StrategyConfig;
 use training_adapter::{
-    AdapterError, Directories, RemoteStop, RemoteTrainingError, TrainingAdapter, TrainingOptions,
-    TrainingRequest,
+    AdapterError, Checkpoints, Directories, RemoteStop, RemoteTrainingError, SavedCheckpoint,
+    TrainingAdapter, TrainingOptions, TrainingRequest,
 };
 
 fn root() -> PathBuf {
@@ -151,6 +153,73 @@ async fn a_cancel_stops_the_host_training_and_installs_nothing() {
         "{err:?}"
     );
     assert_eq!(std::fs::read_dir(local_models.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_checkpoints_land_in_the_local_file_up_to_where_a_cancel_stopped_it() {
+    let host_models = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let (url, _stop) = start_host(host_models.path()).await;
+    let operations = OperationsService::in_memory();
+    let context = operations
+        .create(OperationKind::Training, serde_json::json!({}), None)
+        .unwrap();
+    let token = context.token.clone();
+    let local = local_models.path().join(".checkpoints").join("op.ckpt");
+    let (saved, mut reported) = tokio::sync::mpsc::unbounded_channel();
+    let checkpoints = Checkpoints {
+        path: local.clone(),
+        resume_from: None,
+        on_saved: Arc::new(move |checkpoint: &SavedCheckpoint| {
+            let _ = saved.send(checkpoint.clone());
+        }),
+    };
+    let training = tokio::spawn({
+        let adapter = adapter(&url);
+        let (request, directories) = (request(500), directories(local_models.path()));
+        async move {
+            adapter
+                .train(
+                    request,
+                    directories,
+                    Some(checkpoints),
+                    context.token,
+                    context.progress,
+                )
+                .await
+        }
+    });
+    // A checkpoint of an epoch's end, fetched and written here.
+    let first = reported.recv().await.unwrap();
+    assert_eq!(first.path, local);
+    token.cancel(CancelReason::UserRequest(None));
+    let err = training.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AdapterError::Host(RemoteTrainingError::Cancelled {
+                stop: RemoteStop::Confirmed,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
+    // The last one reported is the one the host saved where it stopped.
+    let mut last = first;
+    while let Ok(saved) = reported.try_recv() {
+        last = saved;
+    }
+    let on_host: Vec<PathBuf> = std::fs::read_dir(host_models.path().join(".checkpoints"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let [on_host] = &on_host[..] else {
+        panic!("{on_host:?}");
+    };
+    let content = std::fs::read(&local).unwrap();
+    assert_eq!(content, std::fs::read(on_host).unwrap());
+    assert_eq!(last.bytes, content.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,6 @@ pub use request::{
     TrainingRequest, UnknownBackend, with_overrides,
 };
 pub use summary::{
-    Baseline, ClassMetrics, EpochMetrics, Metrics, PhaseSeconds, SplitSizes, TrainingReport,
-    TrainingSummary,
+    Baseline, ClassMetrics, EpochMetrics, Metrics, PhaseSeconds, Quality, SplitLabels, SplitSizes,
+    TrainingReport, TrainingSummary,
 };

@@ -9,6 +9,7 @@
 //! it does not change.
 
 mod metrics;
+mod quality;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use market_data::{Symbol, Timeframe};
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use self::metrics::{Baseline, ClassMetrics, Metrics};
+pub use self::quality::{Quality, SplitLabels};
 use crate::{Backend, ModelKind};
 
 /// The result summary of a training.

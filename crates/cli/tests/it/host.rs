@@ -2,7 +2,8 @@
 //! the CLI with `USE_TRAINING_HOST_SERVICE=true`. The model comes back into
 //! the local models folder; Ctrl-C stops the remote session; a killed,
 //! shut down, absent or token-refusing host fails the training naming its
-//! URL. The `slow_` tests train for many epochs and stop part-way, seconds
+//! URL, and a killed one leaves the checkpoint fetched last, which resumes
+//! locally. The `slow_` tests train for many epochs and stop part-way, seconds
 //! each: a plain `cargo nextest run` leaves them out, `cargo xtask ci` runs
 //! them (`.config/nextest.toml`).
 
@@ -394,4 +395,99 @@ fn a_wrong_auth_token_is_refused() {
     );
     assert!(manifests_under(host_models.path()).is_empty());
     assert!(manifests_under(local_models.path()).is_empty());
+}
+
+#[test]
+fn slow_a_host_killed_mid_training_leaves_a_local_checkpoint_that_resumes_here_to_the_same_model() {
+    let scratch = tempfile::tempdir().unwrap();
+    let strategy = super::train::lstm_without_early_stopping(scratch.path());
+    let train = |state: &Path, models: &Path| {
+        let mut command = trdr(state);
+        command
+            .env_remove("TRDR_AUTH_TOKEN")
+            .arg("train")
+            .arg(&strategy)
+            .args(["--epochs", "12", "--json", "--data-dir"])
+            .arg(sample_data())
+            .arg("--models-dir")
+            .arg(models);
+        command
+    };
+
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = train(state.path(), models.path()).output().unwrap();
+    assert_exit(&whole, 0);
+    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
+        .as_str()
+        .map(super::train::artifact_bytes)
+        .unwrap();
+
+    // On a host, killed once epoch 4 is under way: the checkpoint of epoch
+    // 2's end was announced a whole epoch before, and fetched since.
+    let (state, host_models, local_models) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let host = host(state.path(), host_models.path(), None);
+    let mut on_host = train(state.path(), local_models.path());
+    on_host
+        .env("USE_TRAINING_HOST_SERVICE", "true")
+        .env("TRAINING_HOST_SERVICE_URL", &host.url);
+    let mut child = on_host
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let id = loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.wait();
+            panic!("trdr ended before epoch 4: {}", stderr_of(&mut child));
+        }
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["progress"]["context"]["epoch"]["current"]
+            .as_u64()
+            .is_some_and(|epoch| epoch >= 4)
+        {
+            break event["id"].as_str().unwrap().to_owned();
+        }
+    };
+    host.signal("-KILL");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = wait_or_hang(&mut child);
+    assert_eq!(status.code(), Some(1), "stderr:\n{}", stderr_of(&mut child));
+    let lost = newest_operation(state.path());
+    assert_eq!(lost.id.as_str(), id);
+    assert_eq!(lost.status, OperationStatus::Failed);
+    let error = lost.error.unwrap_or_default();
+    assert!(error.starts_with("training host lost"), "{error}");
+    let checkpoint = lost.checkpoint.expect("a checkpoint fetched from the host");
+    assert!(checkpoint.epoch >= 2, "{checkpoint:?}");
+    let path = Path::new(&checkpoint.path);
+    assert!(
+        path.starts_with(local_models.path()) && path.is_file(),
+        "{checkpoint:?}"
+    );
+
+    // Resumed here, without the host.
+    let resumed = trdr(state.path())
+        .args(["train", "--resume", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&resumed, 0);
+    let events = json_events(&resumed);
+    let done = &events.last().unwrap()["operation"];
+    assert_eq!(done["params"]["resumed_from"], id.as_str());
+    assert_eq!(
+        done["result"]["model_path"]
+            .as_str()
+            .map(super::train::artifact_bytes)
+            .unwrap(),
+        expected,
+        "the run resumed from the host's checkpoint differs from the uninterrupted run"
+    );
 }

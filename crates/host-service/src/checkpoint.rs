@@ -14,11 +14,6 @@ use tonic::Status;
 
 use crate::artifact::{READ_AHEAD, send_chunks};
 
-/// Where the host's `TrainingManager` keeps its sessions' checkpoints.
-pub(crate) fn checkpoints_dir(models: &Path) -> PathBuf {
-    models.join(".checkpoints")
-}
-
 /// Streams the checkpoint `saved` of `session`, which must be a regular
 /// file directly inside `checkpoints_dir`. The first chunk says which
 /// checkpoint it is; the file may be a newer one the training saved since
@@ -100,6 +95,7 @@ fn open_regular(path: &Path) -> io::Result<File> {
 mod tests {
     use chrono::Utc;
     use tokio_stream::StreamExt;
+    use training_manager::checkpoints_dir;
 
     use super::*;
     use crate::artifact::CHUNK_BYTES;

@@ -280,7 +280,7 @@ impl TrainingHost for TrainingService {
                 session.id
             )));
         };
-        let checkpoints_dir = checkpoint::checkpoints_dir(&self.host.directories.models);
+        let checkpoints_dir = training_manager::checkpoints_dir(&self.host.directories.models);
         Ok(Response::new(
             checkpoint::stream(&session.id, saved, &checkpoints_dir).await?,
         ))

@@ -195,7 +195,8 @@ impl TrainingManager {
         }
         let Some(checkpoint) = stopped.checkpoint else {
             return Err(refuse(
-                "it has no checkpoint: it stopped before its first batch, or ran on a training host"
+                "it has no checkpoint: it stopped before its first batch, or on a training host \
+                 before a checkpoint came back from it"
                     .to_owned(),
             ));
         };
@@ -299,7 +300,7 @@ impl TrainingManager {
 
 /// Where a training keeps its checkpoints: `.checkpoints` in its models
 /// directory, one file per operation.
-fn checkpoints_dir(models: &Path) -> PathBuf {
+pub fn checkpoints_dir(models: &Path) -> PathBuf {
     models.join(".checkpoints")
 }
 

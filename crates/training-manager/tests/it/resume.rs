@@ -239,17 +239,16 @@ fn pruning_removes_old_checkpoints_but_never_a_live_trainings() {
     let thirty_days = Duration::from_secs(30 * 24 * 3600);
     let pruned =
         training_manager::prune_checkpoints(&operations, models.path(), thirty_days).unwrap();
-    let mut removed: Vec<_> = pruned
+    let removed: Vec<_> = pruned
         .removed
         .iter()
         .map(|(path, _)| path.clone())
         .collect();
-    removed.sort();
     let mut expected = vec![stale.clone(), leftover.clone()];
     expected.sort();
     assert_eq!(removed, expected, "removed, in path order");
     assert!(pruned.removed.iter().all(|(_, bytes)| *bytes == 5));
-    assert_eq!(pruned.kept_live, [running.clone()]);
+    assert_eq!(pruned.kept_live, std::slice::from_ref(&running));
     assert!(!stale.exists() && !leftover.exists());
     assert!(running.exists() && recent.exists());
 

@@ -178,7 +178,7 @@ impl TrainingHost for TrainingService {
         let id = self
             .host
             .manager
-            .train(training, self.host.directories.clone())
+            .train(training, self.host.directories.clone(), None)
             .map_err(internal)?;
         tracing::info!(session = %id, %strategy, "training session accepted");
         let events = self.host.events(id).map_err(internal)?;

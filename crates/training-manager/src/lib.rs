@@ -144,11 +144,14 @@ impl TrainingManager {
 
     /// Starts a request another trdr checked and sent (as the training host
     /// receives them) as a training operation; returns at once. The record
-    /// names the strategy and the options.
+    /// names the strategy and the options. With `resume_from`, a checkpoint
+    /// in `directories`' checkpoints folder (one the sender uploaded), the
+    /// training continues from it, and removes it once it completes.
     pub fn train(
         &self,
         request: TrainingRequest,
         directories: Directories,
+        resume_from: Option<PathBuf>,
     ) -> Result<OperationId, OperationError> {
         let params = serde_json::json!({
             "strategy": request.strategy().name,
@@ -156,7 +159,8 @@ impl TrainingManager {
             "end": request.end(),
             "options": request.options(),
         });
-        self.start(request, directories, params, None)
+        let resume = resume_from.map(|from| Resume { from, _claim: None });
+        self.start(request, directories, params, resume)
     }
 
     /// Continues a stopped (cancelled or failed) training from its
@@ -253,7 +257,7 @@ impl TrainingManager {
         params["resumed_from"] = serde_json::json!(id);
         let resume = Resume {
             from: path,
-            _claim: claim,
+            _claim: Some(claim),
         };
         Ok(self.start(training, directories, params, Some(resume))?)
     }
@@ -389,11 +393,11 @@ fn remove_checkpoint(path: &Path) {
 }
 
 /// A resume under way: the checkpoint it continues from, and its claim on
-/// the stopped operation.
+/// the stopped operation when that is one of this manager's.
 struct Resume {
     from: PathBuf,
     /// Held until the resumed work ends.
-    _claim: Resuming,
+    _claim: Option<Resuming>,
 }
 
 /// The claim of one resume on its stopped operation, released when the

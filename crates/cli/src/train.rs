@@ -232,9 +232,33 @@ fn summary_text(summary: &TrainingSummary, operation: &Operation) -> String {
             "  test accuracy  {:.3}   baseline (always {}) {:.3}   on {} samples",
             metrics.accuracy, metrics.baseline.class, metrics.baseline.accuracy, metrics.samples
         ),
+    ];
+    let quality = &summary.quality;
+    // Summaries older than the reading have no verdict.
+    if !quality.verdict.is_empty() {
+        let counts = |[buy, hold, sell]: [u64; 3]| format!("{buy}/{hold}/{sell}");
+        lines.push(format!(
+            "  balanced acc   {:.3}   macro-F1 {:.3}   kappa {:.3}",
+            quality.balanced_accuracy, metrics.macro_f1, quality.kappa
+        ));
+        lines.push(format!("  verdict        {}", quality.verdict));
+        lines.push(format!(
+            "  labels         BUY/HOLD/SELL  train {}  validation {}  test {}",
+            counts(quality.labels.train),
+            counts(quality.labels.validation),
+            counts(quality.labels.test)
+        ));
+        lines.extend(
+            quality
+                .warnings
+                .iter()
+                .map(|warning| format!("  warning        {warning}")),
+        );
+    }
+    lines.extend([
         String::new(),
         "  class   precision  recall     f1   support".to_owned(),
-    ];
+    ]);
     lines.extend(metrics.per_class.iter().map(|class| {
         format!(
             "  {:<6} {:>10.3} {:>7.3} {:>6.3} {:>9}",
@@ -314,7 +338,15 @@ mod tests {
             },
             "samples": { "train": 5600, "validation": 1200, "test": 1200 },
             "features_per_bar": 17,
-            "phase_seconds": { "load_data": 0.21, "build_features": 0.05, "train": 11.8, "evaluate_and_save": 0.12 }
+            "phase_seconds": { "load_data": 0.21, "build_features": 0.05, "train": 11.8, "evaluate_and_save": 0.12 },
+            "quality": {
+                "balanced_accuracy": 0.5267,
+                "kappa": 0.2841,
+                "labels": { "train": [1800, 2500, 1300], "validation": [400, 500, 300], "test": [400, 500, 300] },
+                "val_test_gap": 0.0725,
+                "verdict": "beats always flat by 12.6 points (kappa 0.284)",
+                "warnings": ["validation accuracy 61.5% and test accuracy 54.2% are 7.3 points apart: the validation split does not predict how the model does on new data"]
+            }
         }))
         .unwrap()
     }
@@ -367,6 +399,10 @@ mod tests {
             Trained MLP on EURUSD [1h] in 12.3 s: 12 epochs, best epoch 9 (stopped early)
 
               test accuracy  0.542   baseline (always flat) 0.417   on 1200 samples
+              balanced acc   0.527   macro-F1 0.524   kappa 0.284
+              verdict        beats always flat by 12.6 points (kappa 0.284)
+              labels         BUY/HOLD/SELL  train 1800/2500/1300  validation 400/500/300  test 400/500/300
+              warning        validation accuracy 61.5% and test accuracy 54.2% are 7.3 points apart: the validation split does not predict how the model does on new data
 
               class   precision  recall     f1   support
               down        0.510   0.480  0.494       400

@@ -9,8 +9,8 @@ use market_data::{Bar, DataError, LocalStore, Timeframe};
 use orchestrator_core::{CancellationToken, Cancelled};
 use progress::{Items, ProgressContext, ProgressState, Step, TrainingContext};
 use strategy::{
-    Directories, PhaseSeconds, SplitSizes, StrategyConfig, StrategyError, SymbolSamples,
-    TrainingRequest, TrainingSummary, assemble, build_symbol_samples,
+    Directories, PhaseSeconds, Quality, SplitLabels, SplitSizes, StrategyConfig, StrategyError,
+    SymbolSamples, TrainingRequest, TrainingSummary, assemble, build_symbol_samples,
 };
 
 use crate::{
@@ -118,6 +118,15 @@ impl LocalTrainer {
             timeframes: strategy.training_data.timeframes.clone(),
             backend: request.options().backend,
             model_path,
+            quality: Quality::assess(
+                &metrics,
+                &trained.report,
+                SplitLabels::count(
+                    &data.train.labels,
+                    &data.validation.labels,
+                    &data.test.labels,
+                ),
+            ),
             metrics,
             report: trained.report,
             samples: SplitSizes {

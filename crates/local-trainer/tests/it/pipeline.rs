@@ -100,6 +100,19 @@ fn train_reload_and_reproduce(strategy: &str, epochs: usize) -> TrainingSummary 
         "the reloaded model reproduces the test accuracy"
     );
     assert_eq!(artifact.metrics, summary.metrics);
+
+    // The quality reading counts every split's labels and reaches a verdict.
+    let quality = &summary.quality;
+    let total = |counts: [u64; 3]| counts.iter().sum::<u64>() as usize;
+    assert_eq!(total(quality.labels.train), summary.samples.train);
+    assert_eq!(total(quality.labels.validation), summary.samples.validation);
+    assert_eq!(total(quality.labels.test), summary.samples.test);
+    assert!(
+        quality.verdict.starts_with("no better than always")
+            || quality.verdict.starts_with("beats always"),
+        "{}",
+        quality.verdict
+    );
     summary
 }
 

@@ -13,8 +13,8 @@ use std::str::FromStr;
 use market_data::{BarSource, FetchSummary, Gap, GapKind, GapReport, LoadSummary};
 use orchestrator_core::{Operation, OperationKind};
 use strategy::{
-    Baseline, ClassMetrics, EpochMetrics, Label, Metrics, ModelKind, PhaseSeconds, SplitSizes,
-    TrainingReport, TrainingSummary,
+    Baseline, ClassMetrics, EpochMetrics, Label, Metrics, ModelKind, PhaseSeconds, Quality,
+    SplitLabels, SplitSizes, TrainingReport, TrainingSummary,
 };
 
 use super::{WireError, datetime, timestamp};
@@ -132,6 +132,46 @@ impl From<&TrainingSummary> for proto::TrainingSummary {
             samples: Some(summary.samples.into()),
             features_per_bar: summary.features_per_bar as u64,
             phase_seconds: Some(summary.phase_seconds.into()),
+            quality: Some((&summary.quality).into()),
+        }
+    }
+}
+
+impl From<&Quality> for proto::Quality {
+    fn from(quality: &Quality) -> Self {
+        let counts =
+            |[buy, hold, sell]: [u64; Label::COUNT]| Some(proto::LabelCounts { buy, hold, sell });
+        Self {
+            balanced_accuracy: quality.balanced_accuracy,
+            kappa: quality.kappa,
+            train_labels: counts(quality.labels.train),
+            validation_labels: counts(quality.labels.validation),
+            test_labels: counts(quality.labels.test),
+            val_test_gap: quality.val_test_gap,
+            verdict: quality.verdict.clone(),
+            warnings: quality.warnings.clone(),
+        }
+    }
+}
+
+impl From<proto::Quality> for Quality {
+    fn from(wire: proto::Quality) -> Self {
+        let counts = |wire: Option<proto::LabelCounts>| {
+            wire.map_or([0; Label::COUNT], |counts| {
+                [counts.buy, counts.hold, counts.sell]
+            })
+        };
+        Self {
+            balanced_accuracy: wire.balanced_accuracy,
+            kappa: wire.kappa,
+            labels: SplitLabels {
+                train: counts(wire.train_labels),
+                validation: counts(wire.validation_labels),
+                test: counts(wire.test_labels),
+            },
+            val_test_gap: wire.val_test_gap,
+            verdict: wire.verdict,
+            warnings: wire.warnings,
         }
     }
 }
@@ -166,6 +206,8 @@ impl TryFrom<proto::TrainingSummary> for TrainingSummary {
             samples: required(wire.samples, "TrainingSummary.samples")?.try_into()?,
             features_per_bar: count(wire.features_per_bar, "TrainingSummary.features_per_bar")?,
             phase_seconds: required(wire.phase_seconds, "TrainingSummary.phase_seconds")?.into(),
+            // A summary from before the reading was made has none.
+            quality: wire.quality.map(Quality::from).unwrap_or_default(),
         })
     }
 }

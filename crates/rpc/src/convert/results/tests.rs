@@ -42,7 +42,15 @@ fn training_summary() -> TrainingSummary {
         },
         "samples": { "train": 4312, "validation": 924, "test": 925 },
         "features_per_bar": 17,
-        "phase_seconds": { "load_data": 0.004, "build_features": 0.002, "train": 0.061, "evaluate_and_save": 0.003 }
+        "phase_seconds": { "load_data": 0.004, "build_features": 0.002, "train": 0.061, "evaluate_and_save": 0.003 },
+        "quality": {
+            "balanced_accuracy": 0.3344,
+            "kappa": 0.0031,
+            "labels": { "train": [1203, 2411, 698], "validation": [270, 495, 159], "test": [271, 494, 160] },
+            "val_test_gap": -0.0671,
+            "verdict": "no better than always HOLD",
+            "warnings": ["validation accuracy 46.7% and test accuracy 53.4% are 6.7 points apart"]
+        }
     }))
     .unwrap()
 }

@@ -56,6 +56,10 @@ impl Host {
         }
     }
 
+    fn checkpoints_dir(&self) -> PathBuf {
+        training_manager::checkpoints_dir(&self.directories.models)
+    }
+
     fn operations(&self) -> &OperationsService {
         self.manager.operations()
     }
@@ -168,7 +172,13 @@ impl TrainingHost for TrainingService {
         &self,
         request: Request<proto::StartTrainingRequest>,
     ) -> Result<Response<Self::StartTrainingStream>, Status> {
-        let training = TrainingRequest::try_from(request.into_inner())?;
+        let request = request.into_inner();
+        let resume = rpc::resume_checkpoint(&request)?;
+        let training = TrainingRequest::try_from(request)?;
+        let resume_from = match &resume {
+            Some(name) => Some(checkpoint::uploaded(name, &self.host.checkpoints_dir()).await?),
+            None => None,
+        };
         if self.host.shutting_down.load(Ordering::SeqCst) {
             return Err(Status::unavailable(
                 "the training host is shutting down and takes no new trainings",
@@ -178,9 +188,9 @@ impl TrainingHost for TrainingService {
         let id = self
             .host
             .manager
-            .train(training, self.host.directories.clone(), None)
+            .train(training, self.host.directories.clone(), resume_from)
             .map_err(internal)?;
-        tracing::info!(session = %id, %strategy, "training session accepted");
+        tracing::info!(session = %id, %strategy, resume_checkpoint = ?resume.as_ref().map(rpc::CheckpointName::as_str), "training session accepted");
         let events = self.host.events(id).map_err(internal)?;
         Ok(Response::new(events))
     }
@@ -280,9 +290,23 @@ impl TrainingHost for TrainingService {
                 session.id
             )));
         };
-        let checkpoints_dir = training_manager::checkpoints_dir(&self.host.directories.models);
         Ok(Response::new(
-            checkpoint::stream(&session.id, saved, &checkpoints_dir).await?,
+            checkpoint::stream(&session.id, saved, &self.host.checkpoints_dir()).await?,
+        ))
+    }
+
+    async fn upload_checkpoint(
+        &self,
+        request: Request<tonic::Streaming<proto::UploadCheckpointChunk>>,
+    ) -> Result<Response<proto::UploadCheckpointResponse>, Status> {
+        let chunks = request.into_inner();
+        Ok(Response::new(
+            checkpoint::receive(
+                chunks,
+                &self.host.checkpoints_dir(),
+                rpc::MAX_CHECKPOINT_BYTES,
+            )
+            .await?,
         ))
     }
 }

@@ -434,6 +434,7 @@ impl From<&TrainingRequest> for proto::StartTrainingRequest {
                     .unwrap_or(u32::MAX)
                     .max(1),
             }),
+            resume_checkpoint: None,
         }
     }
 }
@@ -490,6 +491,65 @@ impl TryFrom<proto::StartTrainingRequest> for TrainingRequest {
             WireError::new(field, err.to_string())
         })
     }
+}
+
+/// The name of a checkpoint in a training host's checkpoints folder, as
+/// its `UploadCheckpoint` answered it: one plain file name, never a path,
+/// so a caller can name nothing outside that folder (nor a hidden file,
+/// which an upload under way is).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckpointName(String);
+
+/// Longer names are refused: no file system takes them.
+const MAX_NAME_BYTES: usize = 255;
+
+impl CheckpointName {
+    /// Checks `name`, the value of `field`.
+    pub fn parse(name: &str, field: &'static str) -> Result<Self, WireError> {
+        let refuse = |why: &str| WireError::new(field, format!("{name:?} {why}"));
+        if name.is_empty() {
+            return Err(WireError::new(field, "empty"));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(WireError::new(
+                field,
+                format!("a name of {} bytes; at most {MAX_NAME_BYTES}", name.len()),
+            ));
+        }
+        if name.starts_with('.') {
+            return Err(refuse("starts with a dot; a checkpoint's name does not"));
+        }
+        if name
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | ':') || c.is_control())
+        {
+            return Err(refuse(
+                "is not a plain file name (a separator or a control character)",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CheckpointName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The checkpoint a training sent to a host continues from, if any: the
+/// name in `StartTrainingRequest.resume_checkpoint`, checked.
+pub fn resume_checkpoint(
+    wire: &proto::StartTrainingRequest,
+) -> Result<Option<CheckpointName>, WireError> {
+    wire.resume_checkpoint
+        .as_deref()
+        .map(|name| CheckpointName::parse(name, "StartTrainingRequest.resume_checkpoint"))
+        .transpose()
 }
 
 /// Longer origins of a strategy text are refused: an origin is a file name
@@ -797,6 +857,48 @@ mod tests {
         };
         let defaults = TrainingRequest::try_from(bare).unwrap();
         assert_eq!(*defaults.options(), TrainingOptions::default());
+    }
+
+    #[test]
+    fn a_resume_checkpoint_is_one_plain_name_and_a_bad_one_names_the_field() {
+        let mut wire = proto::StartTrainingRequest::from(&training_request());
+        assert_eq!(wire.resume_checkpoint, None);
+        assert_eq!(resume_checkpoint(&wire).unwrap(), None);
+        for name in ["upload-00c0ffee00c0ffee.ckpt", "op_training_1.ckpt", "a..b"] {
+            wire.resume_checkpoint = Some(name.to_owned());
+            let parsed = resume_checkpoint(&wire).unwrap().unwrap();
+            assert_eq!(parsed.as_str(), name);
+            // The rest of the request is read as before.
+            assert_eq!(
+                TrainingRequest::try_from(wire.clone()).unwrap(),
+                training_request()
+            );
+        }
+        let long = "x".repeat(256);
+        for name in [
+            "",
+            ".",
+            "..",
+            "../secret",
+            "/etc/passwd",
+            "sub/file.ckpt",
+            "..\\up.ckpt",
+            ".upload-1.ckpt.part",
+            "c:file",
+            "line\nbreak",
+            &long,
+        ] {
+            wire.resume_checkpoint = Some(name.to_owned());
+            let error = resume_checkpoint(&wire).unwrap_err();
+            assert_eq!(
+                error.field, "StartTrainingRequest.resume_checkpoint",
+                "{name:?}"
+            );
+            assert_eq!(
+                tonic::Status::from(error).code(),
+                tonic::Code::InvalidArgument
+            );
+        }
     }
 
     #[test]

@@ -21,8 +21,12 @@
 //! - [`server`]: [`ServerBuilder`](server::ServerBuilder), the one set-up of
 //!   both trdr servers: health, reflection v1 and v1alpha, auth, TCP no-delay,
 //!   HTTP/2 keep-alive.
-//! - [`MAX_MESSAGE_BYTES`], [`CANCEL_CONFIRM_WINDOW`]: how large a message
-//!   may be, how long a cancel's confirmation may take.
+//! - [`MAX_MESSAGE_BYTES`], [`MAX_CHECKPOINT_BYTES`],
+//!   [`CANCEL_CONFIRM_WINDOW`]: how large a message and a checkpoint may
+//!   be, how long a cancel's confirmation may take.
+//! - [`CheckpointName`]: the name of a checkpoint a training host keeps
+//!   for a caller ([`resume_checkpoint`] reads it from a
+//!   `StartTrainingRequest`), one plain file name.
 //!
 //! ```
 //! use progress::{ProgressContext, ProgressState, Step, TrainingContext};
@@ -47,7 +51,10 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use convert::{ResultError, WireError, datetime, operation_result, timestamp};
+pub use convert::{
+    CheckpointName, ResultError, WireError, datetime, operation_result, resume_checkpoint,
+    timestamp,
+};
 pub use secret::Secret;
 
 /// Code generated from `proto/trdr/v1/*.proto` (package `trdr.v1`).
@@ -69,6 +76,11 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// The largest message a trdr server or client sends or accepts. Bars and
 /// artifacts travel in chunks well below it.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The largest checkpoint that travels between a trdr and a training host,
+/// either way: a fetch holds it in memory until it is whole, and a host
+/// refuses larger uploads.
+pub const MAX_CHECKPOINT_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// How long a training host's `CancelTraining` waits for the session to end
 /// before it answers with the session as it is, and so how long a client

@@ -89,6 +89,7 @@ async fn host_service_trains_serves_bars_and_stops_cleanly_on_sigterm() {
                 progress_interval_ms: 1,
                 ..proto::TrainingOptions::default()
             }),
+            resume_checkpoint: None,
         }))
         .await
         .unwrap()

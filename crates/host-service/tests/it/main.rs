@@ -122,6 +122,7 @@ fn start_request(strategy: &StrategyConfig, epochs: u32) -> proto::StartTraining
             check_every_batches: 0,
             progress_interval_ms: 1,
         }),
+        resume_checkpoint: None,
     }
 }
 

@@ -217,6 +217,104 @@ async fn a_stopped_session_announces_its_checkpoints_and_sends_the_last_one_whol
     host.stop().await.unwrap();
 }
 
+fn upload_chunk(offset: usize, data: &[u8], last: bool) -> proto::UploadCheckpointChunk {
+    proto::UploadCheckpointChunk {
+        offset: offset as u64,
+        data: data.to_vec(),
+        last,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_continues_from_an_uploaded_checkpoint_and_removes_it_when_it_completes() {
+    let host = TestHost::start().await;
+    let mut client = host.training().await;
+    let checkpoints = host.models.path().join(".checkpoints");
+    // A checkpoint of the end of epoch 1, as a stopped session left it.
+    let (stopped, mut stream) = start(&mut client, start_request(&strategy(), 2)).await;
+    while !matches!(next_event(&mut stream).await, Event::CheckpointSaved(_)) {}
+    cancel(&mut client, &stopped, "enough").await;
+    assert!(matches!(
+        final_event(&mut stream).await,
+        Event::Cancelled(_)
+    ));
+    let content = std::fs::read(checkpoints.join(format!("{stopped}.ckpt"))).unwrap();
+
+    let half = content.len() / 2;
+    let chunks = vec![
+        upload_chunk(0, &content[..half], false),
+        upload_chunk(half, &content[half..], true),
+    ];
+    let uploaded = client
+        .upload_checkpoint(tokio_stream::iter(chunks))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(uploaded.bytes, content.len() as u64);
+    let path = checkpoints.join(&uploaded.name);
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+
+    let mut resumed = start_request(&strategy(), 2);
+    resumed.resume_checkpoint = Some(uploaded.name.clone());
+    let (_, mut stream) = start(&mut client, resumed).await;
+    // It goes on from epoch 1's end: epoch 1 is never trained again.
+    let end = loop {
+        match next_event(&mut stream).await {
+            Event::Progress(progress) => {
+                if let Some(proto::progress::Context::Training(context)) = progress.context
+                    && let Some(epoch) = context.epoch
+                {
+                    assert_eq!(epoch.current, 2, "{epoch:?}");
+                }
+            }
+            Event::CheckpointSaved(_) => {}
+            end => break end,
+        }
+    };
+    assert!(matches!(end, Event::Completed(_)), "{end:?}");
+    assert!(
+        !path.exists(),
+        "the upload outlived the training it continued"
+    );
+
+    // Used once: the name now names nothing.
+    let mut again = start_request(&strategy(), 2);
+    again.resume_checkpoint = Some(uploaded.name);
+    let error = client.start_training(again).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("does not exist"), "{error:?}");
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_upload_is_refused_and_leaves_nothing_in_the_checkpoints_folder() {
+    let host = TestHost::start().await;
+    let mut client = host.training().await;
+    for (chunks, why) in [
+        (
+            vec![upload_chunk(0, b"abc", false), upload_chunk(2, b"d", true)],
+            "offset 2 after 3 bytes",
+        ),
+        (
+            vec![upload_chunk(0, b"abc", false)],
+            "without a chunk marked last",
+        ),
+    ] {
+        let error = client
+            .upload_checkpoint(tokio_stream::iter(chunks))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+        assert!(error.message().contains(why), "{error:?}");
+    }
+    let checkpoints = host.models.path().join(".checkpoints");
+    let left: Vec<_> = std::fs::read_dir(&checkpoints)
+        .map(|entries| entries.map(|entry| entry.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    host.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_stream_cancels_the_session() {
     let host = TestHost::start().await;
@@ -366,6 +464,20 @@ async fn an_invalid_request_is_refused_naming_the_field() {
     let no_epochs = start_request(&strategy(), 0);
     assert!(invalid(no_epochs).await.contains("epochs"));
 
+    // A checkpoint to continue from is one file the host keeps, named
+    // plainly; nothing is said of what any file holds.
+    std::fs::write(host.models.path().join("secret.txt"), "do not tell").unwrap();
+    for name in ["../secret.txt", "/etc/passwd", "", "never-uploaded.ckpt"] {
+        let mut resume = start_request(&strategy(), 1);
+        resume.resume_checkpoint = Some(name.to_owned());
+        let message = invalid(resume).await;
+        assert!(
+            message.contains("StartTrainingRequest.resume_checkpoint")
+                && !message.contains("do not tell"),
+            "{name:?}: {message}"
+        );
+    }
+
     let listed = client
         .list_sessions(proto::ListSessionsRequest {})
         .await
@@ -389,6 +501,19 @@ async fn a_host_with_a_token_refuses_callers_without_it() {
             .await
             .unwrap_err();
         assert_eq!(error.code(), Code::Unauthenticated, "{token:?}");
+        let chunks = tokio_stream::iter([proto::UploadCheckpointChunk {
+            offset: 0,
+            data: b"x".to_vec(),
+            last: true,
+        }]);
+        let error = host
+            .training_with(token)
+            .await
+            .upload_checkpoint(chunks)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unauthenticated, "{token:?}");
+        assert!(!host.models.path().join(".checkpoints").exists());
         let error = host
             .data_with(token)
             .await

@@ -10,7 +10,9 @@
 //!   checkpoints it saves there (each fetched whole with
 //!   `fetch_checkpoint`), cancelling the token sends `CancelTraining` and
 //!   drops the event stream, and the finished model's files are fetched
-//!   into a folder.
+//!   into a folder. A checkpoint saved here travels the other way
+//!   (`upload_checkpoint`) for a training there to continue from
+//!   (`train_from`).
 //! - [`DataHostClient`] streams bars from a data host; it is market-data's
 //!   `RemoteBars`, which `DataManager::with_remote` takes for the fetching
 //!   load modes.

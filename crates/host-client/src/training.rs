@@ -1,11 +1,12 @@
 //! [`TrainingHostClient`]: runs one training on a training host, turning its
 //! events into progress of the local operation and forwarding cancellation
 //! (an explicit `CancelTraining`, then dropping the event stream), and
-//! fetches the checkpoints it announces and the finished model's files.
+//! fetches the checkpoints it announces and the finished model's files; it
+//! also uploads a checkpoint for a training there to continue from.
 
 use std::fmt;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +30,14 @@ const CANCEL_TIMEOUT: Duration =
 
 /// The most bytes a fetched checkpoint may have: it is held in memory
 /// until it is whole.
-const MAX_CHECKPOINT_BYTES: usize = 1024 * 1024 * 1024;
+const MAX_CHECKPOINT_BYTES: usize = rpc::MAX_CHECKPOINT_BYTES as usize;
+
+/// The most bytes one uploaded checkpoint chunk carries, as in the host's
+/// own chunks.
+const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Chunks read ahead of a slow upload.
+const UPLOAD_READ_AHEAD: usize = 4;
 
 /// What a training on the host tells while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +153,13 @@ pub enum RemoteTrainingError {
         #[source]
         source: std::io::Error,
     },
+    /// A checkpoint could not be read to be sent to the host.
+    #[error("cannot upload {path} to the host")]
+    Upload {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The client of one training host.
@@ -207,6 +222,33 @@ impl TrainingHostClient {
         &self,
         request: &TrainingRequest,
         token: &CancellationToken,
+        on_update: impl FnMut(RemoteUpdate) + Send,
+    ) -> Result<RemoteCompletion, RemoteTrainingError> {
+        self.start(proto::StartTrainingRequest::from(request), token, on_update)
+            .await
+    }
+
+    /// As [`train`](Self::train), continuing from the checkpoint the host
+    /// keeps as `uploaded`, the name [`upload_checkpoint`](Self::upload_checkpoint)
+    /// returned; the host removes it once the training completes.
+    pub async fn train_from(
+        &self,
+        request: &TrainingRequest,
+        uploaded: &str,
+        token: &CancellationToken,
+        on_update: impl FnMut(RemoteUpdate) + Send,
+    ) -> Result<RemoteCompletion, RemoteTrainingError> {
+        let request = proto::StartTrainingRequest {
+            resume_checkpoint: Some(uploaded.to_owned()),
+            ..proto::StartTrainingRequest::from(request)
+        };
+        self.start(request, token, on_update).await
+    }
+
+    async fn start(
+        &self,
+        request: proto::StartTrainingRequest,
+        token: &CancellationToken,
         mut on_update: impl FnMut(RemoteUpdate) + Send,
     ) -> Result<RemoteCompletion, RemoteTrainingError> {
         let Some(mut client) = self.client(token).await? else {
@@ -223,7 +265,7 @@ impl TrainingHostClient {
                     RemoteStop::NotConfirmed("the host had not accepted the training yet".to_owned()),
                 ));
             }
-            started = client.start_training(proto::StartTrainingRequest::from(request)) => started,
+            started = client.start_training(request) => started,
         };
         let mut events = started
             .map_err(|status| self.endpoint.status_error(&status))?
@@ -384,6 +426,66 @@ impl TrainingHostClient {
             checkpoint,
             content,
         }))
+    }
+
+    /// Sends the checkpoint file at `path` to the host, which keeps it in
+    /// its checkpoints folder for [`train_from`](Self::train_from), and
+    /// returns the name the host chose for it. The file goes in chunks read
+    /// as they are sent, offsets contiguous and the last marked; it may
+    /// have at most 1 GiB ([`rpc::MAX_CHECKPOINT_BYTES`]). Connecting is
+    /// bounded by the connect deadline and the call by keep-alive, so a
+    /// host that is gone fails it within seconds. The host's answer must
+    /// be one plain file name and the bytes sent, or it is a protocol
+    /// error.
+    pub async fn upload_checkpoint(
+        &self,
+        path: &Path,
+        token: &CancellationToken,
+    ) -> Result<String, RemoteTrainingError> {
+        const STAGE: &str = "uploading the checkpoint to the host";
+        let unreadable = |source| RemoteTrainingError::Upload {
+            path: path.to_owned(),
+            source,
+        };
+        let opened = {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || open_upload(&path)).await
+        };
+        let (file, bytes) = match opened {
+            Ok(opened) => opened.map_err(unreadable)?,
+            Err(join) => return Err(unreadable(std::io::Error::other(join))),
+        };
+        let Some(mut client) = self.client(token).await? else {
+            return Err(self.cancelled(token, STAGE, RemoteStop::NothingRunning));
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel(UPLOAD_READ_AHEAD);
+        let reader = tokio::task::spawn_blocking(move || send_file(file, &sender));
+        let call = client.upload_checkpoint(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        // Dropping the call on a cancel ends the upload; the host keeps
+        // nothing of an upload that did not end with its last chunk.
+        let answered = token
+            .run_until_cancelled(STAGE, call)
+            .await
+            .map_err(|_| self.cancelled(token, STAGE, RemoteStop::NothingRunning))?;
+        // A read that failed sent no last chunk, so the host refused the
+        // upload; the read's error is what went wrong.
+        let sent = match reader.await {
+            Ok(read) => read.map_err(unreadable)?,
+            Err(join) => return Err(unreadable(std::io::Error::other(join))),
+        };
+        let answer = answered
+            .map_err(|status| self.endpoint.status_error(&status))?
+            .into_inner();
+        if answer.bytes != sent || sent != bytes {
+            return Err(self.protocol(format!(
+                "the host kept {} bytes of a checkpoint of {bytes}, {sent} sent",
+                answer.bytes
+            )));
+        }
+        let name = rpc::CheckpointName::parse(&answer.name, "UploadCheckpointResponse.name")
+            .map_err(|err| self.protocol(err.to_string()))?;
+        tracing::debug!(url = %self.endpoint.url(), path = %path.display(), %name, bytes, "checkpoint uploaded");
+        Ok(name.as_str().to_owned())
     }
 
     /// A client on a fresh connection; `None` when `token` was cancelled first.
@@ -629,6 +731,72 @@ impl OpenFile {
             path: self.path,
             source,
         })
+    }
+}
+
+/// Opens the checkpoint at `path` to upload it, with its size; a file
+/// larger than a host takes is refused before anything is sent.
+fn open_upload(path: &Path) -> std::io::Result<(File, u64)> {
+    let file = File::open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if metadata.len() > rpc::MAX_CHECKPOINT_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "{} bytes; a training host takes at most {}",
+                metadata.len(),
+                rpc::MAX_CHECKPOINT_BYTES
+            ),
+        ));
+    }
+    Ok((file, metadata.len()))
+}
+
+/// Sends `file` in chunks, offsets contiguous, the last one marked (an
+/// empty file is one empty chunk); returns the bytes sent. Stops early
+/// when the call ended (its answer says why); a read error stops it
+/// without a last chunk, so the host keeps nothing.
+fn send_file(
+    mut file: File,
+    sender: &tokio::sync::mpsc::Sender<proto::UploadCheckpointChunk>,
+) -> std::io::Result<u64> {
+    let mut read_chunk = || {
+        let mut chunk = Vec::with_capacity(UPLOAD_CHUNK_BYTES);
+        std::io::Read::by_ref(&mut file)
+            .take(UPLOAD_CHUNK_BYTES as u64)
+            .read_to_end(&mut chunk)
+            .map(|_| chunk)
+    };
+    let mut offset = 0;
+    let mut current = read_chunk()?;
+    loop {
+        // Read one chunk ahead to know whether this one is the last.
+        let next = if current.len() < UPLOAD_CHUNK_BYTES {
+            Vec::new()
+        } else {
+            read_chunk()?
+        };
+        let last = next.is_empty();
+        let len = current.len() as u64;
+        let chunk = proto::UploadCheckpointChunk {
+            offset,
+            data: current,
+            last,
+        };
+        if sender.blocking_send(chunk).is_err() {
+            return Ok(offset);
+        }
+        offset += len;
+        if last {
+            return Ok(offset);
+        }
+        current = next;
     }
 }
 

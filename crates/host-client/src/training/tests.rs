@@ -47,6 +47,13 @@ struct FakeHost {
     artifact: Vec<proto::ArtifactChunk>,
     /// The session's checkpoint; none (`FAILED_PRECONDITION`) when empty.
     checkpoint: Vec<proto::CheckpointChunk>,
+    /// Every `StartTraining` request, in order.
+    started: Arc<Mutex<Vec<proto::StartTrainingRequest>>>,
+    /// The chunks of every upload.
+    uploads: Arc<Mutex<Vec<Vec<proto::UploadCheckpointChunk>>>>,
+    /// The answer to an upload; `None`: `upload-1.ckpt` with the bytes
+    /// received.
+    upload_answer: Option<Result<proto::UploadCheckpointResponse, Status>>,
 }
 
 #[tonic::async_trait]
@@ -57,8 +64,9 @@ impl TrainingHost for FakeHost {
 
     async fn start_training(
         &self,
-        _request: Request<proto::StartTrainingRequest>,
+        request: Request<proto::StartTrainingRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        self.started.lock().unwrap().push(request.into_inner());
         let events = self
             .events
             .clone()
@@ -127,6 +135,26 @@ impl TrainingHost for FakeHost {
         Ok(Response::new(Box::pin(tokio_stream::iter(
             self.checkpoint.clone().into_iter().map(Ok),
         ))))
+    }
+
+    async fn upload_checkpoint(
+        &self,
+        request: Request<tonic::Streaming<proto::UploadCheckpointChunk>>,
+    ) -> Result<Response<proto::UploadCheckpointResponse>, Status> {
+        let mut chunks = request.into_inner();
+        let mut received = Vec::new();
+        while let Some(chunk) = chunks.message().await? {
+            received.push(chunk);
+        }
+        let bytes = received.iter().map(|c| c.data.len() as u64).sum();
+        self.uploads.lock().unwrap().push(received);
+        match self.upload_answer.clone() {
+            Some(answer) => answer.map(Response::new),
+            None => Ok(Response::new(proto::UploadCheckpointResponse {
+                name: "upload-1.ckpt".to_owned(),
+                bytes,
+            })),
+        }
     }
 }
 
@@ -881,4 +909,156 @@ async fn checkpoint_chunks_that_skip_bytes_stop_short_or_do_not_say_which_are_re
         );
         assert!(err.to_string().contains(expected), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_uploaded_in_order_and_the_training_continues_from_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("op.ckpt");
+    let content: Vec<u8> = (0..UPLOAD_CHUNK_BYTES * 2 + 3)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    std::fs::write(&path, &content).unwrap();
+    let fake = FakeHost {
+        events: vec![accepted(), completed(Some((&summary()).into()))],
+        ..FakeHost::default()
+    };
+    let (uploads, started) = (Arc::clone(&fake.uploads), Arc::clone(&fake.started));
+    let host = Running::start(fake, None);
+    let client = host.client();
+    let token = CancellationToken::new();
+
+    let name = finishes(client.upload_checkpoint(&path, &token))
+        .await
+        .unwrap();
+    assert_eq!(name, "upload-1.ckpt");
+    let uploads = uploads.lock().unwrap().clone();
+    let shape: Vec<_> = uploads[0]
+        .iter()
+        .map(|c| (c.offset, c.data.len(), c.last))
+        .collect();
+    let chunk = UPLOAD_CHUNK_BYTES as u64;
+    assert_eq!(
+        shape,
+        [
+            (0, UPLOAD_CHUNK_BYTES, false),
+            (chunk, UPLOAD_CHUNK_BYTES, false),
+            (2 * chunk, 3, true)
+        ]
+    );
+    let rebuilt: Vec<u8> = uploads[0].iter().flat_map(|c| c.data.clone()).collect();
+    assert_eq!(rebuilt, content);
+
+    finishes(client.train_from(&request(), &name, &token, |_| {}))
+        .await
+        .unwrap();
+    finishes(client.train(&request(), &token, |_| {}))
+        .await
+        .unwrap();
+    let started = started.lock().unwrap().clone();
+    let resumes: Vec<_> = started
+        .iter()
+        .map(|s| s.resume_checkpoint.clone())
+        .collect();
+    assert_eq!(resumes, [Some(name), None]);
+}
+
+#[tokio::test]
+async fn an_empty_checkpoint_is_one_empty_chunk_marked_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.ckpt");
+    std::fs::write(&path, b"").unwrap();
+    let fake = FakeHost::default();
+    let uploads = Arc::clone(&fake.uploads);
+    let host = Running::start(fake, None);
+    finishes(
+        host.client()
+            .upload_checkpoint(&path, &CancellationToken::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        uploads.lock().unwrap()[0],
+        [proto::UploadCheckpointChunk {
+            offset: 0,
+            data: Vec::new(),
+            last: true
+        }]
+    );
+}
+
+#[tokio::test]
+async fn an_upload_answer_that_is_a_path_or_miscounts_or_a_refusal_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("op.ckpt");
+    std::fs::write(&path, b"checkpoint").unwrap();
+    let answer = |name: &str, bytes| {
+        Some(Ok(proto::UploadCheckpointResponse {
+            name: name.to_owned(),
+            bytes,
+        }))
+    };
+    let cases = [
+        (answer("../op.ckpt", 10), "UploadCheckpointResponse.name"),
+        (
+            answer("upload-1.ckpt", 9),
+            "kept 9 bytes of a checkpoint of 10",
+        ),
+        (
+            Some(Err(Status::invalid_argument("UploadCheckpoint: too large"))),
+            "rejected the request: UploadCheckpoint: too large",
+        ),
+    ];
+    for (upload_answer, why) in cases {
+        let host = Running::start(
+            FakeHost {
+                upload_answer,
+                ..FakeHost::default()
+            },
+            None,
+        );
+        let err = finishes(
+            host.client()
+                .upload_checkpoint(&path, &CancellationToken::new()),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, RemoteTrainingError::Host(_)), "{err:?}");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_cannot_be_read_is_named_and_nothing_is_sent() {
+    let fake = FakeHost::default();
+    let uploads = Arc::clone(&fake.uploads);
+    let host = Running::start(fake, None);
+    let dir = tempfile::tempdir().unwrap();
+    for path in [dir.path().join("gone.ckpt"), dir.path().to_owned()] {
+        let err = finishes(
+            host.client()
+                .upload_checkpoint(&path, &CancellationToken::new()),
+        )
+        .await
+        .unwrap_err();
+        let RemoteTrainingError::Upload { path: named, .. } = &err else {
+            panic!("not an upload error: {err:?}");
+        };
+        assert_eq!(named, &path);
+    }
+    assert!(uploads.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_cancelled_upload_ends_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("op.ckpt");
+    std::fs::write(&path, b"checkpoint").unwrap();
+    let host = Running::start(FakeHost::default(), None);
+    let token = CancellationToken::new();
+    token.cancel(user_cancel());
+    let err = finishes(host.client().upload_checkpoint(&path, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(assert_cancelled(&err), &RemoteStop::NothingRunning);
 }

@@ -286,6 +286,18 @@ impl proto::operations_server::Operations for OperationsApi {
         self.snapshot(&id)
     }
 
+    async fn get_operation_metrics(
+        &self,
+        request: Request<proto::GetOperationRequest>,
+    ) -> Result<Response<proto::OperationMetrics>, Status> {
+        let id = parse_id(&request.into_inner().id)?;
+        let operation = self.operations.get(&id).map_err(operation_status)?;
+        Ok(Response::new(proto::OperationMetrics {
+            id: id.to_string(),
+            epochs: operation.epochs.iter().map(Into::into).collect(),
+        }))
+    }
+
     async fn resume_operation(
         &self,
         request: Request<proto::ResumeOperationRequest>,

@@ -10,6 +10,7 @@ use orchestrator_core::{
     CancelReason, ListFilter, Operation, OperationId, OperationKind, OperationStatus,
     OperationsService,
 };
+use progress::EpochPoint;
 use rpc::proto;
 use training_manager::{Pruned, prune_checkpoints};
 
@@ -49,7 +50,13 @@ enum OpsCommand {
         active: bool,
     },
     /// Show everything about one operation: request, progress, result or error.
-    Show { id: String },
+    Show {
+        id: String,
+        /// Instead, a training's finished epochs: losses, accuracies,
+        /// samples/s and time, one line each (with --json, a list).
+        #[arg(long)]
+        metrics: bool,
+    },
     /// Follow an operation to its end with live progress.
     ///
     /// Exits with the operation's outcome: 0 completed, 1 failed, 130
@@ -133,7 +140,16 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        OpsCommand::Show { id } => {
+        OpsCommand::Show { id, metrics: true } => {
+            let epochs = Source::open(server).await?.metrics(&id).await?;
+            if global.json {
+                println!("{}", serde_json::to_string(&epochs)?);
+            } else {
+                print!("{}", metrics_text(&epochs));
+            }
+            Ok(0)
+        }
+        OpsCommand::Show { id, metrics: false } => {
             let operation = Source::open(server).await?.get(&id).await?;
             if global.json {
                 println!("{}", serde_json::to_string(&operation)?);
@@ -293,6 +309,13 @@ impl Source {
         }
     }
 
+    async fn metrics(&mut self, id: &str) -> anyhow::Result<Vec<EpochPoint>> {
+        match self {
+            Source::Local(operations) => Ok(operations.get(&parse_id(id)?)?.epochs),
+            Source::Remote(remote) => remote.metrics(id).await,
+        }
+    }
+
     async fn get(&mut self, id: &str) -> anyhow::Result<Operation> {
         match self {
             Source::Local(operations) => Ok(operations.get(&parse_id(id)?)?),
@@ -448,6 +471,37 @@ fn operation_text(operation: &Operation) -> String {
     lines.join("\n")
 }
 
+/// A training's epochs as a table, one line each.
+fn metrics_text(epochs: &[EpochPoint]) -> String {
+    if epochs.is_empty() {
+        return "No finished epoch.\n".to_owned();
+    }
+    let number = |value: Option<f64>, digits: usize| {
+        value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
+    };
+    let percent =
+        |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0));
+    let mut text = format!(
+        "{:>5}  {:>10}  {:>9}  {:>8}  {:>7}  {:>10}  {:>9}\n",
+        "epoch", "train loss", "train acc", "val loss", "val acc", "samples/s", "elapsed"
+    );
+    for point in epochs {
+        text.push_str(&format!(
+            "{:>5}  {:>10}  {:>9}  {:>8}  {:>7}  {:>10}  {:>9}\n",
+            point.epoch,
+            number(point.train_loss, 4),
+            percent(point.train_accuracy),
+            number(point.val_loss, 4),
+            percent(point.val_accuracy),
+            number(point.samples_per_second, 0),
+            point
+                .elapsed_seconds
+                .map_or_else(|| "-".to_owned(), |seconds| format!("{seconds:.1} s")),
+        ));
+    }
+    text
+}
+
 /// A file size in decimal units, one decimal: `1.2 MB`.
 fn size_text(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
@@ -576,6 +630,26 @@ mod tests {
         operation.finished_at = Some(operation.created_at + chrono::Duration::milliseconds(1_020));
         operation.error = Some("no data file data/GBPUSD_1h.csv".to_owned());
         operation
+    }
+
+    #[test]
+    fn the_metrics_are_one_line_per_epoch_and_a_missing_figure_is_a_dash() {
+        let point = |epoch, val: Option<f64>| EpochPoint {
+            epoch,
+            train_loss: Some(1.1 - f64::from(epoch) / 10.0),
+            train_accuracy: Some(0.4),
+            val_loss: val,
+            val_accuracy: val.map(|loss| 1.0 - loss),
+            samples_per_second: Some(41_234.6),
+            elapsed_seconds: Some(f64::from(epoch) * 0.75),
+        };
+        expect![[r#"
+            epoch  train loss  train acc  val loss  val acc   samples/s    elapsed
+                1      1.0000      40.0%    0.5500    45.0%       41235      0.8 s
+                2      0.9000      40.0%         -        -       41235      1.5 s
+        "#]]
+        .assert_eq(&metrics_text(&[point(1, Some(0.55)), point(2, None)]));
+        assert_eq!(metrics_text(&[]), "No finished epoch.\n");
     }
 
     #[test]

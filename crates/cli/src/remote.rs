@@ -7,6 +7,7 @@ use host_client::{
     ConnectOptions, HostEndpoint, HostError, HostKind, OperationWatch, OperationsClient,
 };
 use orchestrator_core::{CancelReason, Operation, OperationId};
+use progress::EpochPoint;
 use rpc::Secret;
 use rpc::proto;
 
@@ -65,6 +66,12 @@ impl Remote {
     pub(crate) async fn get(&mut self, id: &str) -> anyhow::Result<Operation> {
         let reply = self.client.get(id).await;
         reply.map_err(|error| refused(error, "get the operation"))
+    }
+
+    /// The finished epochs of a training, in order.
+    pub(crate) async fn metrics(&mut self, id: &str) -> anyhow::Result<Vec<EpochPoint>> {
+        let reply = self.client.metrics(id).await;
+        reply.map_err(|error| refused(error, "get the operation's metrics"))
     }
 
     /// One page of operations, with the number matching and the number active.

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use orchestrator_core::{CancellationToken, Operation, error_chain};
+use progress::EpochPoint;
 use rpc::proto;
 use rpc::proto::operations_client::OperationsClient as GrpcClient;
 
@@ -88,6 +89,21 @@ impl OperationsClient {
             .get_operation(proto::GetOperationRequest { id: id.to_owned() })
             .await;
         self.operation(reply)
+    }
+
+    /// The finished epochs of a training, in order (none for other work).
+    pub async fn metrics(&mut self, id: &str) -> Result<Vec<EpochPoint>, HostError> {
+        let reply = self
+            .client
+            .get_operation_metrics(proto::GetOperationRequest { id: id.to_owned() })
+            .await
+            .map_err(|status| self.endpoint.status_error(&status))?;
+        Ok(reply
+            .into_inner()
+            .epochs
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// One page of operations, with the number matching and the number active.

@@ -84,4 +84,11 @@ impl Operations for HungOnCancel {
     ) -> Result<Response<proto::Operation>, Status> {
         Ok(Response::new(self.running.clone()))
     }
+
+    async fn get_operation_metrics(
+        &self,
+        _request: Request<proto::GetOperationRequest>,
+    ) -> Result<Response<proto::OperationMetrics>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use progress::ProgressState;
+use progress::{EpochPoint, ProgressState};
 use serde::{Deserialize, Serialize};
 
 use crate::CancelReason;
@@ -223,6 +223,10 @@ pub struct Operation {
     /// The latest state its work saved to continue from, if it saves any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Checkpoint>,
+    /// Every finished epoch of a training, in order, as reported: the
+    /// points of its curves (see [`ProgressState::finished_epoch`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<EpochPoint>,
 }
 
 /// Where an operation's work saved the state it can continue from, and
@@ -257,6 +261,7 @@ impl Operation {
             cancel_reason: None,
             cancel_requested_at: None,
             checkpoint: None,
+            epochs: Vec::new(),
         }
     }
 

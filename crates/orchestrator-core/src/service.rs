@@ -433,11 +433,13 @@ fn already_finished(
     }
 }
 
-/// Makes `next` the operation's snapshot, with the newest progress (reported
-/// while `next` was being saved, perhaps), and returns what was published.
+/// Makes `next` the operation's snapshot, with the newest progress and
+/// epochs (reported while `next` was being saved, perhaps), and returns what
+/// was published.
 fn publish(live: &LiveOperation, mut next: Operation) -> Operation {
     live.snapshot.send_modify(|current| {
         next.progress = std::mem::take(&mut current.progress);
+        next.epochs = std::mem::take(&mut current.epochs);
         *current = next;
     });
     live.snapshot.borrow().clone()
@@ -450,7 +452,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Publishes progress of one operation. Never blocks on watchers: each
-/// update replaces the previous one (latest value wins).
+/// update replaces the previous one (latest value wins), except that the
+/// report of an epoch's end also adds the epoch to the operation's
+/// `epochs`, kept in the store with its next state change.
 #[derive(Debug, Clone)]
 pub struct ProgressReporter {
     live: Arc<LiveOperation>,
@@ -474,9 +478,19 @@ impl ProgressReporter {
         if let Some(renderer) = &live.renderer {
             state.message = renderer.render(&state);
         }
+        let finished_epoch = state.finished_epoch();
         live.snapshot.send_if_modified(|operation| {
             if operation.status.is_terminal() {
                 return false;
+            }
+            // Each epoch once, in order, whatever else is reported.
+            if let Some(point) = finished_epoch
+                && operation
+                    .epochs
+                    .last()
+                    .is_none_or(|last| last.epoch < point.epoch)
+            {
+                operation.epochs.push(point);
             }
             operation.progress = state;
             true

@@ -45,7 +45,9 @@ mod training;
 
 pub use data::DataProgressRenderer;
 pub use eta::{EtaEstimator, format_duration};
-pub use state::{DataContext, Items, ProgressContext, ProgressState, Step, TrainingContext};
+pub use state::{
+    DataContext, EpochPoint, Items, ProgressContext, ProgressState, Step, TrainingContext,
+};
 pub use training::TrainingProgressRenderer;
 
 /// Turns a structured [`ProgressState`] into the one-line message shown to users.

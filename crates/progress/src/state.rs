@@ -66,6 +66,10 @@ pub enum ProgressContext {
 }
 
 /// Structured state of a model training.
+///
+/// A training reports the end of every epoch with `batch` at its total (and
+/// the epoch's validation figures), and only then: that report is the
+/// epoch's point of the history ([`ProgressState::finished_epoch`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainingContext {
     /// Model architecture as shown to users, e.g. `MLP`.
@@ -79,6 +83,48 @@ pub struct TrainingContext {
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
     pub samples_per_second: Option<f64>,
+}
+
+/// One finished epoch of a training, as its end was reported: a point of
+/// the curves a training draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochPoint {
+    /// 1-based.
+    pub epoch: u32,
+    pub train_loss: Option<f64>,
+    pub train_accuracy: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub samples_per_second: Option<f64>,
+    /// Seconds from the start of the work to the end of the epoch.
+    pub elapsed_seconds: Option<f64>,
+}
+
+impl ProgressState {
+    /// The epoch whose end this state reports, if it reports one: a
+    /// training context whose batch is at its total.
+    pub fn finished_epoch(&self) -> Option<EpochPoint> {
+        let ProgressContext::Training(context) = &self.context else {
+            return None;
+        };
+        let (epoch, batch) = (context.epoch?, context.batch?);
+        if batch.current != batch.total || epoch.current == 0 {
+            return None;
+        }
+        let elapsed_seconds = match (self.started_at, self.updated_at) {
+            (Some(start), Some(now)) => now.duration_since(start).ok().map(|d| d.as_secs_f64()),
+            _ => None,
+        };
+        Some(EpochPoint {
+            epoch: epoch.current,
+            train_loss: context.train_loss,
+            train_accuracy: context.train_accuracy,
+            val_loss: context.val_loss,
+            val_accuracy: context.val_accuracy,
+            samples_per_second: context.samples_per_second,
+            elapsed_seconds,
+        })
+    }
 }
 
 /// Structured state of a market-data load.
@@ -126,6 +172,22 @@ mod tests {
                 samples_per_second: Some(1024.0),
             }),
         }
+    }
+
+    #[test]
+    fn only_the_report_of_an_epochs_end_is_a_point_of_the_history() {
+        let mut state = training_state();
+        assert_eq!(state.finished_epoch(), None, "batch 342/500 is mid-epoch");
+        let ProgressContext::Training(context) = &mut state.context else {
+            unreachable!()
+        };
+        context.batch = Some(Step::new(500, 500));
+        context.val_loss = Some(0.9);
+        let point = state.finished_epoch().unwrap();
+        assert_eq!(point.epoch, 15);
+        assert_eq!(point.val_loss, Some(0.9));
+        assert_eq!(point.elapsed_seconds, Some(125.0));
+        assert_eq!(ProgressState::default().finished_epoch(), None);
     }
 
     #[test]

@@ -166,6 +166,27 @@ fn a_training_submitted_to_the_server_completes_and_every_client_sees_it() {
     assert_eq!(operation["status"], "completed");
     assert_eq!(operation["result"]["report"]["epochs_run"], 1);
 
+    // Its curve: one point per finished epoch, from the server and the store alike.
+    for remote in [true, false] {
+        let mut command = if remote {
+            client(state.path(), &server)
+        } else {
+            let mut local = trdr(state.path());
+            local.env_remove("TRDR_SERVER");
+            local
+        };
+        let metrics = command
+            .args(["ops", "show", &id, "--metrics", "--json"])
+            .output()
+            .unwrap();
+        assert_exit(&metrics, 0);
+        let epochs: serde_json::Value = serde_json::from_slice(&metrics.stdout).unwrap();
+        let epochs = epochs.as_array().unwrap();
+        assert_eq!(epochs.len(), 1, "{epochs:?}");
+        assert_eq!(epochs[0]["epoch"], 1);
+        assert!(epochs[0]["val_loss"].is_f64(), "{epochs:?}");
+    }
+
     let list = listing(state.path(), &server, &[]);
     assert_eq!(list["total"], 1);
     assert_eq!(list["active"], 0);

@@ -216,6 +216,57 @@ fn a_checkpoint_is_stored_with_the_running_operation_and_kept_when_it_stops() {
 }
 
 #[test]
+fn every_reported_epoch_end_joins_the_history_once_and_is_stored_with_the_next_change() {
+    let ops = service();
+    let context = ops.create(OperationKind::Training, params(), None).unwrap();
+    ops.start(&context.id).unwrap();
+    let epoch_end = |epoch: u32, val_loss: f64| {
+        let mut state = training_progress(epoch);
+        let ProgressContext::Training(training) = &mut state.context else {
+            unreachable!()
+        };
+        training.batch = Some(Step::new(40, 40));
+        training.val_loss = Some(val_loss);
+        state
+    };
+    let mid_epoch = |epoch: u32| {
+        let mut state = training_progress(epoch);
+        let ProgressContext::Training(training) = &mut state.context else {
+            unreachable!()
+        };
+        training.batch = Some(Step::new(12, 40));
+        state
+    };
+    context.progress.report(mid_epoch(1));
+    context.progress.report(epoch_end(1, 0.9));
+    context.progress.report(epoch_end(1, 0.9));
+    context.progress.report(mid_epoch(2));
+    context.progress.report(epoch_end(2, 0.8));
+    let live = ops.get(&context.id).unwrap();
+    let epochs: Vec<(u32, Option<f64>)> = live
+        .epochs
+        .iter()
+        .map(|point| (point.epoch, point.val_loss))
+        .collect();
+    assert_eq!(epochs, [(1, Some(0.9)), (2, Some(0.8))]);
+    assert!(
+        ops.inner
+            .store
+            .get(&context.id)
+            .unwrap()
+            .unwrap()
+            .epochs
+            .is_empty(),
+        "reports never touch the store"
+    );
+
+    // A state change keeps them, and saves them.
+    ops.complete(&context.id, serde_json::json!({})).unwrap();
+    let stored = ops.inner.store.get(&context.id).unwrap().unwrap();
+    assert_eq!(stored.epochs, live.epochs);
+}
+
+#[test]
 fn unknown_ids_are_reported() {
     let ops = service();
     let unknown: OperationId = "op_training_20260101_000000_deadbeef".parse().unwrap();

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use market_data::{BarSource, FetchSummary, Gap, GapKind, GapReport, LoadSummary};
 use orchestrator_core::{Operation, OperationKind};
+use progress::EpochPoint;
 use strategy::{
     Baseline, ClassMetrics, EpochMetrics, Label, Metrics, ModelKind, PhaseSeconds, Quality,
     SplitLabels, SplitSizes, TrainingReport, TrainingSummary,
@@ -562,6 +563,36 @@ impl From<GapKind> for proto::GapKind {
             GapKind::Weekend => proto::GapKind::Weekend,
             GapKind::Closure => proto::GapKind::Closure,
             GapKind::Hole => proto::GapKind::Hole,
+        }
+    }
+}
+
+/// An epoch of a training's curves, to and from the wire: plain numbers,
+/// nothing to check.
+impl From<&EpochPoint> for proto::EpochPoint {
+    fn from(point: &EpochPoint) -> Self {
+        Self {
+            epoch: point.epoch,
+            train_loss: point.train_loss,
+            train_accuracy: point.train_accuracy,
+            val_loss: point.val_loss,
+            val_accuracy: point.val_accuracy,
+            samples_per_second: point.samples_per_second,
+            elapsed_seconds: point.elapsed_seconds,
+        }
+    }
+}
+
+impl From<proto::EpochPoint> for EpochPoint {
+    fn from(wire: proto::EpochPoint) -> Self {
+        Self {
+            epoch: wire.epoch,
+            train_loss: wire.train_loss,
+            train_accuracy: wire.train_accuracy,
+            val_loss: wire.val_loss,
+            val_accuracy: wire.val_accuracy,
+            samples_per_second: wire.samples_per_second,
+            elapsed_seconds: wire.elapsed_seconds,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! the next free version, so the summary's `model_path` is a local path.
 //! Each checkpoint the host announces is fetched into the local checkpoint
 //! file and recorded as a local one would be, so a training stopped or
-//! lost on the host resumes here. The host reads its own data folder.
+//! lost on the host resumes here; a resume routed to a host uploads the
+//! local checkpoint first, and the host's session continues from it. The
+//! host reads its own data folder.
 //!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
@@ -59,15 +61,6 @@ pub enum AdapterError {
         #[source]
         source: ArtifactError,
     },
-    #[error(
-        "cannot resume from {} on the training host at {url}: checkpoints do not travel to hosts yet; \
-         resume it where trainings run locally",
-        path.display()
-    )]
-    ResumeOnHost {
-        url: String,
-        path: std::path::PathBuf,
-    },
 }
 
 /// Where trainings run. How many run at once is the caller's business: the
@@ -97,10 +90,10 @@ impl TrainingAdapter {
     /// blocked. Cancelling `token` stops the training loop within a batch,
     /// locally or on the host.
     ///
-    /// A local training saves and resumes `checkpoints`. On a host, each
-    /// checkpoint the host saves is fetched into `checkpoints.path` and
-    /// reported to `checkpoints.on_saved`; a resume is refused there (the
-    /// checkpoint does not travel to the host).
+    /// A local training saves and resumes `checkpoints`. On a host, the
+    /// checkpoint to resume from is uploaded first and the host's session
+    /// continues from it; each checkpoint the host saves is fetched into
+    /// `checkpoints.path` and reported to `checkpoints.on_saved`.
     pub async fn train(
         &self,
         request: TrainingRequest,
@@ -110,12 +103,6 @@ impl TrainingAdapter {
         progress: ProgressReporter,
     ) -> Result<TrainingSummary, AdapterError> {
         if let Some(host) = &self.host {
-            if let Some(path) = checkpoints.as_ref().and_then(|c| c.resume_from.clone()) {
-                return Err(AdapterError::ResumeOnHost {
-                    url: host.endpoint().url().to_owned(),
-                    path,
-                });
-            }
             return train_on_host(host, &request, &directories, checkpoints, &token, &progress)
                 .await;
         }
@@ -138,8 +125,9 @@ impl TrainingAdapter {
     }
 }
 
-/// Trains on `host`, bringing each checkpoint it announces over into
-/// `checkpoints`, then installs its model in the local models folder.
+/// Trains on `host` (first uploading the checkpoint to resume from, if
+/// any), bringing each checkpoint it announces over into `checkpoints`,
+/// then installs its model in the local models folder.
 async fn train_on_host(
     host: &TrainingHostClient,
     request: &TrainingRequest,
@@ -148,15 +136,22 @@ async fn train_on_host(
     token: &CancellationToken,
     progress: &ProgressReporter,
 ) -> Result<TrainingSummary, AdapterError> {
+    let resume_from = checkpoints.as_ref().and_then(|c| c.resume_from.as_deref());
+    let uploaded = match resume_from {
+        Some(path) => Some(host.upload_checkpoint(path, token).await?),
+        None => None,
+    };
     let fetcher = checkpoints.map(|checkpoints| CheckpointFetcher::start(host, checkpoints));
-    let trained = host
-        .train(request, token, |update| match (update, &fetcher) {
-            (RemoteUpdate::Progress(state), _) => progress.report(state),
-            (RemoteUpdate::Accepted { session_id }, Some(fetcher)) => fetcher.follow(session_id),
-            (RemoteUpdate::Checkpoint(_), Some(fetcher)) => fetcher.fetch_newest(),
-            (RemoteUpdate::Accepted { .. } | RemoteUpdate::Checkpoint(_), None) => {}
-        })
-        .await;
+    let on_update = |update| match (update, &fetcher) {
+        (RemoteUpdate::Progress(state), _) => progress.report(state),
+        (RemoteUpdate::Accepted { session_id }, Some(fetcher)) => fetcher.follow(session_id),
+        (RemoteUpdate::Checkpoint(_), Some(fetcher)) => fetcher.fetch_newest(),
+        (RemoteUpdate::Accepted { .. } | RemoteUpdate::Checkpoint(_), None) => {}
+    };
+    let trained = match &uploaded {
+        Some(name) => host.train_from(request, name, token, on_update).await,
+        None => host.train(request, token, on_update).await,
+    };
     let done = match trained {
         Ok(done) => {
             // The host removed its checkpoint; the manager removes ours.

@@ -1,8 +1,8 @@
 //! The host route of `TrainingAdapter` against a real training host served
 //! in-process on loopback: the model comes back into the local models
 //! folder, progress reaches the operation, the host's checkpoints land in
-//! the local checkpoint file, a cancel ends it cancelled, a host that shuts
-//! down fails it.
+//! the local checkpoint file, a local checkpoint resumes there, a cancel
+//! ends it cancelled, a host that shuts down fails it.
 
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
@@ -274,6 +274,136 @@ async fn a_host_that_shuts_down_mid_training_fails_the_training() {
         "{err}"
     );
     assert_eq!(std::fs::read_dir(local_models.path()).unwrap().count(), 0);
+}
+
+/// The weights and test metrics of the artifact at `model_path`: what two
+/// trainings of the same seed share byte for byte.
+fn artifact_bytes(model_path: &Path) -> (Vec<u8>, Vec<u8>) {
+    (
+        std::fs::read(model_path.join("model.bpk")).unwrap(),
+        std::fs::read(model_path.join("metrics.json")).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model() {
+    let mut strategy =
+        StrategyConfig::from_file(&root().join("strategies/eurusd_mlp.yaml")).unwrap();
+    strategy.model.early_stopping_patience = None;
+    let request = || {
+        let options = TrainingOptions {
+            epochs: Some(4),
+            ..TrainingOptions::default()
+        };
+        TrainingRequest::new(strategy.clone(), None, None, options).unwrap()
+    };
+    let local = TrainingAdapter::new(&HostServiceConfig::local("TRAINING"));
+    let operations = OperationsService::in_memory();
+    let context = || {
+        operations
+            .create(OperationKind::Training, serde_json::json!({}), None)
+            .unwrap()
+    };
+    let here = |models: &Path| Directories {
+        data: root().join("data"),
+        models: models.to_owned(),
+    };
+
+    let whole_models = tempfile::tempdir().unwrap();
+    let whole = context();
+    let whole = local
+        .train(
+            request(),
+            here(whole_models.path()),
+            None,
+            whole.token,
+            whole.progress,
+        )
+        .await
+        .unwrap();
+
+    // Stopped here once the end of epoch 2 is saved.
+    let local_models = tempfile::tempdir().unwrap();
+    let stopped = local_models
+        .path()
+        .join(".checkpoints")
+        .join("stopped.ckpt");
+    let stopping = context();
+    let token = stopping.token.clone();
+    let checkpoints = Checkpoints {
+        path: stopped.clone(),
+        resume_from: None,
+        on_saved: Arc::new(move |saved: &SavedCheckpoint| {
+            if saved.epoch >= 2 {
+                token.cancel(CancelReason::UserRequest(None));
+            }
+        }),
+    };
+    let err = local
+        .train(
+            request(),
+            here(local_models.path()),
+            Some(checkpoints),
+            stopping.token,
+            stopping.progress,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.source().is_some_and(|source| source.is::<Cancelled>()),
+        "{err:?}"
+    );
+
+    // Resumed on the host: uploaded, continued there, its checkpoints
+    // fetched into this run's file.
+    let host_models = tempfile::tempdir().unwrap();
+    let (url, _stop) = start_host(host_models.path()).await;
+    let resumed_file = local_models
+        .path()
+        .join(".checkpoints")
+        .join("resumed.ckpt");
+    let (saved, mut reported) = tokio::sync::mpsc::unbounded_channel();
+    let checkpoints = Checkpoints {
+        path: resumed_file.clone(),
+        resume_from: Some(stopped.clone()),
+        on_saved: Arc::new(move |checkpoint: &SavedCheckpoint| {
+            let _ = saved.send(checkpoint.clone());
+        }),
+    };
+    let resuming = context();
+    let summary = adapter(&url)
+        .train(
+            request(),
+            directories(local_models.path()),
+            Some(checkpoints),
+            resuming.token,
+            resuming.progress,
+        )
+        .await
+        .unwrap();
+
+    assert!(
+        summary.model_path.starts_with(local_models.path()),
+        "{summary:?}"
+    );
+    assert_eq!(
+        artifact_bytes(&summary.model_path),
+        artifact_bytes(&whole.model_path),
+        "the run resumed on the host differs from the uninterrupted run"
+    );
+    // It went on from epoch 2: every checkpoint fetched (the training may
+    // end before one is) is of a later epoch.
+    while let Ok(fetched) = reported.try_recv() {
+        assert!(fetched.epoch >= 3, "{fetched:?}");
+        assert_eq!(fetched.path, resumed_file);
+    }
+    // The host continued from the upload, so it removed it once the
+    // training completed (and its own checkpoints with it).
+    let left_on_host: Vec<PathBuf> = std::fs::read_dir(host_models.path().join(".checkpoints"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(left_on_host.is_empty(), "{left_on_host:?}");
 }
 
 #[tokio::test]

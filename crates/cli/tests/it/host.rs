@@ -3,7 +3,7 @@
 //! the local models folder; Ctrl-C stops the remote session; a killed,
 //! shut down, absent or token-refusing host fails the training naming its
 //! URL, and a killed one leaves the checkpoint fetched last, which resumes
-//! locally. The `slow_` tests train for many epochs and stop part-way, seconds
+//! locally; a training stopped here resumes on a host. The `slow_` tests train for many epochs and stop part-way, seconds
 //! each: a plain `cargo nextest run` leaves them out, `cargo xtask ci` runs
 //! them (`.config/nextest.toml`).
 
@@ -489,5 +489,118 @@ fn slow_a_host_killed_mid_training_leaves_a_local_checkpoint_that_resumes_here_t
             .unwrap(),
         expected,
         "the run resumed from the host's checkpoint differs from the uninterrupted run"
+    );
+}
+
+#[test]
+fn slow_a_training_stopped_here_resumes_on_a_host_to_the_same_model() {
+    let scratch = tempfile::tempdir().unwrap();
+    let strategy = super::train::lstm_without_early_stopping(scratch.path());
+    let train = |state: &Path, models: &Path| {
+        let mut command = trdr(state);
+        command
+            .env_remove("TRDR_AUTH_TOKEN")
+            .arg("train")
+            .arg(&strategy)
+            .args(["--epochs", "12", "--json", "--data-dir"])
+            .arg(sample_data())
+            .arg("--models-dir")
+            .arg(models);
+        command
+    };
+
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = train(state.path(), models.path()).output().unwrap();
+    assert_exit(&whole, 0);
+    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
+        .as_str()
+        .map(super::train::artifact_bytes)
+        .unwrap();
+
+    // Here, stopped by Ctrl-C once epoch 4 is under way.
+    let (state, local_models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut child = train(state.path(), local_models.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let id = loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.wait();
+            panic!("trdr ended before epoch 4: {}", stderr_of(&mut child));
+        }
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["progress"]["context"]["epoch"]["current"]
+            .as_u64()
+            .is_some_and(|epoch| epoch >= 4)
+        {
+            break event["id"].as_str().unwrap().to_owned();
+        }
+    };
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let status = wait_or_hang(&mut child);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stderr:\n{}",
+        stderr_of(&mut child)
+    );
+    let stopped = newest_operation(state.path());
+    assert_eq!(stopped.id.as_str(), id);
+    assert_eq!(stopped.status, OperationStatus::Cancelled);
+    let checkpoint = stopped.checkpoint.expect("a checkpoint recorded on Ctrl-C");
+    assert!(checkpoint.epoch >= 4, "{checkpoint:?}");
+    let stopped_file = Path::new(&checkpoint.path);
+    assert!(
+        stopped_file.starts_with(local_models.path()),
+        "{checkpoint:?}"
+    );
+
+    // Resumed on a host: the checkpoint goes there, the model comes back.
+    let host_models = tempfile::tempdir().unwrap();
+    let host = host(state.path(), host_models.path(), None);
+    let resumed = trdr(state.path())
+        .env("USE_TRAINING_HOST_SERVICE", "true")
+        .env("TRAINING_HOST_SERVICE_URL", &host.url)
+        .env_remove("TRDR_AUTH_TOKEN")
+        .args(["train", "--resume", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&resumed, 0);
+    let events = json_events(&resumed);
+    // The display goes on from the checkpoint, not from epoch 1.
+    let first = events
+        .iter()
+        .find_map(|event| event["progress"]["context"]["epoch"]["current"].as_u64())
+        .unwrap();
+    assert!(first >= u64::from(checkpoint.epoch), "{first}");
+    let done = &events.last().unwrap()["operation"];
+    assert_eq!(done["params"]["resumed_from"], id.as_str());
+    let model_path = done["result"]["model_path"].as_str().unwrap();
+    assert!(
+        Path::new(model_path).starts_with(local_models.path()),
+        "{model_path}"
+    );
+    assert_eq!(
+        super::train::artifact_bytes(model_path),
+        expected,
+        "the run resumed on the host differs from the uninterrupted run"
+    );
+    assert!(!stopped_file.exists(), "its checkpoint outlived it here");
+    let left_on_host: Vec<_> = std::fs::read_dir(host_models.path().join(".checkpoints"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(
+        left_on_host.is_empty(),
+        "left on the host: {left_on_host:?}"
     );
 }

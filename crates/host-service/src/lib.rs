@@ -13,7 +13,11 @@
 //!   streams a completed session's model files, `manifest.json` last. Each
 //!   checkpoint a session saves (in the models folder's `.checkpoints`) is
 //!   announced in its event stream (`CheckpointSaved`), and
-//!   `FetchCheckpoint` streams the one it last saved.
+//!   `FetchCheckpoint` streams the one it last saved. `UploadCheckpoint`
+//!   writes a checkpoint saved elsewhere into that folder under a name the
+//!   host chooses (`upload-….ckpt`); a `StartTraining` naming it in
+//!   `resume_checkpoint` continues from it and removes it once it
+//!   completes.
 //! - `trdr.v1.DataHost`: `ListSeries` and `FetchBars` over the data store.
 //! - the standard gRPC health service (both services `SERVING`) and server
 //!   reflection.

@@ -1,5 +1,6 @@
 //! `trdr ops`: list, show, watch, cancel and resume operations, on a server
-//! (`--server`) or in the local embedded store; prune old checkpoints.
+//! (`--server`) or in the local embedded store; plot a training's curves;
+//! prune old checkpoints.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -90,6 +91,17 @@ enum OpsCommand {
         /// The stopped training, e.g. op_training_20261130_024000_0a1b2c3d.
         #[arg(value_name = "OP_ID")]
         id: OperationId,
+    },
+    /// Draw a training's loss and accuracy curves as an SVG file.
+    ///
+    /// Train and validation, one point per finished epoch; the kept epoch
+    /// and the majority-class baseline are marked once the training has
+    /// completed. A running training is drawn as far as it has got.
+    Plot {
+        id: String,
+        /// The file to write [default: OP_ID.svg in this directory]
+        #[arg(long, value_name = "FILE.svg")]
+        out: Option<PathBuf>,
     },
     /// Remove old checkpoints of stopped trainings nobody resumed.
     ///
@@ -192,6 +204,31 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
         }
         // A resume trains, and is followed, as `trdr train` does.
         OpsCommand::Resume { id } => crate::train::resume(&id, server, global).await,
+        OpsCommand::Plot { id, out } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{id}.svg")));
+            anyhow::ensure!(
+                out.extension().is_some_and(|extension| extension == "svg"),
+                "{} is not an .svg file: trdr ops plot writes SVG, which browsers and image \
+                 viewers open",
+                out.display()
+            );
+            let mut source = Source::open(server).await?;
+            let operation = source.get(&id).await?;
+            let epochs = source.metrics(&id).await?;
+            let svg =
+                charts::training_curves_svg(&plot_title(&operation), &epochs, &marks(&operation));
+            write_atomically(&out, svg.as_bytes())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            if global.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "path": out, "epochs": epochs.len() })
+                );
+            } else {
+                println!("Wrote {} ({} epochs).", out.display(), epochs.len());
+            }
+            Ok(0)
+        }
         OpsCommand::Prune {
             older_than,
             models_dir,
@@ -469,6 +506,45 @@ fn operation_text(operation: &Operation) -> String {
     }
     lines.push(String::new());
     lines.join("\n")
+}
+
+/// The chart's title: what was trained, and by which operation.
+fn plot_title(operation: &Operation) -> String {
+    let strategy = operation.params["strategy"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            operation.result.as_ref()?["strategy"]
+                .as_str()
+                .map(str::to_owned)
+        });
+    match strategy {
+        Some(strategy) => format!("{strategy} · {}", operation.id),
+        None => operation.id.to_string(),
+    }
+}
+
+/// The kept epoch and the baseline, once a training has its result.
+fn marks(operation: &Operation) -> charts::Marks {
+    let result = operation.result.as_ref();
+    charts::Marks {
+        best_epoch: result
+            .and_then(|result| result["report"]["best_epoch"].as_u64())
+            .and_then(|epoch| u32::try_from(epoch).ok()),
+        baseline_accuracy: result
+            .and_then(|result| result["metrics"]["baseline"]["accuracy"].as_f64()),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it, so a
+/// reader never sees half a chart.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
 }
 
 /// A training's epochs as a table, one line each.

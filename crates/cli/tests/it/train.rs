@@ -62,6 +62,34 @@ fn train_completes_with_an_artifact_and_increasing_progress() {
         page.operations[0].result.as_ref().unwrap()["report"]["epochs_run"],
         3
     );
+
+    // Its curves: an SVG whose lines have one point per epoch.
+    let id = page.operations[0].id.to_string();
+    let chart = models.path().join("curves.svg");
+    let plot = trdr(state.path())
+        .args(["ops", "plot", &id, "--out"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert_exit(&plot, 0);
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for series in ["train loss", "val loss", "train acc", "val acc"] {
+        let marker = format!(r#"data-series="{series}" points=""#);
+        let start = svg.find(&marker).unwrap_or_else(|| panic!("no {series}")) + marker.len();
+        let points = &svg[start..start + svg[start..].find('"').unwrap()];
+        assert_eq!(points.split(' ').count(), 3, "{series}: {points}");
+    }
+    assert!(
+        svg.contains(r#"class="baseline""#),
+        "a completed training marks its baseline"
+    );
+    let png = trdr(state.path())
+        .args(["ops", "plot", &id, "--out", "curves.png"])
+        .output()
+        .unwrap();
+    assert_exit(&png, 1);
+    assert!(text(&png.stderr).contains("is not an .svg file"));
 }
 
 #[test]

@@ -56,6 +56,16 @@ pub(crate) struct TrainArgs {
     /// CPU backend: flex (burn's current one, faster) or ndarray.
     #[arg(long, default_value_t = training_manager::Backend::default())]
     backend: training_manager::Backend,
+    /// Save a checkpoint at the end of every N epochs, instead of the
+    /// strategy's `training.checkpoint.every_epochs` (default 1; 0: not at
+    /// epoch ends). A stop always saves one.
+    #[arg(long, value_name = "N")]
+    checkpoint_every_epochs: Option<u32>,
+    /// Inside an epoch too, once this many seconds have passed since the
+    /// last save, instead of the strategy's `every_seconds` (default 300;
+    /// 0: not inside epochs).
+    #[arg(long, value_name = "SECONDS")]
+    checkpoint_every_seconds: Option<u64>,
     /// Continue the stopped (cancelled or failed) training OP_ID from its
     /// checkpoint, as a new operation followed like a training; the same as
     /// `trdr ops resume OP_ID`.
@@ -70,7 +80,7 @@ pub(crate) struct TrainArgs {
         value_name = "OP_ID",
         conflicts_with_all = [
             "strategy", "symbols", "timeframes", "start", "end", "epochs", "models_dir",
-            "backend",
+            "backend", "checkpoint_every_epochs", "checkpoint_every_seconds",
         ],
     )]
     resume: Option<OperationId>,
@@ -144,6 +154,8 @@ fn train_request(args: &TrainArgs, strategy: &Path) -> TrainRequest {
         end: args.end,
         epochs: args.epochs,
         backend: args.backend,
+        checkpoint_every_epochs: args.checkpoint_every_epochs,
+        checkpoint_every_seconds: args.checkpoint_every_seconds,
         ..TrainRequest::new(StrategySource::File(strategy.to_path_buf()))
     }
 }

@@ -596,6 +596,8 @@ impl From<&TrainRequest> for proto::StartTrainingOperationRequest {
             end: request.end.map(timestamp),
             epochs: request.epochs,
             backend: request.backend.as_str().to_owned(),
+            checkpoint_every_epochs: request.checkpoint_every_epochs,
+            checkpoint_every_seconds: request.checkpoint_every_seconds,
         }
     }
 }
@@ -660,6 +662,8 @@ impl TryFrom<proto::StartTrainingOperationRequest> for TrainRequest {
                 .transpose()?,
             epochs: wire.epochs,
             backend,
+            checkpoint_every_epochs: wire.checkpoint_every_epochs,
+            checkpoint_every_seconds: wire.checkpoint_every_seconds,
         })
     }
 }
@@ -792,6 +796,8 @@ mod tests {
             start: Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
             epochs: Some(3),
             backend: Backend::NdArray,
+            checkpoint_every_epochs: Some(5),
+            checkpoint_every_seconds: Some(0),
             ..TrainRequest::new(StrategySource::Text {
                 origin: "eurusd_mlp.yaml".into(),
                 yaml: "name: t\n".into(),

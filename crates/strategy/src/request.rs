@@ -114,6 +114,12 @@ pub struct TrainRequest {
     /// Instead of the strategy's epochs.
     pub epochs: Option<u32>,
     pub backend: Backend,
+    /// Instead of the strategy's `training.checkpoint.every_epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_epochs: Option<u32>,
+    /// Instead of the strategy's `training.checkpoint.every_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_seconds: Option<u64>,
 }
 
 impl TrainRequest {
@@ -127,7 +133,21 @@ impl TrainRequest {
             end: None,
             epochs: None,
             backend: Backend::default(),
+            checkpoint_every_epochs: None,
+            checkpoint_every_seconds: None,
         }
+    }
+
+    /// `strategy` with this request's checkpoint policy overrides applied.
+    pub fn with_checkpoint_overrides(&self, mut strategy: StrategyConfig) -> StrategyConfig {
+        let policy = &mut strategy.model.checkpoint;
+        if let Some(every) = self.checkpoint_every_epochs {
+            policy.every_epochs = every as usize;
+        }
+        if let Some(every) = self.checkpoint_every_seconds {
+            policy.every_seconds = every;
+        }
+        strategy
     }
 }
 
@@ -334,6 +354,26 @@ mod tests {
             backwards.unwrap_err().to_string(),
             "start (2024-02-01 00:00:00 UTC) is after end (2024-01-01 00:00:00 UTC)"
         );
+    }
+
+    #[test]
+    fn checkpoint_overrides_replace_what_they_name_and_keep_the_rest() {
+        let strategy = strategy();
+        let request = TrainRequest {
+            checkpoint_every_seconds: Some(0),
+            ..TrainRequest::new(StrategySource::Named("x.yaml".into()))
+        };
+        let policy = request
+            .with_checkpoint_overrides(strategy.clone())
+            .model
+            .checkpoint;
+        assert_eq!(policy.every_seconds, 0);
+        assert_eq!(policy.every_epochs, strategy.model.checkpoint.every_epochs);
+        let none = TrainRequest::new(StrategySource::Named("x.yaml".into()));
+        assert_eq!(none.with_checkpoint_overrides(strategy.clone()), strategy);
+        // Absent overrides stay out of operation records.
+        let json = serde_json::to_string(&none).unwrap();
+        assert!(!json.contains("checkpoint"), "{json}");
     }
 
     #[test]

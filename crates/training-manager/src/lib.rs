@@ -126,7 +126,7 @@ impl TrainingManager {
         let invalid =
             |error: strategy::RequestError| TrainingManagerError::InvalidRequest(error.to_string());
         let strategy = with_overrides(
-            strategy,
+            request.with_checkpoint_overrides(strategy),
             request.symbols.clone(),
             request.timeframes.clone(),
         )
@@ -242,6 +242,8 @@ impl TrainingManager {
             TrainError::Resume { reason, .. } => refuse(reason),
             other => refuse(error_chain(&other)),
         })?;
+        // The checkpoint keeps no policy: the stopped run's overrides apply again.
+        let strategy = request.with_checkpoint_overrides(strategy);
         let options = TrainingOptions {
             backend: request.backend,
             epochs: request.epochs,

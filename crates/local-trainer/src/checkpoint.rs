@@ -29,7 +29,7 @@ use strategy::{EpochMetrics, PreparedData, Samples, StrategyConfig};
 use crate::{Backend, TrainError};
 
 const MAGIC: &[u8; 8] = b"TRDRCKPT";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Where a training keeps its checkpoint, where it continues from, and who
 /// hears of each save.
@@ -299,10 +299,15 @@ pub(crate) struct Sections<'a> {
 pub(crate) fn encode(path: &Path, sections: &Sections<'_>) -> Result<Vec<u8>, TrainError> {
     let header = serde_json::to_vec(sections.header)
         .map_err(|error| invalid(path, &format!("cannot encode its header: {error}")))?;
+    // Four bytes an index: a split beyond 4 billion samples is refused.
     let order: Vec<u8> = sections
         .order
         .iter()
-        .flat_map(|&index| (index as u64).to_le_bytes())
+        .map(|&index| u32::try_from(index))
+        .collect::<Result<Vec<u32>, _>>()
+        .map_err(|_| invalid(path, "its training split has more than 2^32 samples"))?
+        .into_iter()
+        .flat_map(u32::to_le_bytes)
         .collect();
     let mut content = Vec::with_capacity(
         64 + header.len()
@@ -392,8 +397,8 @@ pub(crate) fn read_file(path: &Path) -> Result<CheckpointFile, TrainError> {
     let header: Header = serde_json::from_slice(next()?)
         .map_err(|error| damaged(&format!("its header does not parse: {error}")))?;
     let order = next()?
-        .chunks_exact(8)
-        .map(|bytes| u64::from_le_bytes(bytes.try_into().unwrap_or_default()) as usize)
+        .chunks_exact(4)
+        .map(|bytes| u32::from_le_bytes(bytes.try_into().unwrap_or_default()) as usize)
         .collect();
     let network = Bytes::from_bytes_vec(next()?.to_vec());
     let optimizer = Bytes::from_bytes_vec(next()?.to_vec());

@@ -133,8 +133,10 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     (
         "api-server",
         // host-client: data loads in host mode fetch from the data host.
+        // charts: the dashboard draws a training's curves.
         Internal::Only(&[
             "rpc",
+            "charts",
             "host-client",
             "training-manager",
             "market-data",

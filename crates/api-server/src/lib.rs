@@ -7,7 +7,9 @@
 //! restarts: operations a dead process left running are marked `failed`
 //! when the store is opened. The health (`grpc.health.v1`) and reflection
 //! services are served beside it; with an auth token, only `Operations`
-//! calls need it.
+//! calls need it. With a second listener, [`serve`] also serves the
+//! dashboard: live pages and a JSON API with Server-Sent Events over the
+//! same operations, behind the same token.
 //!
 //! ```no_run
 //! use api_server::{ServerOptions, serve};
@@ -27,8 +29,10 @@
 //!
 //! [`OperationsService`]: orchestrator_core::OperationsService
 
+mod chart;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+mod http;
 mod service;
 mod strategies;
 
@@ -45,7 +49,26 @@ use rpc::proto::operations_server::OperationsServer;
 use rpc::server::{KeepAlive, ServerBuilder};
 use training_manager::TrainingManager;
 
+pub use crate::chart::training_chart;
 use crate::service::OperationsApi;
+
+/// Where `trdr serve` listens: the gRPC API, and the dashboard when asked.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: tokio::net::TcpListener,
+    /// The dashboard's HTTP listener (`trdr serve --http`).
+    pub dashboard: Option<tokio::net::TcpListener>,
+}
+
+/// The gRPC API alone.
+impl From<tokio::net::TcpListener> for Listeners {
+    fn from(grpc: tokio::net::TcpListener) -> Self {
+        Self {
+            grpc,
+            dashboard: None,
+        }
+    }
+}
 
 /// How `trdr serve` is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +117,8 @@ pub enum ApiServerError {
     Config(#[from] ConfigError),
     #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the dashboard's HTTP server failed")]
+    Dashboard(#[source] std::io::Error),
 }
 
 /// Pings idle connections so a vanished client (a closed laptop, a dropped
@@ -103,14 +128,19 @@ const KEEP_ALIVE: KeepAlive = KeepAlive {
     timeout: Duration::from_secs(10),
 };
 
-/// Serves the operations API on `listener` until `shutdown` completes, then
-/// stops accepting work (new `Start*` calls get `UNAVAILABLE`), cancels the
-/// running operations, waits for them to end `cancelled`, and returns.
+/// Serves the operations API on `listeners` (a `TcpListener` is the gRPC
+/// one alone) until `shutdown` completes, then stops accepting work (new
+/// `Start*` calls get `UNAVAILABLE`), cancels the running operations, waits
+/// for them to end `cancelled`, and returns.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: impl Into<Listeners>,
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiServerError> {
+    let Listeners {
+        grpc: listener,
+        dashboard,
+    } = listeners.into();
     let operations = OperationsService::open_sqlite(&options.db)
         .map_err(|source| ApiServerError::Store {
             path: options.db.clone(),
@@ -138,6 +168,22 @@ pub async fn serve(
         options.models_dir.clone(),
     );
     let gate = api.gate();
+    let (stop_dashboard, dashboard_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dashboard = dashboard.map(|listener| {
+        let router = http::router(http::Dashboard::new(
+            operations.clone(),
+            Arc::clone(&training),
+            gate.clone(),
+            options.auth_token.as_ref().map(Secret::expose),
+        ));
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = dashboard_stopped.await;
+                })
+                .into_future(),
+        )
+    });
 
     let operations_server = OperationsServer::new(api)
         .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)
@@ -169,7 +215,15 @@ pub async fn serve(
     );
     tokio::join!(training.drain(), data.drain());
     let _ = stop.send(());
+    // Every event stream has had its `end` by now: the operations ended.
+    let _ = stop_dashboard.send(());
     server.await?;
+    if let Some(dashboard) = dashboard {
+        match dashboard.await {
+            Ok(served) => served.map_err(ApiServerError::Dashboard)?,
+            Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+        }
+    }
     tracing::info!("operations server stopped");
     Ok(())
 }

@@ -25,7 +25,7 @@ use crate::strategies::{self, NameError};
 /// A watcher gets at most one snapshot per interval (the latest): plenty for
 /// a live display, and it keeps a hundred watchers from costing the training
 /// CPU time. A change of status waits at most this long.
-const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Lets work in until shutdown begins. Registration happens under the read
 /// lock, so once `close` returns no new operation can slip past the
@@ -38,7 +38,10 @@ impl Gate {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = true;
     }
 
-    fn admit<T>(&self, register: impl FnOnce() -> Result<T, Status>) -> Result<T, Status> {
+    pub(crate) fn admit<T>(
+        &self,
+        register: impl FnOnce() -> Result<T, Status>,
+    ) -> Result<T, Status> {
         let closed = self.0.read().unwrap_or_else(PoisonError::into_inner);
         if *closed {
             return Err(Status::unavailable(
@@ -343,7 +346,7 @@ fn wire_operation(operation: &Operation) -> Result<proto::Operation, Status> {
     })
 }
 
-fn operation_status(error: OperationError) -> Status {
+pub(crate) fn operation_status(error: OperationError) -> Status {
     match &error {
         OperationError::NotFound(_) => Status::not_found(error.to_string()),
         OperationError::AlreadyFinished { .. } | OperationError::OwnedElsewhere { .. } => {
@@ -368,7 +371,7 @@ fn name_status(error: NameError) -> Status {
     }
 }
 
-fn training_status(error: TrainingManagerError) -> Status {
+pub(crate) fn training_status(error: TrainingManagerError) -> Status {
     match error {
         TrainingManagerError::Operation(error) => operation_status(error),
         TrainingManagerError::Strategy(_) | TrainingManagerError::InvalidRequest(_) => {

@@ -215,8 +215,7 @@ pub(crate) async fn run(args: OpsArgs, global: &Global) -> anyhow::Result<u8> {
             let mut source = Source::open(server).await?;
             let operation = source.get(&id).await?;
             let epochs = source.metrics(&id).await?;
-            let svg =
-                charts::training_curves_svg(&plot_title(&operation), &epochs, &marks(&operation));
+            let svg = api_server::training_chart(&operation, &epochs);
             write_atomically(&out, svg.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             if global.json {
@@ -509,33 +508,6 @@ fn operation_text(operation: &Operation) -> String {
 }
 
 /// The chart's title: what was trained, and by which operation.
-fn plot_title(operation: &Operation) -> String {
-    let strategy = operation.params["strategy"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            operation.result.as_ref()?["strategy"]
-                .as_str()
-                .map(str::to_owned)
-        });
-    match strategy {
-        Some(strategy) => format!("{strategy} · {}", operation.id),
-        None => operation.id.to_string(),
-    }
-}
-
-/// The kept epoch and the baseline, once a training has its result.
-fn marks(operation: &Operation) -> charts::Marks {
-    let result = operation.result.as_ref();
-    charts::Marks {
-        best_epoch: result
-            .and_then(|result| result["report"]["best_epoch"].as_u64())
-            .and_then(|epoch| u32::try_from(epoch).ok()),
-        baseline_accuracy: result
-            .and_then(|result| result["metrics"]["baseline"]["accuracy"].as_f64()),
-    }
-}
-
 /// Writes `bytes` to `path` through a temporary file renamed over it, so a
 /// reader never sees half a chart.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

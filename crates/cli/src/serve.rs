@@ -1,10 +1,12 @@
 //! `trdr serve`: the operations API server, so trainings and data loads can
 //! be submitted, watched and cancelled from any terminal.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use api_server::ServerOptions;
 use clap::Args;
 use orchestrator_core::OperationsService;
@@ -29,11 +31,19 @@ use crate::embedded;
 ///
 /// The server opens no file a client names, except strategies inside
 /// --strategies-dir: `trdr train --server` sends the strategy's text.
+///
+/// --http also serves the dashboard (live pages and a JSON API with
+/// Server-Sent Events, behind the same token) and prints `dashboard on
+/// http://ADDRESS` after the `listening on` line.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
     listen: SocketAddr,
+    /// Also serve the web dashboard on this address; port 0 picks a free one
+    /// [default address: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    http: Option<SocketAddr>,
     /// The operations database [default: the embedded store,
     /// $TRDR_STATE_DIR/operations.db or the user data dir]
     #[arg(long, value_name = "PATH")]
@@ -110,6 +120,12 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
     };
     let (listener, address) =
         crate::listen::bind(args.listen, auth.token(), "start and cancel work").await?;
+    let dashboard = match args.http {
+        Some(http) => {
+            Some(crate::listen::bind(http, auth.token(), "watch, cancel and resume work").await?)
+        }
+        None => None,
+    };
     let options = ServerOptions {
         db,
         strategies_dir: strategies_dir(args.strategies_dir),
@@ -137,8 +153,27 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
         ),
     }
     let signals = crate::listen::announce(address)?;
-    api_server::serve(listener, options, signals).await?;
+    let dashboard = match dashboard {
+        Some((listener, address)) => {
+            announce_dashboard(address)?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let listeners = api_server::Listeners {
+        grpc: listener,
+        dashboard,
+    };
+    api_server::serve(listeners, options, signals).await?;
     Ok(0)
+}
+
+/// The line after `listening on` that scripts and tests read the
+/// dashboard's address from.
+fn announce_dashboard(address: SocketAddr) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "dashboard on http://{address}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")
 }
 
 /// `--strategies-dir`, else `$TRDR_STRATEGIES_DIR`, else `./strategies`.

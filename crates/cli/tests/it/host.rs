@@ -399,28 +399,7 @@ fn a_wrong_auth_token_is_refused() {
 
 #[test]
 fn slow_a_host_killed_mid_training_leaves_a_local_checkpoint_that_resumes_here_to_the_same_model() {
-    let scratch = tempfile::tempdir().unwrap();
-    let strategy = super::train::lstm_without_early_stopping(scratch.path());
-    let train = |state: &Path, models: &Path| {
-        let mut command = trdr(state);
-        command
-            .env_remove("TRDR_AUTH_TOKEN")
-            .arg("train")
-            .arg(&strategy)
-            .args(["--epochs", "12", "--json", "--data-dir"])
-            .arg(sample_data())
-            .arg("--models-dir")
-            .arg(models);
-        command
-    };
-
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let whole = train(state.path(), models.path()).output().unwrap();
-    assert_exit(&whole, 0);
-    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
-        .as_str()
-        .map(super::train::artifact_bytes)
-        .unwrap();
+    let run = super::train::LstmRun::new();
 
     // On a host, killed once epoch 4 is under way: the checkpoint of epoch
     // 2's end was announced a whole epoch before, and fetched since.
@@ -430,7 +409,7 @@ fn slow_a_host_killed_mid_training_leaves_a_local_checkpoint_that_resumes_here_t
         tempfile::tempdir().unwrap(),
     );
     let host = host(state.path(), host_models.path(), None);
-    let mut on_host = train(state.path(), local_models.path());
+    let mut on_host = run.train(state.path(), local_models.path());
     on_host
         .env("USE_TRAINING_HOST_SERVICE", "true")
         .env("TRAINING_HOST_SERVICE_URL", &host.url);
@@ -487,39 +466,19 @@ fn slow_a_host_killed_mid_training_leaves_a_local_checkpoint_that_resumes_here_t
             .as_str()
             .map(super::train::artifact_bytes)
             .unwrap(),
-        expected,
+        run.expected,
         "the run resumed from the host's checkpoint differs from the uninterrupted run"
     );
 }
 
 #[test]
 fn slow_a_training_stopped_here_resumes_on_a_host_to_the_same_model() {
-    let scratch = tempfile::tempdir().unwrap();
-    let strategy = super::train::lstm_without_early_stopping(scratch.path());
-    let train = |state: &Path, models: &Path| {
-        let mut command = trdr(state);
-        command
-            .env_remove("TRDR_AUTH_TOKEN")
-            .arg("train")
-            .arg(&strategy)
-            .args(["--epochs", "12", "--json", "--data-dir"])
-            .arg(sample_data())
-            .arg("--models-dir")
-            .arg(models);
-        command
-    };
-
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let whole = train(state.path(), models.path()).output().unwrap();
-    assert_exit(&whole, 0);
-    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
-        .as_str()
-        .map(super::train::artifact_bytes)
-        .unwrap();
+    let run = super::train::LstmRun::new();
 
     // Here, stopped by Ctrl-C once epoch 4 is under way.
     let (state, local_models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut child = train(state.path(), local_models.path())
+    let mut child = run
+        .train(state.path(), local_models.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -591,7 +550,7 @@ fn slow_a_training_stopped_here_resumes_on_a_host_to_the_same_model() {
     );
     assert_eq!(
         super::train::artifact_bytes(model_path),
-        expected,
+        run.expected,
         "the run resumed on the host differs from the uninterrupted run"
     );
     assert!(!stopped_file.exists(), "its checkpoint outlived it here");

@@ -750,29 +750,14 @@ fn a_token_file_others_can_read_stops_the_server_before_it_listens() {
 
 #[test]
 fn slow_a_training_stopped_by_sigterm_resumes_on_the_restarted_server_as_if_never_stopped() {
-    let scratch = tempfile::tempdir().unwrap();
-    let strategy = super::train::lstm_without_early_stopping(scratch.path());
-    let whole = trdr(scratch.path())
-        .arg("train")
-        .arg(&strategy)
-        .args(["--epochs", "12", "--json", "--data-dir"])
-        .arg(sample_data())
-        .arg("--models-dir")
-        .arg(scratch.path().join("models"))
-        .output()
-        .unwrap();
-    assert_exit(&whole, 0);
-    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
-        .as_str()
-        .map(super::train::artifact_bytes)
-        .unwrap();
+    let run = super::train::LstmRun::new();
 
     let state = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
     let mut server = start_server(state.path(), models.path(), &[]);
     let mut submitter = client(state.path(), &server)
         .arg("train")
-        .arg(&strategy)
+        .arg(&run.strategy)
         .args(["--epochs", "12", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -825,6 +810,6 @@ fn slow_a_training_stopped_by_sigterm_resumes_on_the_restarted_server_as_if_neve
             .as_str()
             .map(super::train::artifact_bytes)
             .unwrap(),
-        expected
+        run.expected
     );
 }

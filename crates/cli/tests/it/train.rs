@@ -157,15 +157,54 @@ fn ctrl_c_during_training_cancels_it_and_leaves_no_model() {
     );
 }
 
-/// The LSTM example without early stopping, at `dir/lstm.yaml`: a training
-/// whose length the test sets with `--epochs`, long enough to stop midway.
-pub(super) fn lstm_without_early_stopping(dir: &Path) -> PathBuf {
-    let example = std::fs::read_to_string(repo().join("strategies/btcusd_lstm.yaml")).unwrap();
-    let strategy = example.replacen("enabled: true", "enabled: false", 1);
-    assert_ne!(strategy, example, "the example's early stopping moved");
-    let path = dir.join("lstm.yaml");
-    std::fs::write(&path, strategy).unwrap();
-    path
+/// A stop-and-resume scenario: the LSTM example without early stopping,
+/// so `--epochs 12` sets its length (long enough to stop midway), and the
+/// weights and test metrics of its uninterrupted run, which a resumed run
+/// must match byte for byte.
+pub(super) struct LstmRun {
+    pub(super) strategy: PathBuf,
+    pub(super) expected: (Vec<u8>, Vec<u8>),
+    _scratch: tempfile::TempDir,
+}
+
+impl LstmRun {
+    /// Writes the strategy and trains it once, uninterrupted, here.
+    pub(super) fn new() -> Self {
+        let scratch = tempfile::tempdir().unwrap();
+        let example = std::fs::read_to_string(repo().join("strategies/btcusd_lstm.yaml")).unwrap();
+        let text = example.replacen("enabled: true", "enabled: false", 1);
+        assert_ne!(text, example, "the example's early stopping moved");
+        let strategy = scratch.path().join("lstm.yaml");
+        std::fs::write(&strategy, text).unwrap();
+        let mut run = Self {
+            strategy,
+            expected: (Vec::new(), Vec::new()),
+            _scratch: scratch,
+        };
+        let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = run.train(state.path(), models.path()).output().unwrap();
+        assert_exit(&whole, 0);
+        run.expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
+            .as_str()
+            .map(artifact_bytes)
+            .unwrap();
+        run
+    }
+
+    /// `trdr train` of it with JSON events, on the sample data, its models
+    /// in `models`, recorded in the store of `state`.
+    pub(super) fn train(&self, state: &Path, models: &Path) -> Command {
+        let mut command = trdr(state);
+        command
+            .env_remove("TRDR_AUTH_TOKEN")
+            .arg("train")
+            .arg(&self.strategy)
+            .args(["--epochs", "12", "--json", "--data-dir"])
+            .arg(sample_data())
+            .arg("--models-dir")
+            .arg(models);
+        command
+    }
 }
 
 /// What two trainings of the same seed must share byte for byte: the
@@ -186,31 +225,12 @@ fn stored(state: &Path, id: &str) -> orchestrator_core::Operation {
 
 #[test]
 fn slow_ctrl_c_saves_a_checkpoint_and_train_resume_ends_as_an_uninterrupted_run() {
-    let scratch = tempfile::tempdir().unwrap();
-    let strategy = lstm_without_early_stopping(scratch.path());
-    let train = |state: &Path, models: &Path| {
-        let mut command = trdr(state);
-        command
-            .arg("train")
-            .arg(&strategy)
-            .args(["--epochs", "12", "--json", "--data-dir"])
-            .arg(sample_data())
-            .arg("--models-dir")
-            .arg(models);
-        command
-    };
-
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let whole = train(state.path(), models.path()).output().unwrap();
-    assert_exit(&whole, 0);
-    let expected = json_events(&whole).last().unwrap()["operation"]["result"]["model_path"]
-        .as_str()
-        .map(artifact_bytes)
-        .unwrap();
+    let run = LstmRun::new();
 
     // Interrupted once epoch 3 is done.
     let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut child = train(state.path(), models.path())
+    let mut child = run
+        .train(state.path(), models.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -257,7 +277,7 @@ fn slow_ctrl_c_saves_a_checkpoint_and_train_resume_ends_as_an_uninterrupted_run(
             .as_str()
             .map(artifact_bytes)
             .unwrap(),
-        expected,
+        run.expected,
         "the resumed run's weights and metrics differ from the uninterrupted run's"
     );
     assert!(

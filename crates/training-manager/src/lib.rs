@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
 use orchestrator_core::{
-    Checkpoint, ConfigError, HostServiceConfig, OperationError, OperationId, OperationKind,
-    OperationStatus, OperationsService, ServiceOrchestrator, error_chain,
+    Checkpoint, ConfigError, HostServiceConfig, Operation, OperationError, OperationId,
+    OperationKind, OperationStatus, OperationsService, ServiceOrchestrator, error_chain,
 };
 use progress::{ProgressRenderer, TrainingProgressRenderer};
 use serde::{Deserialize, Serialize};
@@ -176,54 +176,11 @@ impl TrainingManager {
     pub fn resume(&self, id: &OperationId) -> Result<OperationId, TrainingManagerError> {
         let refuse =
             |why: String| TrainingManagerError::NotResumable(format!("cannot resume {id}: {why}"));
-        let stopped = self.operations.get(id)?;
-        if stopped.kind != OperationKind::Training {
-            return Err(refuse(format!(
-                "it is a {} operation; only trainings resume",
-                stopped.kind
-            )));
-        }
-        match stopped.status {
-            OperationStatus::Completed => {
-                return Err(refuse(
-                    "it completed; there is nothing left to train".to_owned(),
-                ));
-            }
-            OperationStatus::Pending | OperationStatus::Running => {
-                return Err(refuse(format!(
-                    "it is still {}; cancel it first, or let it finish",
-                    stopped.status
-                )));
-            }
-            OperationStatus::Failed | OperationStatus::Cancelled => {}
-        }
-        let Some(checkpoint) = stopped.checkpoint else {
-            return Err(refuse(
-                "it has no checkpoint: it stopped before its first batch, or on a training host \
-                 before a checkpoint came back from it"
-                    .to_owned(),
-            ));
-        };
-        let record: StoredRecord = serde_json::from_value(stopped.params)
-            .map_err(|error| refuse(format!("its record is not a training request: {error}")))?;
+        let (record, path) = resumable(self.operations.get(id)?).map_err(refuse)?;
         let directories = Directories {
             data: record.data_dir,
             models: record.models_dir,
         };
-        // Only a file where this manager puts checkpoints is opened.
-        let path = PathBuf::from(&checkpoint.path);
-        if path.parent() != Some(checkpoints_dir(&directories.models).as_path()) {
-            return Err(refuse(format!(
-                "its checkpoint {} is not in its models directory's checkpoints",
-                path.display()
-            )));
-        }
-        if !path.is_file() {
-            return Err(refuse(format!(
-                "its checkpoint {} is gone: resumed to completion since, or pruned",
-                path.display()
-            )));
-        }
         let request = record.request;
         let current = match &request.strategy {
             StrategySource::File(file) => Some(
@@ -308,6 +265,53 @@ impl TrainingManager {
 /// directory, one file per operation.
 pub fn checkpoints_dir(models: &Path) -> PathBuf {
     models.join(".checkpoints")
+}
+
+/// The record and checkpoint file of `stopped` if it is a training that
+/// can be resumed; why not otherwise. Only a file where this manager puts
+/// checkpoints is accepted.
+fn resumable(stopped: Operation) -> Result<(StoredRecord, PathBuf), String> {
+    if stopped.kind != OperationKind::Training {
+        return Err(format!(
+            "it is a {} operation; only trainings resume",
+            stopped.kind
+        ));
+    }
+    match stopped.status {
+        OperationStatus::Completed => {
+            return Err("it completed; there is nothing left to train".to_owned());
+        }
+        OperationStatus::Pending | OperationStatus::Running => {
+            return Err(format!(
+                "it is still {}; cancel it first, or let it finish",
+                stopped.status
+            ));
+        }
+        OperationStatus::Failed | OperationStatus::Cancelled => {}
+    }
+    let Some(checkpoint) = stopped.checkpoint else {
+        return Err(
+            "it has no checkpoint: it stopped before its first batch, or on a training host \
+             before a checkpoint came back from it"
+                .to_owned(),
+        );
+    };
+    let record: StoredRecord = serde_json::from_value(stopped.params)
+        .map_err(|error| format!("its record is not a training request: {error}"))?;
+    let path = PathBuf::from(&checkpoint.path);
+    if path.parent() != Some(checkpoints_dir(&record.models_dir).as_path()) {
+        return Err(format!(
+            "its checkpoint {} is not in its models directory's checkpoints",
+            path.display()
+        ));
+    }
+    if !path.is_file() {
+        return Err(format!(
+            "its checkpoint {} is gone: resumed to completion since, or pruned",
+            path.display()
+        ));
+    }
+    Ok((record, path))
 }
 
 /// Checkpoints [`prune_checkpoints`] removed, and those it kept because

@@ -777,6 +777,7 @@ const ALL_CRATES: &[&str] = &[
     "fuzz-corpus",
     "bench-support",
     "orchestrator-core",
+    "charts",
     "market-data",
     "strategy",
     "local-trainer",

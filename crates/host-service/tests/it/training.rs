@@ -165,13 +165,14 @@ async fn a_stopped_session_announces_its_checkpoints_and_sends_the_last_one_whol
     let fetch = |session_id: &str| proto::FetchCheckpointRequest {
         session_id: session_id.to_owned(),
     };
-    // The end of the first epoch.
+    // The first announced: the end of epoch 1, or a later one when the
+    // host's watch coalesced snapshots on a busy machine.
     let first = loop {
         if let Event::CheckpointSaved(saved) = next_event(&mut stream).await {
             break saved;
         }
     };
-    assert_eq!((first.epoch, first.batch > 0), (1, true), "{first:?}");
+    assert!(first.epoch >= 1 && first.batch > 0, "{first:?}");
     cancel(&mut client, &id, "enough").await;
     // Stopping saves one more, announced before the end.
     let mut after_cancel = None;

@@ -1,3 +1,6 @@
+//! The dashboard through its router (no socket): auth refusals, the JSON
+//! API's errors, and the event feed's backfill and live order.
+
 use axum::body::Body;
 use http_body_util::BodyExt as _;
 use orchestrator_core::HostServiceConfig;

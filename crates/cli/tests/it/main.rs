@@ -1,6 +1,7 @@
 //! End-to-end tests of the `trdr` binary, driven as a user would: real
 //! processes, real files, real signals.
 
+mod dashboard;
 mod data;
 mod data_host;
 mod host;
@@ -66,7 +67,7 @@ struct Listening {
     child: std::process::Child,
     url: String,
     // Kept open: the process's stdout must not hit a closed pipe.
-    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Listening {
@@ -90,8 +91,16 @@ impl Listening {
         Self {
             url: format!("http://{address}"),
             child,
-            _stdout: stdout,
+            stdout,
         }
+    }
+
+    /// The next line the process prints, without its newline.
+    fn next_line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
     }
 
     /// Sends `signal` (as `kill` spells it, e.g. `-INT`).

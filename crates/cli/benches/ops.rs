@@ -1,9 +1,11 @@
 //! `cargo xtask bench ops`: the operations API of a real `trdr serve` on
 //! loopback: `ListOperations` latency over 10 000 stored operations, and
-//! what 100 concurrent watchers of one training cost it.
+//! what 100 concurrent watchers of one training cost it, gRPC
+//! (`WatchOperation`) and HTTP (the dashboard's Server-Sent Events).
 //!
-//! Prints one JSON line, then a table. Trainings with and without watchers
-//! alternate in one run, so both see the same machine state.
+//! Prints one JSON line, then a table. Trainings without watchers, with
+//! gRPC ones and with SSE ones alternate in one run, so all see the same
+//! machine state.
 
 // A benchmark's output is its purpose.
 #![allow(clippy::print_stdout)]
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use bench_support::{quantile, round, workspace_root};
 use chrono::Utc;
 use host_client::{ConnectOptions, OperationsClient};
+use http_body_util::BodyExt as _;
 use orchestrator_core::store::{OperationStore, SqliteStore};
 use orchestrator_core::{Operation, OperationKind, OperationStatus};
 use rpc::proto;
@@ -23,8 +26,9 @@ use rpc::proto;
 const STORED_OPERATIONS: usize = 10_000;
 const LIST_CALLS: usize = 1_000;
 const WATCHERS: usize = 100;
-/// Pairs of trainings (without, with watchers), alternating.
-const PAIRS: usize = 4;
+/// Rounds of trainings (without watchers, with gRPC ones, with SSE ones),
+/// alternating.
+const ROUNDS: usize = 4;
 const EPOCHS: u32 = 150;
 
 fn main() {
@@ -63,45 +67,55 @@ fn main() {
         ));
 
         let mut alone = Vec::new();
-        let mut watched = Vec::new();
-        let mut delivered = 0_u64;
+        let mut grpc = Vec::new();
+        let mut sse = Vec::new();
+        let (mut grpc_delivered, mut sse_delivered) = (0_u64, 0_u64);
         // Warm-up: the first training pays for page faults and caches.
-        training(&server.url, &strategy, 0).await;
-        for _ in 0..PAIRS {
-            alone.push(training(&server.url, &strategy, 0).await.0);
-            let (seconds, snapshots) = training(&server.url, &strategy, WATCHERS).await;
-            watched.push(seconds);
-            delivered += snapshots;
+        training(&server, &strategy, Watchers::None).await;
+        for _ in 0..ROUNDS {
+            alone.push(training(&server, &strategy, Watchers::None).await.0);
+            let (seconds, snapshots) = training(&server, &strategy, Watchers::Grpc).await;
+            grpc.push(seconds);
+            grpc_delivered += snapshots;
+            let (seconds, events) = training(&server, &strategy, Watchers::Sse).await;
+            sse.push(seconds);
+            sse_delivered += events;
         }
         let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len() as f64;
-        let ratio = mean(&watched) / mean(&alone);
-        let per_second = delivered as f64 / watched.iter().sum::<f64>();
         rows.insert(
             "training_s_without_watchers".into(),
             round(mean(&alone), 3).into(),
         );
-        rows.insert(
-            "training_s_with_watchers".into(),
-            round(mean(&watched), 3).into(),
-        );
-        rows.insert("watcher_cost_ratio".into(), round(ratio, 3).into());
-        rows.insert("snapshots_per_s".into(), per_second.round().into());
         table.push((
-            format!("training eurusd_mlp {EPOCHS} epochs, mean of {PAIRS}"),
-            format!(
-                "{:>7.3} s alone   {:>7.3} s with {WATCHERS} watchers",
-                mean(&alone),
-                mean(&watched)
-            ),
+            format!("training eurusd_mlp {EPOCHS} epochs, mean of {ROUNDS}"),
+            format!("{:>7.3} s alone", mean(&alone)),
         ));
-        table.push((
-            format!("{WATCHERS} watchers: training time ratio"),
-            format!("{ratio:>7.3} ({:+.1}%)", (ratio - 1.0) * 100.0),
-        ));
-        table.push((
-            format!("{WATCHERS} watchers: snapshots delivered"),
-            format!("{per_second:>7.0} /s (all watchers together)"),
-        ));
+        for (name, runs, delivered, unit) in [
+            ("grpc", &grpc, grpc_delivered, "snapshots"),
+            ("sse", &sse, sse_delivered, "events"),
+        ] {
+            let ratio = mean(runs) / mean(&alone);
+            let per_second = delivered as f64 / runs.iter().sum::<f64>();
+            rows.insert(
+                format!("training_s_with_{name}_watchers"),
+                round(mean(runs), 3).into(),
+            );
+            rows.insert(format!("{name}_watcher_cost_ratio"), round(ratio, 3).into());
+            rows.insert(format!("{name}_{unit}_per_s"), per_second.round().into());
+            let label = if name == "grpc" { "gRPC" } else { "SSE" };
+            table.push((
+                format!("{WATCHERS} {label} watchers: training time"),
+                format!(
+                    "{:>7.3} s, ratio {ratio:>6.3} ({:+.1}%)",
+                    mean(runs),
+                    (ratio - 1.0) * 100.0
+                ),
+            ));
+            table.push((
+                format!("{WATCHERS} {label} watchers: {unit} delivered"),
+                format!("{per_second:>7.0} /s (all watchers together)"),
+            ));
+        }
     });
     drop(server);
 
@@ -133,7 +147,8 @@ fn seed(db: &Path) {
         operation.status = OperationStatus::Completed;
         operation.started_at = Some(created);
         operation.finished_at = Some(created + chrono::Duration::seconds(1));
-        operation.result = Some(serde_json::json!({ "bars": 6225 }));
+        // No result: results travel typed by kind, and a stand-in that is
+        // not its kind's summary is refused (INTERNAL) when listed.
         store.insert(&operation).expect("insert operation");
     }
 }
@@ -180,13 +195,29 @@ async fn list_latencies(client: &mut OperationsClient, limit: u32, calls: usize)
     latencies
 }
 
-/// Trains eurusd_mlp with `watchers` streams following it, each on its own
-/// connection as separate terminals would be. Returns the training's own
-/// duration (started → finished, as the server recorded it) and the
-/// snapshots all watchers received.
-async fn training(url: &str, strategy: &Path, watchers: usize) -> (f64, u64) {
-    let mut clients = Vec::with_capacity(watchers);
-    for _ in 0..watchers {
+/// Who follows a training in the benchmark: [`WATCHERS`] of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watchers {
+    None,
+    /// `WatchOperation` streams.
+    Grpc,
+    /// The dashboard's event streams (`/api/operations/{id}/events`).
+    Sse,
+}
+
+/// Trains eurusd_mlp with `watchers` following it, each on its own
+/// connection as separate terminals or browser tabs would be. Returns the
+/// training's own duration (started → finished, as the server recorded
+/// it) and the snapshots (or SSE events) all watchers received.
+async fn training(server: &Server, strategy: &Path, watchers: Watchers) -> (f64, u64) {
+    let url = &server.url;
+    let count = if watchers == Watchers::Grpc {
+        WATCHERS
+    } else {
+        0
+    };
+    let mut clients = Vec::with_capacity(count);
+    for _ in 0..count {
         clients.push(connect(url).await);
     }
     let mut submitter = connect(url).await;
@@ -206,7 +237,13 @@ async fn training(url: &str, strategy: &Path, watchers: usize) -> (f64, u64) {
         .await
         .expect("StartTraining");
     let id = operation.id.to_string();
-    let mut streams = Vec::with_capacity(watchers);
+    let mut streams = Vec::with_capacity(WATCHERS);
+    if watchers == Watchers::Sse {
+        for _ in 0..WATCHERS {
+            let events = format!("{}/api/operations/{id}/events", server.dashboard);
+            streams.push(tokio::spawn(sse_watcher(events)));
+        }
+    }
     for mut client in clients {
         let id = id.clone();
         streams.push(tokio::spawn(async move {
@@ -239,6 +276,37 @@ async fn training(url: &str, strategy: &Path, watchers: usize) -> (f64, u64) {
     (seconds, delivered)
 }
 
+/// Follows one event stream to its `end` on a connection of its own;
+/// returns how many events it received.
+async fn sse_watcher(url: String) -> u64 {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<String>();
+    let request = http::Request::get(&url)
+        .body(String::new())
+        .expect("an event stream request");
+    let response = client.request(request).await.expect("the event stream");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut received = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.expect("an event stream frame").into_data() else {
+            continue;
+        };
+        text.push_str(std::str::from_utf8(&data).expect("UTF-8 events"));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if event.starts_with("event: ") {
+                received += 1;
+            }
+            if event.starts_with("event: end\n") {
+                return received;
+            }
+        }
+    }
+    panic!("{url} closed before its end event");
+}
+
 fn millis(durations: &[Duration]) -> Vec<f64> {
     durations
         .iter()
@@ -250,6 +318,8 @@ fn millis(durations: &[Duration]) -> Vec<f64> {
 struct Server {
     child: Child,
     url: String,
+    /// `http://ADDRESS` of its dashboard.
+    dashboard: String,
     _stdout: BufReader<ChildStdout>,
 }
 
@@ -259,7 +329,8 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_trdr"))
             // Its clients send no token: the token check's cost is not what
             // this measures.
-            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0", "--db"])
+            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0", "--db"])
             .arg(db)
             .arg("--data-dir")
             .arg(data)
@@ -279,9 +350,17 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
+        line.clear();
+        stdout.read_line(&mut line).expect("read trdr serve");
+        let dashboard = line
+            .trim_end()
+            .strip_prefix("dashboard on ")
+            .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+            .to_owned();
         Server {
             child,
             url: format!("http://{address}"),
+            dashboard,
             _stdout: stdout,
         }
     }

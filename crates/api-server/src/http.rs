@@ -32,6 +32,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status};
 use training_manager::TrainingManager;
 
+use rpc::auth::constant_time_eq;
+
 use crate::service::{Gate, WATCH_INTERVAL, operation_status, parse_id, training_status};
 
 /// The login cookie; it holds the token itself, HttpOnly and SameSite=Strict.
@@ -639,12 +641,6 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell how much of a guess was right (as the gRPC check does).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -18,35 +18,38 @@ pub(crate) const CHUNK_BYTES: usize = 1024 * 1024;
 /// Chunks read ahead of a slow receiver.
 pub(crate) const READ_AHEAD: usize = 4;
 
+/// Runs `open` on `path` (the `what` of `session`, e.g. its artifact) on a
+/// blocking thread; a missing file is `NOT_FOUND`, any other failure
+/// `INTERNAL`, each naming the session and the path.
+pub(crate) async fn on_blocking_thread<T: Send + 'static>(
+    what: &str,
+    session: &str,
+    path: &Path,
+    open: fn(&Path) -> io::Result<T>,
+) -> Result<T, Status> {
+    let owned = path.to_owned();
+    match tokio::task::spawn_blocking(move || open(&owned)).await {
+        Ok(Ok(opened)) => Ok(opened),
+        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => Err(Status::not_found(format!(
+            "the {what} of session {session} ({}) no longer exists on the host",
+            path.display()
+        ))),
+        Ok(Err(err)) => Err(Status::internal(format!(
+            "cannot read the {what} of session {session} ({}): {err}",
+            path.display()
+        ))),
+        Err(err) => Err(Status::internal(format!(
+            "reading the {what} of session {session} stopped: {err}"
+        ))),
+    }
+}
+
 /// Streams the files of `dir`, the artifact of `session`.
 pub(crate) async fn stream(
     session: &str,
     dir: PathBuf,
 ) -> Result<ReceiverStream<Result<ArtifactChunk, Status>>, Status> {
-    let listed = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || artifact_files(&dir)).await
-    };
-    let files = match listed {
-        Ok(Ok(files)) => files,
-        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(Status::not_found(format!(
-                "the artifact of session {session} ({}) no longer exists on the host",
-                dir.display()
-            )));
-        }
-        Ok(Err(err)) => {
-            return Err(Status::internal(format!(
-                "cannot read the artifact of session {session} ({}): {err}",
-                dir.display()
-            )));
-        }
-        Err(err) => {
-            return Err(Status::internal(format!(
-                "listing the artifact of session {session} stopped: {err}"
-            )));
-        }
-    };
+    let files = on_blocking_thread("artifact", session, &dir, artifact_files).await?;
     if files.last().is_none_or(|(name, _)| name != MANIFEST_FILE) {
         return Err(Status::failed_precondition(format!(
             "the artifact of session {session} ({}) has no {MANIFEST_FILE}: it is incomplete",

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use crate::artifact::{READ_AHEAD, send_chunks};
+use crate::artifact::{READ_AHEAD, on_blocking_thread, send_chunks};
 
 /// Streams the checkpoint `saved` of `session`, which must be a regular
 /// file directly inside `checkpoints_dir`. The first chunk says which
@@ -38,30 +38,7 @@ pub(crate) async fn stream(
              folder; it is not sent"
         )));
     }
-    let opened = {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || open_regular(&path)).await
-    };
-    let file = match opened {
-        Ok(Ok(file)) => file,
-        Ok(Err(err)) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(Status::not_found(format!(
-                "the checkpoint of session {session} ({}) no longer exists on the host",
-                path.display()
-            )));
-        }
-        Ok(Err(err)) => {
-            return Err(Status::internal(format!(
-                "cannot open the checkpoint of session {session} ({}): {err}",
-                path.display()
-            )));
-        }
-        Err(err) => {
-            return Err(Status::internal(format!(
-                "opening the checkpoint of session {session} stopped: {err}"
-            )));
-        }
-    };
+    let file = on_blocking_thread("checkpoint", session.as_str(), &path, open_regular).await?;
     let mut which = Some(CheckpointSaved::from(saved));
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {

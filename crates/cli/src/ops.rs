@@ -637,6 +637,15 @@ mod tests {
         operation
     }
 
+    /// `stopping()`, stopped during training.
+    fn cancelled() -> Operation {
+        let mut operation = stopping();
+        operation.status = OperationStatus::Cancelled;
+        operation.finished_at = Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 31).unwrap());
+        operation.error = Some("during training".to_owned());
+        operation
+    }
+
     fn completed() -> Operation {
         let mut operation = operation(
             OperationKind::Training,
@@ -798,10 +807,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_training_shows_how_it_stopped_and_why() {
-        let mut operation = stopping();
-        operation.status = OperationStatus::Cancelled;
-        operation.finished_at = Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 31).unwrap());
-        operation.error = Some("during training".to_owned());
+        let mut operation = cancelled();
         operation.cancel_reason = Some(CancelReason::UserRequest(Some(
             "interrupted (Ctrl-C)".to_owned(),
         )));
@@ -822,10 +828,7 @@ mod tests {
 
     #[test]
     fn a_stopped_training_shows_its_checkpoint_and_its_resume_where_it_came_from() {
-        let mut cancelled = stopping();
-        cancelled.status = OperationStatus::Cancelled;
-        cancelled.finished_at = Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 46, 31).unwrap());
-        cancelled.error = Some("during training".to_owned());
+        let mut cancelled = cancelled();
         cancelled.checkpoint = Some(Checkpoint {
             path: "models/.checkpoints/op_training_20261129_094000_4e5f6a7b.ckpt".to_owned(),
             bytes: 1_234_567,

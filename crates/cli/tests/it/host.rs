@@ -419,20 +419,9 @@ fn slow_a_host_killed_mid_training_leaves_a_local_checkpoint_that_resumes_here_t
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let id = loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            let _ = child.wait();
-            panic!("trdr ended before epoch 4: {}", stderr_of(&mut child));
-        }
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["progress"]["context"]["epoch"]["current"]
-            .as_u64()
-            .is_some_and(|epoch| epoch >= 4)
-        {
-            break event["id"].as_str().unwrap().to_owned();
-        }
+    let Some(id) = id_once_at_epoch(&mut stdout, 4) else {
+        let _ = child.wait();
+        panic!("trdr ended before epoch 4: {}", stderr_of(&mut child));
     };
     host.signal("-KILL");
     let mut rest = String::new();
@@ -484,20 +473,9 @@ fn slow_a_training_stopped_here_resumes_on_a_host_to_the_same_model() {
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let id = loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            let _ = child.wait();
-            panic!("trdr ended before epoch 4: {}", stderr_of(&mut child));
-        }
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["progress"]["context"]["epoch"]["current"]
-            .as_u64()
-            .is_some_and(|epoch| epoch >= 4)
-        {
-            break event["id"].as_str().unwrap().to_owned();
-        }
+    let Some(id) = id_once_at_epoch(&mut stdout, 4) else {
+        let _ = child.wait();
+        panic!("trdr ended before epoch 4: {}", stderr_of(&mut child));
     };
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

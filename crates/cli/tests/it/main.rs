@@ -50,6 +50,24 @@ fn json_events(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Reads a `--json` run's events until one reports epoch `epoch` (or a
+/// later one) under way; returns its operation id, or `None` if the run
+/// ended first.
+fn id_once_at_epoch(events: &mut impl std::io::BufRead, epoch: u64) -> Option<String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if events.read_line(&mut line).unwrap() == 0 {
+            return None;
+        }
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let current = event["progress"]["context"]["epoch"]["current"].as_u64();
+        if current.is_some_and(|current| current >= epoch) {
+            return Some(event["id"].as_str().unwrap().to_owned());
+        }
+    }
+}
+
 #[track_caller]
 fn assert_exit(output: &Output, code: i32) {
     assert_eq!(

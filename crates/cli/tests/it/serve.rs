@@ -764,20 +764,8 @@ fn slow_a_training_stopped_by_sigterm_resumes_on_the_restarted_server_as_if_neve
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(submitter.stdout.take().unwrap());
-    let mut line = String::new();
     // Once epoch 2 runs, the first epoch's checkpoint exists.
-    let id = loop {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no epoch 2 from trdr train"
-        );
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let epoch = event["progress"]["context"]["epoch"]["current"].as_u64();
-        if epoch.is_some_and(|epoch| epoch >= 2) {
-            break event["id"].as_str().unwrap().to_owned();
-        }
-    };
+    let id = id_once_at_epoch(&mut stdout, 2).expect("no epoch 2 from trdr train");
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     server.signal("-TERM");
     assert_eq!(server.wait().code(), Some(0));

@@ -236,18 +236,7 @@ fn slow_ctrl_c_saves_a_checkpoint_and_train_resume_ends_as_an_uninterrupted_run(
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let id = loop {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "trdr ended before epoch 4"
-        );
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if epoch_and_batch(&event).is_some_and(|(epoch, _)| epoch >= 4) {
-            break event["id"].as_str().unwrap().to_owned();
-        }
-    };
+    let id = id_once_at_epoch(&mut stdout, 4).expect("trdr ended before epoch 4");
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -156,7 +156,7 @@ pub use orchestrator::{
 };
 pub use service::{
     OperationContext, OperationError, OperationWatch, OperationsService, ProgressReporter,
-    Transition,
+    StartReporter, Transition,
 };
 
 // The README's example runs as a doctest too, so it cannot rot.

@@ -227,6 +227,10 @@ pub struct Operation {
     /// points of its curves (see [`ProgressState::finished_epoch`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub epochs: Vec<EpochPoint>,
+    /// Where the work runs or ran, in its executor's words (`local`, a
+    /// host's URL, a cluster job), once it has started there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_on: Option<String>,
 }
 
 /// Where an operation's work saved the state it can continue from, and
@@ -262,6 +266,7 @@ impl Operation {
             cancel_requested_at: None,
             checkpoint: None,
             epochs: Vec::new(),
+            runs_on: None,
         }
     }
 

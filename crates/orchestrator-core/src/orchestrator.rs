@@ -91,6 +91,15 @@ pub trait ServiceOrchestrator: Send + Sync {
     fn admission(&self) -> Option<&Arc<Semaphore>> {
         None
     }
+    /// Whether admitted work stays `pending` until it reports, through
+    /// [`OperationContext::start`], that it really runs: for work that waits
+    /// in a queue of its own first (a pool of busy hosts, a cluster's
+    /// scheduler), so the record never says `running` of a job in a queue.
+    /// A cancel meanwhile is a request the work answers, as when running.
+    /// By default the operation runs once admitted.
+    fn defers_start(&self) -> bool {
+        false
+    }
 
     /// Registers an operation and runs `work` in the background with its
     /// [`OperationContext`], recording how it ends: `Ok` → `completed` with
@@ -123,6 +132,7 @@ pub trait ServiceOrchestrator: Send + Sync {
         self.tasks().spawn(run_managed(
             self.operations().clone(),
             admission,
+            self.defers_start(),
             context,
             work,
         ));
@@ -255,6 +265,7 @@ impl Admission {
 async fn run_managed<W, Fut, T, E>(
     operations: OperationsService,
     admission: Option<Admission>,
+    defers_start: bool,
     context: OperationContext,
     work: W,
 ) where
@@ -280,7 +291,12 @@ async fn run_managed<W, Fut, T, E>(
         },
         None => None,
     };
-    match operations.start(&id) {
+    let started = if defers_start {
+        operations.queue_elsewhere(&id)
+    } else {
+        operations.start(&id)
+    };
+    match started {
         Ok(crate::Transition::Applied) => {}
         // Cancelled while pending: nothing to run.
         Ok(crate::Transition::Ignored(_)) => return,

@@ -2,6 +2,7 @@
 //! states, fans out progress to watchers and cancels them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,6 +55,8 @@ pub struct OperationContext {
     /// Cancelled when the operation is cancelled; pass it down every layer.
     pub token: CancellationToken,
     pub progress: ProgressReporter,
+    /// Tells when the work really starts, and where.
+    pub start: StartReporter,
 }
 
 /// Registers operations and tracks them from creation to a terminal state.
@@ -89,6 +92,10 @@ struct LiveOperation {
     renderer: Option<Arc<dyn ProgressRenderer>>,
     created: (Instant, SystemTime),
     eta: Mutex<EtaEstimator>,
+    /// Its work runs while it is `pending`, queued again elsewhere, and
+    /// starts it through [`StartReporter::running`]: a cancel then waits
+    /// for the work, as for a running operation.
+    queued_elsewhere: AtomicBool,
 }
 
 impl OperationsService {
@@ -141,9 +148,17 @@ impl OperationsService {
             renderer,
             created: (Instant::now(), SystemTime::now()),
             eta: Mutex::default(),
+            queued_elsewhere: AtomicBool::new(false),
         });
         self.live().insert(id.clone(), Arc::clone(&live));
         Ok(OperationContext {
+            start: StartReporter {
+                operations: self.clone(),
+                id: id.clone(),
+                progress: ProgressReporter {
+                    live: Arc::clone(&live),
+                },
+            },
             id,
             token,
             progress: ProgressReporter { live },
@@ -158,6 +173,26 @@ impl OperationsService {
                 op.started_at = Some(Utc::now());
             }
         })
+    }
+
+    /// Hands a `pending` operation to work that queues it elsewhere before
+    /// it runs (see [`StartReporter`]): from now on a cancel is a request the
+    /// work answers. Ignored if it has finished (cancelled while waiting
+    /// for admission).
+    pub(crate) fn queue_elsewhere(&self, id: &OperationId) -> Result<Transition, OperationError> {
+        let Some(live) = self.live_operation(id) else {
+            return match self.not_live(id, "started") {
+                OperationError::AlreadyFinished { status, .. } => Ok(Transition::Ignored(status)),
+                error => Err(error),
+            };
+        };
+        let _serialised = lock(&live.transitions);
+        let status = live.snapshot.borrow().status;
+        if status.is_terminal() {
+            return Ok(Transition::Ignored(status));
+        }
+        live.queued_elsewhere.store(true, Ordering::Release);
+        Ok(Transition::Applied)
     }
 
     /// Finishes the operation as `completed` with its result summary.
@@ -183,7 +218,10 @@ impl OperationsService {
     /// Asks the operation to stop: records the request (reason and time)
     /// and cancels the operation's token, so its work stops at its next check.
     ///
-    /// A `pending` operation ends `cancelled` at once, as nothing runs yet.
+    /// A `pending` operation ends `cancelled` at once, as nothing runs yet,
+    /// unless its work is queued elsewhere (see
+    /// [`ServiceOrchestrator::defers_start`](crate::ServiceOrchestrator::defers_start)):
+    /// that one is treated as running.
     /// A `running` one stays running, with the request visible, until its
     /// work returns; then it ends `cancelled`, or `completed` if the work
     /// finished before it saw the request (see
@@ -210,7 +248,8 @@ impl OperationsService {
         }
         next.cancel_reason = Some(reason.clone());
         next.cancel_requested_at = Some(Utc::now());
-        if next.status == OperationStatus::Pending {
+        if next.status == OperationStatus::Pending && !live.queued_elsewhere.load(Ordering::Acquire)
+        {
             next.status = OperationStatus::Cancelled;
             next.error = Some("before it started".to_owned());
         }
@@ -494,6 +533,51 @@ impl ProgressReporter {
             }
             operation.progress = state;
             true
+        });
+    }
+}
+
+/// Tells an operation's record when and where its work really runs.
+///
+/// Work handed over by an orchestrator that
+/// [defers the start](crate::ServiceOrchestrator::defers_start) waits in a
+/// queue of its own first (a busy pool of hosts, a cluster's scheduler):
+/// the operation stays `pending`, saying why with [`waiting`](Self::waiting),
+/// until [`running`](Self::running). For other work the operation is
+/// running already, and `running` only records where.
+#[derive(Debug, Clone)]
+pub struct StartReporter {
+    operations: OperationsService,
+    id: OperationId,
+    progress: ProgressReporter,
+}
+
+impl StartReporter {
+    /// `pending → running` (if it is still pending), and records where the
+    /// work runs: `local`, a host, a cluster job. Called again (work moved
+    /// elsewhere, say requeued), it records the new place. Ignored once the
+    /// operation has finished; a store that refuses it is logged, the
+    /// work goes on.
+    pub fn running(&self, on: impl Into<String>) {
+        let on = on.into();
+        let started = self.operations.transition(&self.id, |op| {
+            if op.status == OperationStatus::Pending {
+                op.status = OperationStatus::Running;
+                op.started_at = Some(Utc::now());
+            }
+            op.runs_on = Some(on);
+        });
+        if let Err(error) = started {
+            tracing::warn!(operation = %self.id, error = %crate::error_chain(&error), "cannot record that the operation runs");
+        }
+    }
+
+    /// Why a `pending` operation still waits (`queued on the cluster:
+    /// Resources`), as its progress message.
+    pub fn waiting(&self, why: impl Into<String>) {
+        self.progress.report(ProgressState {
+            message: why.into(),
+            ..ProgressState::default()
         });
     }
 }

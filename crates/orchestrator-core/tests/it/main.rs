@@ -95,6 +95,8 @@ struct CountingManager {
     tasks: TaskTracker,
     admission: Option<Arc<Semaphore>>,
     counted: Arc<AtomicU64>,
+    /// Its work queues itself elsewhere before it runs.
+    defers_start: bool,
 }
 
 impl CountingManager {
@@ -106,6 +108,7 @@ impl CountingManager {
             tasks: TaskTracker::new(),
             admission: max_concurrent.map(|n| Arc::new(Semaphore::new(n))),
             counted: Arc::default(),
+            defers_start: false,
         }
     }
 
@@ -152,6 +155,9 @@ impl ServiceOrchestrator for CountingManager {
     }
     fn admission(&self) -> Option<&Arc<Semaphore>> {
         self.admission.as_ref()
+    }
+    fn defers_start(&self) -> bool {
+        self.defers_start
     }
 }
 
@@ -264,6 +270,102 @@ async fn a_cancelled_operation_stays_running_and_active_until_its_work_returns()
     );
     assert_eq!(done.cancel_requested_at, requested.cancel_requested_at);
     assert_eq!(manager.operations.active_count(), 0);
+}
+
+/// Starts work that waits in a queue of its own: it says why, waits for
+/// `run`, reports that it runs on "node-1", then waits for `release`.
+fn start_queued_work(
+    manager: &CountingManager,
+) -> (
+    OperationId,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Sender<Result<Counted, CountError>>,
+) {
+    let (run, runs) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel();
+    let id = manager
+        .start_managed_operation(
+            OperationKind::Training,
+            serde_json::json!({}),
+            |context| async move {
+                context.start.waiting("queued: Resources");
+                tokio::select! {
+                    ran = runs => {
+                        ran.expect("the test lets the work run");
+                        context.start.running("node-1");
+                    }
+                    () = context.token.cancelled() => {
+                        return Err(CountError::Stopped(context.token.cancelled_error("the queue")));
+                    }
+                }
+                released.await.expect("the test releases the work")
+            },
+        )
+        .unwrap();
+    (id, run, release)
+}
+
+/// The first snapshot of `id` that `accept` takes.
+async fn first_snapshot(
+    manager: &CountingManager,
+    id: &OperationId,
+    accept: impl Fn(&orchestrator_core::Operation) -> bool,
+) -> orchestrator_core::Operation {
+    let mut watch = manager.operations.watch(id).unwrap();
+    while let Some(snapshot) = watch.next().await {
+        if accept(&snapshot) {
+            return snapshot;
+        }
+    }
+    panic!("the operation ended before the awaited snapshot")
+}
+
+#[tokio::test]
+async fn work_queued_elsewhere_stays_pending_until_it_says_it_runs_and_where() {
+    let manager = CountingManager {
+        defers_start: true,
+        ..CountingManager::new(None)
+    };
+    let (id, run, release) = start_queued_work(&manager);
+    let queued = first_snapshot(&manager, &id, |op| {
+        op.progress.message == "queued: Resources"
+    })
+    .await;
+    assert_eq!(queued.status, OperationStatus::Pending);
+    assert_eq!((queued.started_at, queued.runs_on), (None, None));
+
+    run.send(()).unwrap();
+    let running = first_snapshot(&manager, &id, |op| op.status == OperationStatus::Running).await;
+    assert_eq!(running.runs_on.as_deref(), Some("node-1"));
+    assert!(running.started_at.is_some());
+    release.send(Ok(Counted { total: 1 })).unwrap();
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Completed);
+    assert_eq!(done.runs_on.as_deref(), Some("node-1"));
+}
+
+#[tokio::test]
+async fn a_cancel_of_work_queued_elsewhere_waits_for_the_work_to_leave_the_queue() {
+    let manager = CountingManager {
+        defers_start: true,
+        ..CountingManager::new(None)
+    };
+    let (id, _run, _release) = start_queued_work(&manager);
+    first_snapshot(&manager, &id, |op| {
+        op.progress.message == "queued: Resources"
+    })
+    .await;
+    // Still pending, but the work holds it: the request waits for an answer.
+    let requested = manager
+        .operations
+        .cancel(&id, CancelReason::UserRequest(None))
+        .unwrap();
+    assert_eq!(requested.status, OperationStatus::Pending);
+    assert!(requested.cancel_requested());
+
+    let done = manager.finished(&id).await;
+    assert_eq!(done.status, OperationStatus::Cancelled);
+    assert_eq!(done.error.as_deref(), Some("during the queue"));
 }
 
 #[tokio::test]

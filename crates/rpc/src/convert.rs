@@ -354,6 +354,7 @@ impl TryFrom<&Operation> for proto::Operation {
             cancel_reason: operation.cancel_reason.as_ref().map(Into::into),
             cancel_requested_at: operation.cancel_requested_at.map(timestamp),
             checkpoint: operation.checkpoint.as_ref().map(Into::into),
+            runs_on: operation.runs_on.clone(),
         })
     }
 }
@@ -413,6 +414,7 @@ impl TryFrom<proto::Operation> for Operation {
             // The curves travel apart (`GetOperationMetrics`), so a watcher
             // is not sent a growing list with every snapshot.
             epochs: Vec::new(),
+            runs_on: wire.runs_on,
         })
     }
 }

@@ -1,5 +1,7 @@
-//! Whether a service runs its work in-process or on a host service, from
-//! `USE_{PREFIX}_HOST_SERVICE` and `{PREFIX}_HOST_SERVICE_URL`.
+//! Whether a service runs its work in-process, on a host service or a pool
+//! of them, from `USE_{PREFIX}_HOST_SERVICE`, `{PREFIX}_HOST_SERVICE_URL`
+//! and `{PREFIX}_HOST_SERVICE_URLS`; or through an executor its embedder
+//! chose (a cluster's scheduler).
 
 use std::fmt;
 
@@ -13,6 +15,11 @@ pub enum AdapterMode {
     Local,
     /// On the host service at `url`.
     Host { url: String },
+    /// On the least loaded of these host services.
+    Hosts { urls: Vec<String> },
+    /// Through an executor the embedding program chose, by its name (a
+    /// cluster's scheduler: `slurm`).
+    Executor { name: String },
 }
 
 impl fmt::Display for AdapterMode {
@@ -20,6 +27,8 @@ impl fmt::Display for AdapterMode {
         match self {
             AdapterMode::Local => f.write_str("local"),
             AdapterMode::Host { url } => write!(f, "host service at {url}"),
+            AdapterMode::Hosts { urls } => write!(f, "host services at {}", urls.join(", ")),
+            AdapterMode::Executor { name } => write!(f, "executor {name}"),
         }
     }
 }
@@ -64,8 +73,19 @@ impl HostServiceConfig {
         Self::from_lookup(prefix, default_url, |name| std::env::var(name).ok())
     }
 
+    /// Work runs through the executor `name` of the embedding program.
+    pub fn executor(prefix: &'static str, name: &str) -> Self {
+        Self {
+            prefix,
+            mode: AdapterMode::Executor {
+                name: name.to_owned(),
+            },
+        }
+    }
+
     /// Reads `USE_{prefix}_HOST_SERVICE` (`true/1/yes/on` or
-    /// `false/0/no/off`, any case; unset or empty means false) and
+    /// `false/0/no/off`, any case; unset or empty means false), then
+    /// `{prefix}_HOST_SERVICE_URLS` (a comma-separated pool) or else
     /// `{prefix}_HOST_SERVICE_URL` (defaults to `default_url`) through `lookup`.
     pub fn from_lookup(
         prefix: &'static str,
@@ -89,6 +109,17 @@ impl HostServiceConfig {
         if !enabled {
             return Ok(Self::local(prefix));
         }
+        let urls_variable = format!("{prefix}_HOST_SERVICE_URLS");
+        if let Some(list) = lookup(&urls_variable).filter(|list| !list.trim().is_empty()) {
+            let urls = list
+                .split(',')
+                .map(|url| validate_url(&urls_variable, url))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Self {
+                prefix,
+                mode: AdapterMode::Hosts { urls },
+            });
+        }
         let url_variable = format!("{prefix}_HOST_SERVICE_URL");
         let url = lookup(&url_variable)
             .filter(|url| !url.trim().is_empty())
@@ -101,10 +132,11 @@ impl HostServiceConfig {
         })
     }
 
+    /// The one host's URL, in `Host` mode.
     pub fn url(&self) -> Option<&str> {
         match &self.mode {
-            AdapterMode::Local => None,
             AdapterMode::Host { url } => Some(url),
+            AdapterMode::Local | AdapterMode::Hosts { .. } | AdapterMode::Executor { .. } => None,
         }
     }
 }
@@ -180,6 +212,30 @@ mod tests {
                 url: "https://gpu-box:6000".into()
             }
         );
+    }
+
+    #[test]
+    fn a_url_list_selects_a_pool_and_a_bad_entry_is_named() {
+        let cfg = config(&[
+            ("USE_TRAINING_HOST_SERVICE", "1"),
+            ("TRAINING_HOST_SERVICE_URL", "http://ignored:1"),
+            ("TRAINING_HOST_SERVICE_URLS", "http://a:1, http://b:2/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.mode,
+            AdapterMode::Hosts {
+                urls: vec!["http://a:1".into(), "http://b:2".into()]
+            }
+        );
+        assert_eq!(cfg.url(), None);
+        let err = config(&[
+            ("USE_TRAINING_HOST_SERVICE", "1"),
+            ("TRAINING_HOST_SERVICE_URLS", "http://a:1,b:2"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "TRAINING_HOST_SERVICE_URLS");
+        assert_eq!(err.value, "b:2");
     }
 
     #[test]

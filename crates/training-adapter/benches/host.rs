@@ -45,7 +45,7 @@ use rpc::proto;
 use strategy::StrategyConfig;
 use tokio_util::task::TaskTracker;
 use training_adapter::{
-    Directories, TrainingAdapter, TrainingOptions, TrainingRequest, TrainingSummary,
+    Directories, TrainingAdapter, TrainingJob, TrainingOptions, TrainingRequest, TrainingSummary,
 };
 
 const USAGE: &str = "\
@@ -216,13 +216,14 @@ async fn train(
     let operations = OperationsService::in_memory();
     let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
     Ok(adapter
-        .train(
+        .train(TrainingJob {
             request,
-            bench.directories(),
-            None,
-            context.token,
-            context.progress,
-        )
+            directories: bench.directories(),
+            checkpoints: None,
+            token: context.token,
+            progress: context.progress,
+            start: context.start,
+        })
         .await?)
 }
 
@@ -371,7 +372,14 @@ impl Trainings {
             serde_json::json!({}),
             move |context| async move {
                 adapter
-                    .train(request, directories, None, context.token, context.progress)
+                    .train(TrainingJob {
+                        request,
+                        directories,
+                        checkpoints: None,
+                        token: context.token,
+                        progress: context.progress,
+                        start: context.start,
+                    })
                     .await
             },
         )?;

@@ -1,51 +1,52 @@
-//! `TrainingAdapter`: routes one training request to the local trainer (on a
-//! thread of its own) or to a training host. Nothing is global: the
-//! request, the directories, the operation's token and its progress
-//! reporter are passed in.
+//! `TrainingAdapter`: runs one training through an [`Executor`], the one
+//! small interface of where trainings run. A request does not know where it
+//! runs: the manager, the progress, the cancel-request rule and the display
+//! are the same for every executor. Nothing is global: the request, the
+//! directories, the operation's token, progress reporter and start reporter
+//! travel in a [`TrainingJob`].
 //!
-//! On a host (`USE_TRAINING_HOST_SERVICE=true`, `TRAINING_HOST_SERVICE_URL`)
-//! the request travels as it is (its strategy as JSON), the host's progress
-//! events become the operation's progress, a cancel is forwarded to the
-//! host, and the finished model is fetched into the local models folder as
-//! the next free version, so the summary's `model_path` is a local path.
-//! Each checkpoint the host announces is fetched into the local checkpoint
-//! file and recorded as a local one would be, so a training stopped or
-//! lost on the host resumes here; a resume routed to a host uploads the
-//! local checkpoint first, and the host's session continues from it. The
-//! host reads its own data folder.
+//! Built in: [`LocalExecutor`] (in this process, on a thread of its own) and
+//! [`HostExecutor`] (a `trdr host-service` over gRPC, chosen by
+//! `USE_TRAINING_HOST_SERVICE` and `TRAINING_HOST_SERVICE_URL`). Other
+//! crates add their own (a cluster's scheduler) and hand them to
+//! [`TrainingAdapter::with_executor`].
 //!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
-//! use training_adapter::{Directories, TrainingAdapter, TrainingRequest};
+//! use training_adapter::{Directories, TrainingAdapter, TrainingJob, TrainingRequest};
 //!
 //! # async fn demo(request: TrainingRequest) -> Result<(), Box<dyn std::error::Error>> {
 //! let adapter = TrainingAdapter::new(&HostServiceConfig::local("TRAINING"));
 //! let operations = OperationsService::in_memory();
 //! let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
 //! let directories = Directories { data: "data".into(), models: "models".into() };
-//! let summary = adapter.train(request, directories, None, context.token, context.progress).await?;
+//! let summary = adapter.train(TrainingJob::new(request, directories, context)).await?;
 //! println!("model saved in {}", summary.model_path.display());
 //! # Ok(())
 //! # }
 //! ```
 
-use std::time::Instant;
+mod host;
+mod local;
 
-use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteUpdate, TrainingHostClient};
-use local_trainer::{ArtifactError, PendingArtifact};
+use std::fmt;
+use std::sync::Arc;
+
+use local_trainer::ArtifactError;
 use orchestrator_core::{
-    BoxError, CancelReason, CancellationToken, HostServiceConfig, ProgressReporter, ServiceAdapter,
-    error_chain,
+    AdapterMode, BoxError, CancellationToken, HostServiceConfig, OperationContext,
+    ProgressReporter, ServiceAdapter, StartReporter,
 };
-use tokio::sync::watch;
 
+pub use host::HostExecutor;
 pub use host_client::{HostError, RemoteStop, RemoteTrainingError};
+pub use local::LocalExecutor;
 pub use local_trainer::{
     Backend, Checkpoints, Directories, Metrics, PipelineError, SavedCheckpoint, TrainError,
     TrainingOptions, TrainingRequest, TrainingSummary, resume_strategy,
 };
 
-/// Why a training routed by the adapter did not produce a model.
+/// Why a training handed to an executor did not produce a model.
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
     /// The trainer's own error says which step failed.
@@ -61,264 +62,120 @@ pub enum AdapterError {
         #[source]
         source: ArtifactError,
     },
+    /// An executor of another crate failed; its error says why. A stop on
+    /// request carries [`orchestrator_core::Cancelled`] in its chain.
+    #[error(transparent)]
+    Executor(BoxError),
 }
 
-/// Where trainings run. How many run at once is the caller's business: the
-/// training manager admits them (one limit, in one place).
+/// One training, with everything its executor needs and nothing global.
+#[derive(Debug)]
+pub struct TrainingJob {
+    pub request: TrainingRequest,
+    /// Where this machine keeps its data and models: the finished model
+    /// lands in `directories.models` whatever ran it.
+    pub directories: Directories,
+    /// Where to save checkpoints, and the one to continue from.
+    pub checkpoints: Option<Checkpoints>,
+    /// Cancelled when the operation is: the executor stops the training
+    /// loop within a batch, wherever it runs, and returns `Cancelled`.
+    pub token: CancellationToken,
+    pub progress: ProgressReporter,
+    /// The executor says here when the training really runs, and where;
+    /// until then the operation stays `pending` with the reason it gives.
+    pub start: StartReporter,
+}
+
+impl TrainingJob {
+    /// The job of the operation `context`, without checkpoints.
+    pub fn new(
+        request: TrainingRequest,
+        directories: Directories,
+        context: OperationContext,
+    ) -> Self {
+        Self {
+            request,
+            directories,
+            checkpoints: None,
+            token: context.token,
+            progress: context.progress,
+            start: context.start,
+        }
+    }
+
+    pub fn with_checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
+    }
+}
+
+/// Where trainings run. An executor runs one job to its end: the summary,
+/// with `model_path` a path in the job's models folder, or why not.
+///
+/// It keeps the rules every route keeps: progress goes to `job.progress`
+/// as typed states; `job.start.running(where)` once the training runs (a
+/// queued job stays `pending` meanwhile, saying why through
+/// `job.start.waiting`); a cancelled `job.token` stops the training within
+/// a batch and the executor returns only once it has stopped, with
+/// [`orchestrator_core::Cancelled`] in its error; checkpoints land at
+/// `checkpoints.path` and are reported to `checkpoints.on_saved`.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync + fmt::Debug {
+    /// A short name for logs and the service's configuration.
+    fn name(&self) -> &str;
+
+    async fn train(&self, job: TrainingJob) -> Result<TrainingSummary, AdapterError>;
+
+    /// Whether trainings can run now: the host answers, the cluster's
+    /// scheduler is reachable.
+    async fn health(&self) -> Result<(), BoxError>;
+}
+
+/// Runs trainings through one executor. How many run at once is the
+/// caller's business: the training manager admits them (one limit, in one
+/// place).
 #[derive(Debug, Clone)]
 pub struct TrainingAdapter {
-    host: Option<TrainingHostClient>,
+    executor: Arc<dyn Executor>,
 }
 
 impl TrainingAdapter {
-    /// Trains locally unless `config` selects a host (then the auth token
-    /// comes from `TRDR_AUTH_TOKEN`).
-    pub fn new(config: &HostServiceConfig) -> Self {
-        Self {
-            host: config.url().map(|url| {
-                TrainingHostClient::new(HostEndpoint::new(
-                    HostKind::Training,
-                    url,
-                    ConnectOptions::from_env(),
-                ))
-            }),
-        }
-    }
-
-    /// Runs one training to its end. Local trainings run on a blocking
-    /// thread, burn's loop being blocking; the async caller is never
-    /// blocked. Cancelling `token` stops the training loop within a batch,
-    /// locally or on the host.
+    /// Trains locally unless `config` selects a host or a pool of hosts
+    /// (then the auth token comes from `TRDR_AUTH_TOKEN`).
     ///
-    /// A local training saves and resumes `checkpoints`. On a host, the
-    /// checkpoint to resume from is uploaded first and the host's session
-    /// continues from it; each checkpoint the host saves is fetched into
-    /// `checkpoints.path` and reported to `checkpoints.on_saved`.
-    pub async fn train(
-        &self,
-        request: TrainingRequest,
-        directories: Directories,
-        checkpoints: Option<Checkpoints>,
-        token: CancellationToken,
-        progress: ProgressReporter,
-    ) -> Result<TrainingSummary, AdapterError> {
-        if let Some(host) = &self.host {
-            return train_on_host(host, &request, &directories, checkpoints, &token, &progress)
-                .await;
-        }
-        let run = tokio::task::spawn_blocking(move || {
-            let mut report = |state| progress.report(state);
-            let mut checkpoints = checkpoints;
-            local_trainer::LocalTrainer.run(
-                &request,
-                &directories,
-                checkpoints.as_mut(),
-                &token,
-                &mut report,
-            )
-        });
-        match run.await {
-            Ok(outcome) => Ok(outcome?),
-            // Keep the panic a panic: the orchestrator records it as a failure.
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
-}
-
-/// Trains on `host` (first uploading the checkpoint to resume from, if
-/// any), bringing each checkpoint it announces over into `checkpoints`,
-/// then installs its model in the local models folder.
-async fn train_on_host(
-    host: &TrainingHostClient,
-    request: &TrainingRequest,
-    directories: &Directories,
-    checkpoints: Option<Checkpoints>,
-    token: &CancellationToken,
-    progress: &ProgressReporter,
-) -> Result<TrainingSummary, AdapterError> {
-    let resume_from = checkpoints.as_ref().and_then(|c| c.resume_from.as_deref());
-    let uploaded = match resume_from {
-        Some(path) => Some(host.upload_checkpoint(path, token).await?),
-        None => None,
-    };
-    let fetcher = checkpoints.map(|checkpoints| CheckpointFetcher::start(host, checkpoints));
-    let on_update = |update| match (update, &fetcher) {
-        (RemoteUpdate::Progress(state), _) => progress.report(state),
-        (RemoteUpdate::Accepted { session_id }, Some(fetcher)) => fetcher.follow(session_id),
-        (RemoteUpdate::Checkpoint(_), Some(fetcher)) => fetcher.fetch_newest(),
-        (RemoteUpdate::Accepted { .. } | RemoteUpdate::Checkpoint(_), None) => {}
-    };
-    let trained = match &uploaded {
-        Some(name) => host.train_from(request, name, token, on_update).await,
-        None => host.train(request, token, on_update).await,
-    };
-    let done = match trained {
-        Ok(done) => {
-            // The host removed its checkpoint; the manager removes ours.
-            if let Some(fetcher) = fetcher {
-                fetcher.abandon().await;
+    /// # Panics
+    ///
+    /// If `config` names an executor of the program's own
+    /// ([`AdapterMode::Executor`]): the program builds it, and hands it to
+    /// [`with_executor`](Self::with_executor).
+    pub fn new(config: &HostServiceConfig) -> Self {
+        match &config.mode {
+            AdapterMode::Local => Self::with_executor(Arc::new(LocalExecutor)),
+            AdapterMode::Host { url } => Self::with_executor(Arc::new(HostExecutor::new(url))),
+            AdapterMode::Hosts { .. } => todo!("the host pool (issue 16) is being built"),
+            AdapterMode::Executor { name } => {
+                panic!("the executor {name:?} is the program's own: build it and use with_executor")
             }
-            done
-        }
-        Err(error) => {
-            if let Some(fetcher) = fetcher {
-                // A confirmed stop saved a checkpoint where the training
-                // stopped, announced after this side stopped listening.
-                if let RemoteTrainingError::Cancelled {
-                    stop: RemoteStop::Confirmed,
-                    ..
-                } = error
-                {
-                    fetcher.fetch_newest();
-                }
-                fetcher.finish().await;
-            }
-            return Err(error.into());
-        }
-    };
-    let url = host.endpoint().url();
-    let mut summary = done.summary;
-    let install = |source| AdapterError::Install {
-        url: url.to_owned(),
-        source,
-    };
-    let pending =
-        PendingArtifact::create(&directories.models, request.strategy()).map_err(install)?;
-    host.fetch_artifact(&done.session_id, pending.path(), token)
-        .await?;
-    summary.model_path = pending.commit(token).map_err(install)?;
-    Ok(summary)
-}
-
-/// Brings the checkpoints of a session on a host over into the local
-/// checkpoint file, on a task of its own so that the event stream never
-/// waits for a fetch. One fetch at a time: announcements that arrive
-/// during one are folded into one fetch of the newest afterwards.
-struct CheckpointFetcher {
-    /// The session, once the host accepted the training; marked changed
-    /// when a newer checkpoint is wanted.
-    wanted: watch::Sender<Option<String>>,
-    /// Cancels a fetch that is no longer needed.
-    abandoned: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CheckpointFetcher {
-    fn start(host: &TrainingHostClient, checkpoints: Checkpoints) -> Self {
-        let (wanted, session) = watch::channel(None);
-        let abandoned = CancellationToken::new();
-        let task = tokio::spawn(fetch_each(
-            host.clone(),
-            checkpoints,
-            session,
-            abandoned.clone(),
-        ));
-        Self {
-            wanted,
-            abandoned,
-            task,
         }
     }
 
-    fn follow(&self, session_id: String) {
-        // Known now, fetched once a checkpoint is announced.
-        self.wanted.send_if_modified(|session| {
-            *session = Some(session_id);
-            false
-        });
+    pub fn with_executor(executor: Arc<dyn Executor>) -> Self {
+        Self { executor }
     }
 
-    fn fetch_newest(&self) {
-        self.wanted.send_modify(|_| {});
-    }
-
-    /// Waits for the fetch under way and the one wanted after it: each is
-    /// bounded by the host client's connect deadline and keep-alive, so a
-    /// host that is gone fails them within seconds.
-    async fn finish(self) {
-        drop(self.wanted);
-        // A panic in `on_saved` is the callback's; the training has ended.
-        let _ = self.task.await;
-    }
-
-    /// Stops fetching: what is being written still lands, and is reported,
-    /// before this returns.
-    async fn abandon(self) {
-        self.abandoned.cancel(CancelReason::UserRequest(Some(
-            "the training completed; its checkpoints are not needed".to_owned(),
-        )));
-        self.finish().await;
-    }
-}
-
-/// Fetches the newest checkpoint of the session each time one is wanted,
-/// writes it atomically to `checkpoints.path` and reports it. A failure is
-/// logged; the training goes on.
-async fn fetch_each(
-    host: TrainingHostClient,
-    checkpoints: Checkpoints,
-    mut wanted: watch::Receiver<Option<String>>,
-    abandoned: CancellationToken,
-) {
-    let url = host.endpoint().url().to_owned();
-    while wanted.changed().await.is_ok() && !abandoned.is_cancelled() {
-        let Some(session_id) = wanted.borrow_and_update().clone() else {
-            continue;
-        };
-        let started = Instant::now();
-        let fetched = match host.fetch_checkpoint(&session_id, &abandoned).await {
-            Ok(Some(fetched)) => fetched,
-            Ok(None) => {
-                tracing::debug!(%url, session = %session_id, "the session has no checkpoint to fetch");
-                continue;
-            }
-            Err(_) if abandoned.is_cancelled() => return,
-            Err(error) => {
-                tracing::warn!(%url, session = %session_id, error = %error_chain(&error), "cannot fetch a checkpoint from the training host; the training goes on");
-                continue;
-            }
-        };
-        let path = checkpoints.path.clone();
-        let on_saved = std::sync::Arc::clone(&checkpoints.on_saved);
-        let written = tokio::task::spawn_blocking(move || {
-            local_trainer::replace_atomically(&path, &fetched.content)?;
-            on_saved(&SavedCheckpoint {
-                bytes: fetched.content.len() as u64,
-                path,
-                epoch: fetched.checkpoint.epoch as usize,
-                batch: fetched.checkpoint.batch as usize,
-                took: started.elapsed(),
-            });
-            Ok::<_, std::io::Error>(())
-        })
-        .await;
-        // A panic in `on_saved` is the callback's, as in a local training.
-        if let Ok(Err(error)) = written {
-            tracing::warn!(
-                path = %checkpoints.path.display(),
-                %error,
-                "cannot write a checkpoint fetched from the training host; the training goes on"
-            );
-        }
+    /// Runs one training to its end; cancelling `job.token` stops it
+    /// within a batch, wherever it runs.
+    pub async fn train(&self, job: TrainingJob) -> Result<TrainingSummary, AdapterError> {
+        self.executor.train(job).await
     }
 }
 
 impl ServiceAdapter for TrainingAdapter {
     fn name(&self) -> &str {
-        if self.host.is_some() {
-            "training-host"
-        } else {
-            "local-trainer"
-        }
+        self.executor.name()
     }
 
     async fn health(&self) -> Result<(), BoxError> {
-        match &self.host {
-            None => Ok(()),
-            Some(host) => Ok(host
-                .endpoint()
-                .check_reachable(&CancellationToken::new())
-                .await?),
-        }
+        self.executor.health().await
     }
 }

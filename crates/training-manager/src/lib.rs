@@ -38,12 +38,12 @@ use strategy::{StrategyConfig, StrategyError, with_overrides};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use training_adapter::{
-    Checkpoints, SavedCheckpoint, TrainError, TrainingAdapter, TrainingOptions, TrainingRequest,
-    resume_strategy,
+    Checkpoints, SavedCheckpoint, TrainError, TrainingAdapter, TrainingJob, TrainingOptions,
+    TrainingRequest, resume_strategy,
 };
 
 pub use strategy::{Directories, StrategySource, TrainRequest};
-pub use training_adapter::{Backend, TrainingSummary};
+pub use training_adapter::{Backend, Executor, TrainingSummary};
 
 /// The service prefix: `USE_TRAINING_HOST_SERVICE`, `TRAINING_HOST_SERVICE_URL`.
 pub const TRAINING_SERVICE: &str = "TRAINING";
@@ -84,8 +84,30 @@ impl TrainingManager {
         config: HostServiceConfig,
         max_concurrent: usize,
     ) -> Self {
+        let adapter = TrainingAdapter::new(&config);
+        Self::with_adapter(operations, config, adapter, max_concurrent)
+    }
+
+    /// Trains through `executor`, an executor of the program's own (a
+    /// cluster's scheduler); otherwise as [`new`](Self::new).
+    pub fn with_executor(
+        operations: OperationsService,
+        executor: Arc<dyn Executor>,
+        max_concurrent: usize,
+    ) -> Self {
+        let config = HostServiceConfig::executor(TRAINING_SERVICE, executor.name());
+        let adapter = TrainingAdapter::with_executor(executor);
+        Self::with_adapter(operations, config, adapter, max_concurrent)
+    }
+
+    fn with_adapter(
+        operations: OperationsService,
+        config: HostServiceConfig,
+        adapter: TrainingAdapter,
+        max_concurrent: usize,
+    ) -> Self {
         Self {
-            adapter: TrainingAdapter::new(&config),
+            adapter,
             operations,
             config,
             tasks: TaskTracker::new(),
@@ -239,15 +261,8 @@ impl TrainingManager {
                 resume_from: resume_from.clone(),
                 on_saved: record_checkpoints(operations.clone(), id.clone()),
             };
-            let summary = adapter
-                .train(
-                    request,
-                    directories,
-                    Some(checkpoints),
-                    context.token,
-                    context.progress,
-                )
-                .await?;
+            let job = TrainingJob::new(request, directories, context).with_checkpoints(checkpoints);
+            let summary = adapter.train(job).await?;
             // Done: nothing is left to resume, of this run or the one it continued.
             for finished in std::iter::once(path).chain(resume_from) {
                 remove_checkpoint(&finished);
@@ -504,5 +519,10 @@ impl ServiceOrchestrator for TrainingManager {
     // Waiting trainings stay `pending` (visible as queued to every watcher).
     fn admission(&self) -> Option<&Arc<Semaphore>> {
         Some(&self.admission)
+    }
+    // A training may wait again where it runs (a busy pool, a cluster's
+    // queue); its executor says when it runs.
+    fn defers_start(&self) -> bool {
+        true
     }
 }

@@ -15,7 +15,7 @@ use progress::ProgressContext;
 use strategy::StrategyConfig;
 use training_adapter::{
     AdapterError, Checkpoints, Directories, RemoteStop, RemoteTrainingError, SavedCheckpoint,
-    TrainingAdapter, TrainingOptions, TrainingRequest,
+    TrainingAdapter, TrainingJob, TrainingOptions, TrainingRequest,
 };
 
 fn root() -> PathBuf {
@@ -73,13 +73,14 @@ async fn a_host_training_brings_its_model_back_into_the_local_models_folder() {
 
     let mut watch = operations.watch(&context.id).unwrap();
     let adapter = adapter(&url);
-    let training = adapter.train(
-        request(2),
-        directories(local_models.path()),
-        None,
-        context.token,
-        context.progress,
-    );
+    let training = adapter.train(TrainingJob {
+        request: request(2),
+        directories: directories(local_models.path()),
+        checkpoints: None,
+        token: context.token,
+        progress: context.progress,
+        start: context.start,
+    });
     tokio::pin!(training);
     let mut epochs_seen = Vec::new();
     let summary = loop {
@@ -129,7 +130,14 @@ async fn a_cancel_stops_the_host_training_and_installs_nothing() {
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(request, directories, None, context.token, context.progress)
+                .train(TrainingJob {
+                    request,
+                    directories,
+                    checkpoints: None,
+                    token: context.token,
+                    progress: context.progress,
+                    start: context.start,
+                })
                 .await
         }
     });
@@ -179,13 +187,14 @@ async fn the_hosts_checkpoints_land_in_the_local_file_up_to_where_a_cancel_stopp
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(
+                .train(TrainingJob {
                     request,
                     directories,
-                    Some(checkpoints),
-                    context.token,
-                    context.progress,
-                )
+                    checkpoints: Some(checkpoints),
+                    token: context.token,
+                    progress: context.progress,
+                    start: context.start,
+                })
                 .await
         }
     });
@@ -238,7 +247,14 @@ async fn a_host_that_shuts_down_mid_training_fails_the_training() {
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(request, directories, None, context.token, context.progress)
+                .train(TrainingJob {
+                    request,
+                    directories,
+                    checkpoints: None,
+                    token: context.token,
+                    progress: context.progress,
+                    start: context.start,
+                })
                 .await
         }
     });
@@ -312,13 +328,14 @@ async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model(
     let whole_models = tempfile::tempdir().unwrap();
     let whole = context();
     let whole = local
-        .train(
-            request(),
-            here(whole_models.path()),
-            None,
-            whole.token,
-            whole.progress,
-        )
+        .train(TrainingJob {
+            request: request(),
+            directories: here(whole_models.path()),
+            checkpoints: None,
+            token: whole.token,
+            progress: whole.progress,
+            start: whole.start,
+        })
         .await
         .unwrap();
 
@@ -340,13 +357,14 @@ async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model(
         }),
     };
     let err = local
-        .train(
-            request(),
-            here(local_models.path()),
-            Some(checkpoints),
-            stopping.token,
-            stopping.progress,
-        )
+        .train(TrainingJob {
+            request: request(),
+            directories: here(local_models.path()),
+            checkpoints: Some(checkpoints),
+            token: stopping.token,
+            progress: stopping.progress,
+            start: stopping.start,
+        })
         .await
         .unwrap_err();
     assert!(
@@ -372,13 +390,14 @@ async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model(
     };
     let resuming = context();
     let summary = adapter(&url)
-        .train(
-            request(),
-            directories(local_models.path()),
-            Some(checkpoints),
-            resuming.token,
-            resuming.progress,
-        )
+        .train(TrainingJob {
+            request: request(),
+            directories: directories(local_models.path()),
+            checkpoints: Some(checkpoints),
+            token: resuming.token,
+            progress: resuming.progress,
+            start: resuming.start,
+        })
         .await
         .unwrap();
 

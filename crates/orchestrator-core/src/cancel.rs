@@ -44,6 +44,14 @@ pub struct Cancelled {
     pub stage: Cow<'static, str>,
 }
 
+impl Cancelled {
+    /// The `Cancelled` in `error`'s chain, if the error is a stop.
+    pub fn find_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Cancelled> {
+        std::iter::successors(Some(error), |error| error.source())
+            .find_map(|error| error.downcast_ref::<Cancelled>())
+    }
+}
+
 /// A cancellation signal shared by every layer of one operation.
 ///
 /// Wraps [`tokio_util::sync::CancellationToken`] (which wakes async waiters)

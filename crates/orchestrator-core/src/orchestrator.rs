@@ -329,7 +329,7 @@ async fn run_managed<W, Fut, T, E>(
         },
         Ok(Err(error)) => {
             let error: BoxError = error.into();
-            match find_cancelled(&*error) {
+            match Cancelled::find_in(&*error) {
                 Some(stop) => operations.stopped(&id, stop),
                 None if token.is_cancelled() => {
                     let note = format!("after its work failed: {}", error_chain(&*error));
@@ -363,17 +363,6 @@ fn warn_unrecorded(id: &OperationId, recorded: Result<crate::Transition, Operati
 /// Why `token` was cancelled; only asked once it was.
 fn reason_of(token: &CancellationToken) -> crate::CancelReason {
     token.reason().unwrap_or(crate::CancelReason::Shutdown)
-}
-
-fn find_cancelled<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a Cancelled> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(cancelled) = error.downcast_ref::<Cancelled>() {
-            return Some(cancelled);
-        }
-        current = error.source();
-    }
-    None
 }
 
 /// Polls a future and turns a panic while polling it into the panic's

@@ -5,11 +5,12 @@
 //! directories, the operation's token, progress reporter and start reporter
 //! travel in a [`TrainingJob`].
 //!
-//! Built in: [`LocalExecutor`] (in this process, on a thread of its own) and
+//! Built in: [`LocalExecutor`] (in this process, on a thread of its own),
 //! [`HostExecutor`] (a `trdr host-service` over gRPC, chosen by
-//! `USE_TRAINING_HOST_SERVICE` and `TRAINING_HOST_SERVICE_URL`). Other
-//! crates add their own (a cluster's scheduler) and hand them to
-//! [`TrainingAdapter::with_executor`].
+//! `USE_TRAINING_HOST_SERVICE` and `TRAINING_HOST_SERVICE_URL`), and
+//! [`slurm::SlurmExecutor`] (a batch job on a Slurm cluster, which the
+//! program builds from its options and hands to
+//! [`TrainingAdapter::with_executor`], as any executor of its own).
 //!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
@@ -28,6 +29,7 @@
 
 mod host;
 mod local;
+pub mod slurm;
 
 use std::fmt;
 use std::sync::Arc;

@@ -17,7 +17,10 @@
 //!   writes a checkpoint saved elsewhere into that folder under a name the
 //!   host chooses (`upload-….ckpt`); a `StartTraining` naming it in
 //!   `resume_checkpoint` continues from it and removes it once it
-//!   completes.
+//!   completes. `GetStatus` says what the host can take, for a caller
+//!   choosing among hosts: its capacity ([`HostOptions::max_concurrent`]),
+//!   the sessions waiting or running now, the backends it trains on and
+//!   its version.
 //! - `trdr.v1.DataHost`: `ListSeries` and `FetchBars` over the data store.
 //! - the standard gRPC health service (both services `SERVING`) and server
 //!   reflection.
@@ -85,6 +88,7 @@ pub struct HostOptions {
     /// Where trainings write their artifacts.
     pub models_dir: PathBuf,
     /// Trainings that run at once; later ones wait in line. 0 counts as 1.
+    /// `GetStatus` reports it as the host's capacity.
     pub max_concurrent: usize,
     /// The token callers must send; `None` accepts every caller.
     pub auth_token: Option<Secret>,

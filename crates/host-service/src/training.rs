@@ -15,7 +15,7 @@ use orchestrator_core::{
 };
 use progress::ProgressState;
 use rpc::proto::{self, training_host_server::TrainingHost};
-use strategy::{Directories, TrainingRequest, TrainingSummary};
+use strategy::{Backend, Directories, TrainingRequest, TrainingSummary};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -38,16 +38,21 @@ pub(crate) const KEPT_FINISHED: usize = 1000;
 #[derive(Debug)]
 pub(crate) struct Host {
     manager: TrainingManager,
+    /// The manager's admission limit: trainings that run at once.
+    capacity: usize,
     shutting_down: AtomicBool,
     directories: Directories,
 }
 
 impl Host {
+    /// At most `max_concurrent` trainings run at once (0 counts as 1, as
+    /// in the manager); later ones wait.
     pub(crate) fn new(data_dir: PathBuf, models_dir: PathBuf, max_concurrent: usize) -> Self {
         let operations = OperationsService::new(InMemoryStore::keeping_finished(KEPT_FINISHED));
         let local = HostServiceConfig::local(training_manager::TRAINING_SERVICE);
         Self {
             manager: TrainingManager::new(operations, local, max_concurrent),
+            capacity: max_concurrent.max(1),
             shutting_down: AtomicBool::new(false),
             directories: Directories {
                 data: data_dir,
@@ -70,6 +75,36 @@ impl Host {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.operations().cancel_active(CancelReason::Shutdown);
         self.manager.drain().await;
+    }
+
+    /// `UNAVAILABLE` once shutdown began: the host takes no new trainings.
+    fn refuse_when_shutting_down(&self) -> Result<(), Status> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "the training host is shutting down and takes no new trainings",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the host can take and how much of it is taken. `running` counts
+    /// the operations that are pending or running: those hold a slot or
+    /// wait for one. An operation ends (cancelled, failed, completed)
+    /// before the manager frees its slot, so a freed slot is never
+    /// counted; a stop that was asked for is counted until the trainer
+    /// has stopped (or its grace period ended), as long as it holds the
+    /// slot.
+    fn status(&self) -> proto::HostStatus {
+        let saturating = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        proto::HostStatus {
+            capacity: saturating(self.capacity),
+            running: saturating(self.operations().active_count()),
+            backends: Backend::ALL
+                .iter()
+                .map(|backend| backend.as_str().to_owned())
+                .collect(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
     }
 
     fn session(&self, id: &str) -> Result<Operation, Status> {
@@ -179,11 +214,7 @@ impl TrainingHost for TrainingService {
             Some(name) => Some(checkpoint::uploaded(name, &self.host.checkpoints_dir()).await?),
             None => None,
         };
-        if self.host.shutting_down.load(Ordering::SeqCst) {
-            return Err(Status::unavailable(
-                "the training host is shutting down and takes no new trainings",
-            ));
-        }
+        self.host.refuse_when_shutting_down()?;
         let strategy = training.strategy().name.clone();
         let id = self
             .host
@@ -309,6 +340,14 @@ impl TrainingHost for TrainingService {
             .await?,
         ))
     }
+
+    async fn get_status(
+        &self,
+        _request: Request<proto::GetStatusRequest>,
+    ) -> Result<Response<proto::HostStatus>, Status> {
+        self.host.refuse_when_shutting_down()?;
+        Ok(Response::new(self.host.status()))
+    }
 }
 
 /// The host's own operations service failed (its in-memory store cannot,
@@ -316,3 +355,6 @@ impl TrainingHost for TrainingService {
 fn internal(error: OperationError) -> Status {
     Status::internal(orchestrator_core::error_chain(&error))
 }
+
+#[cfg(test)]
+mod tests;

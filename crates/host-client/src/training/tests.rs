@@ -54,6 +54,8 @@ struct FakeHost {
     /// The answer to an upload; `None`: `upload-1.ckpt` with the bytes
     /// received.
     upload_answer: Option<Result<proto::UploadCheckpointResponse, Status>>,
+    /// The answer to `GetStatus`; `None`: never answer, as a host that hangs.
+    status: Option<proto::HostStatus>,
 }
 
 #[tonic::async_trait]
@@ -154,6 +156,16 @@ impl TrainingHost for FakeHost {
                 name: "upload-1.ckpt".to_owned(),
                 bytes,
             })),
+        }
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<proto::GetStatusRequest>,
+    ) -> Result<Response<proto::HostStatus>, Status> {
+        match self.status.clone() {
+            Some(status) => Ok(Response::new(status)),
+            None => std::future::pending().await,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use orchestrator_core::error_chain;
+use orchestrator_core::{Cancelled, error_chain};
 
 /// Which host a client talks to; names it in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,16 @@ pub enum HostError {
         url: String,
         message: String,
     },
+    /// The caller's token was cancelled before the host answered; the
+    /// source says why and where, so an operation that ends with this
+    /// error ends `cancelled`.
+    #[error("call to the {kind} at {url} cancelled")]
+    Cancelled {
+        kind: HostKind,
+        url: String,
+        #[source]
+        cancelled: Cancelled,
+    },
 }
 
 impl HostError {
@@ -98,7 +108,8 @@ impl HostError {
             | HostError::Unauthenticated { url, .. }
             | HostError::Rejected { url, .. }
             | HostError::Remote { url, .. }
-            | HostError::Protocol { url, .. } => url,
+            | HostError::Protocol { url, .. }
+            | HostError::Cancelled { url, .. } => url,
         }
     }
 

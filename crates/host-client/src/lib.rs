@@ -12,7 +12,9 @@
 //!   drops the event stream, and the finished model's files are fetched
 //!   into a folder. A checkpoint saved here travels the other way
 //!   (`upload_checkpoint`) for a training there to continue from
-//!   (`train_from`).
+//!   (`train_from`). Its `status` asks what the host can take
+//!   ([`HostStatus`]: capacity, sessions waiting or running, backends,
+//!   version), answered within [`STATUS_DEADLINE`] or not waited for.
 //! - [`DataHostClient`] streams bars from a data host; it is market-data's
 //!   `RemoteBars`, which `DataManager::with_remote` takes for the fetching
 //!   load modes.
@@ -54,6 +56,6 @@ pub use operations::{
     CANCEL_DEADLINE, OperationPage, OperationWatch, OperationsClient, RESUME_DEADLINE,
 };
 pub use training::{
-    FetchedCheckpoint, RemoteCheckpoint, RemoteCompletion, RemoteStop, RemoteTrainingError,
-    RemoteUpdate, TrainingHostClient,
+    FetchedCheckpoint, HostStatus, RemoteCheckpoint, RemoteCompletion, RemoteStop,
+    RemoteTrainingError, RemoteUpdate, STATUS_DEADLINE, TrainingHostClient,
 };

@@ -2,7 +2,8 @@
 //! events into progress of the local operation and forwarding cancellation
 //! (an explicit `CancelTraining`, then dropping the event stream), and
 //! fetches the checkpoints it announces and the finished model's files; it
-//! also uploads a checkpoint for a training there to continue from.
+//! also uploads a checkpoint for a training there to continue from, and
+//! asks the host what it can take ([`HostStatus`]).
 
 use std::fmt;
 use std::fs::File;
@@ -15,7 +16,7 @@ use progress::ProgressState;
 use rpc::proto;
 use rpc::proto::training_event::Event;
 use rpc::proto::training_host_client::TrainingHostClient as GrpcClient;
-use strategy::{TrainingRequest, TrainingSummary};
+use strategy::{Backend, TrainingRequest, TrainingSummary};
 use tonic::Streaming;
 
 use crate::endpoint::Connection;
@@ -28,6 +29,11 @@ use crate::{HostEndpoint, HostError};
 const CANCEL_TIMEOUT: Duration =
     rpc::CANCEL_CONFIRM_WINDOW.saturating_add(Duration::from_millis(500));
 
+/// How long a host may take to answer `GetStatus`, which it answers from
+/// memory: a host that stopped answering is not waited for, so one hung
+/// host does not hold up a choice among several.
+pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
+
 /// The most bytes a fetched checkpoint may have: it is held in memory
 /// until it is whole.
 const MAX_CHECKPOINT_BYTES: usize = rpc::MAX_CHECKPOINT_BYTES as usize;
@@ -38,6 +44,39 @@ const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Chunks read ahead of a slow upload.
 const UPLOAD_READ_AHEAD: usize = 4;
+
+/// What a training host can take and how much of it is taken, as
+/// [`TrainingHostClient::status`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostStatus {
+    /// Trainings the host runs at once (at least 1); later ones wait for a
+    /// free slot.
+    pub capacity: u32,
+    /// Sessions waiting or running there now; one that ended is not
+    /// counted. May exceed `capacity`: the rest wait.
+    pub running: u32,
+    /// The backends the host trains on, of those this trdr knows.
+    pub backends: Vec<Backend>,
+    /// The version of the host's trdr.
+    pub version: String,
+}
+
+impl HostStatus {
+    /// Trainings the host would start at once; 0 when a new one would wait.
+    pub fn free_slots(&self) -> u32 {
+        self.capacity.saturating_sub(self.running)
+    }
+
+    /// `running / capacity`: below 1 the host has a free slot, above 1
+    /// trainings wait there.
+    pub fn load(&self) -> f64 {
+        f64::from(self.running) / f64::from(self.capacity.max(1))
+    }
+
+    pub fn supports(&self, backend: Backend) -> bool {
+        self.backends.contains(&backend)
+    }
+}
 
 /// What a training on the host tells while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +232,8 @@ pub struct TrainingHostClient {
     endpoint: HostEndpoint,
     /// [`CANCEL_TIMEOUT`]; shorter in tests of a host that never answers.
     cancel_timeout: Duration,
+    /// [`STATUS_DEADLINE`]; shorter in tests of a host that never answers.
+    status_timeout: Duration,
 }
 
 impl TrainingHostClient {
@@ -200,6 +241,7 @@ impl TrainingHostClient {
         Self {
             endpoint,
             cancel_timeout: CANCEL_TIMEOUT,
+            status_timeout: STATUS_DEADLINE,
         }
     }
 
@@ -286,6 +328,42 @@ impl TrainingHostClient {
                 None => continue,
             }
         }
+    }
+
+    /// Asks the host what it can take: its capacity, the sessions waiting
+    /// or running there, its backends and version. A host that is down
+    /// fails within the connect deadline ([`HostError::Unreachable`]), one
+    /// that does not answer within [`STATUS_DEADLINE`] is
+    /// [`HostError::NoAnswer`], and a host shutting down answers
+    /// [`HostError::Lost`]; each names the host's URL. Cancelling `token`
+    /// returns [`HostError::Cancelled`] at once. Backend names this trdr
+    /// does not know (a newer host's) are left out.
+    pub async fn status(&self, token: &CancellationToken) -> Result<HostStatus, HostError> {
+        const STAGE: &str = "asking the training host for its status";
+        let cancelled = || HostError::Cancelled {
+            kind: self.endpoint.kind(),
+            url: self.endpoint.url().to_owned(),
+            cancelled: token.cancelled_error(STAGE),
+        };
+        let Some(mut client) = self.client(token).await? else {
+            return Err(cancelled());
+        };
+        let call = tokio::time::timeout(
+            self.status_timeout,
+            client.get_status(proto::GetStatusRequest {}),
+        );
+        let status = token
+            .run_until_cancelled(STAGE, call)
+            .await
+            .map_err(|_| cancelled())?
+            .map_err(|_elapsed| HostError::NoAnswer {
+                kind: self.endpoint.kind(),
+                url: self.endpoint.url().to_owned(),
+                waited: self.status_timeout,
+            })?
+            .map_err(|status| self.endpoint.status_error(&status))?
+            .into_inner();
+        self.host_status(status)
     }
 
     /// Streams the files of a completed session's artifact into `into_dir`
@@ -652,6 +730,33 @@ impl TrainingHostClient {
             stop,
             cancelled,
         }
+    }
+
+    fn host_status(&self, status: proto::HostStatus) -> Result<HostStatus, HostError> {
+        if status.capacity == 0 {
+            return Err(HostError::Protocol {
+                kind: self.endpoint.kind(),
+                url: self.endpoint.url().to_owned(),
+                message: "a status with capacity 0 (a host runs at least one training)".to_owned(),
+            });
+        }
+        let backends = status
+            .backends
+            .iter()
+            .filter_map(|name| match name.parse::<Backend>() {
+                Ok(backend) => Some(backend),
+                Err(unknown) => {
+                    tracing::debug!(url = %self.endpoint.url(), %unknown, "backend left out");
+                    None
+                }
+            })
+            .collect();
+        Ok(HostStatus {
+            capacity: status.capacity,
+            running: status.running,
+            backends,
+            version: status.version,
+        })
     }
 
     fn protocol(&self, message: String) -> RemoteTrainingError {

@@ -1074,3 +1074,101 @@ async fn a_cancelled_upload_ends_cancelled() {
         .unwrap_err();
     assert_eq!(assert_cancelled(&err), &RemoteStop::NothingRunning);
 }
+
+fn host_status(capacity: u32, running: u32, backends: &[&str]) -> proto::HostStatus {
+    proto::HostStatus {
+        capacity,
+        running,
+        backends: backends.iter().map(|&name| name.to_owned()).collect(),
+        version: "9.9.9".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_status_is_typed_and_backends_this_trdr_does_not_know_are_left_out() {
+    let host = Running::start(
+        FakeHost {
+            status: Some(host_status(4, 6, &["flex", "tpu", "ndarray"])),
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let status = finishes(host.client().status(&CancellationToken::new()))
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        HostStatus {
+            capacity: 4,
+            running: 6,
+            backends: vec![Backend::Flex, Backend::NdArray],
+            version: "9.9.9".to_owned(),
+        }
+    );
+    // Two wait behind the four that run.
+    assert_eq!(status.free_slots(), 0);
+    assert!((status.load() - 1.5).abs() < f64::EPSILON);
+    assert!(status.supports(Backend::NdArray));
+
+    let half = HostStatus {
+        running: 2,
+        ..status
+    };
+    assert_eq!(half.free_slots(), 2);
+    assert!((half.load() - 0.5).abs() < f64::EPSILON);
+}
+
+#[tokio::test]
+async fn a_status_without_capacity_is_a_protocol_error() {
+    let host = Running::start(
+        FakeHost {
+            status: Some(host_status(0, 0, &["flex"])),
+            ..FakeHost::default()
+        },
+        None,
+    );
+    let err = finishes(host.client().status(&CancellationToken::new()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostError::Protocol { .. }), "{err:?}");
+    assert_eq!(err.url(), host.url);
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_the_status_is_not_waited_for() {
+    let host = Running::start(FakeHost::default(), None);
+    let mut client = host.client();
+    // The real deadline is seconds; the rule is the same.
+    client.status_timeout = Duration::from_millis(100);
+    let err = finishes(client.status(&CancellationToken::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        HostError::NoAnswer {
+            kind: HostKind::Training,
+            url: host.url.clone(),
+            waited: Duration::from_millis(100),
+        }
+    );
+    assert_eq!(
+        client_at("http://127.0.0.1:1", None).status_timeout,
+        STATUS_DEADLINE
+    );
+}
+
+#[tokio::test]
+async fn a_status_asked_with_a_cancelled_token_ends_cancelled_naming_the_host() {
+    let host = Running::start(FakeHost::default(), None);
+    let token = CancellationToken::new();
+    token.cancel(user_cancel());
+    let err = finishes(host.client().status(&token)).await.unwrap_err();
+    let HostError::Cancelled { url, cancelled, .. } = &err else {
+        panic!("not cancelled: {err:?}");
+    };
+    assert_eq!(url, &host.url);
+    assert_eq!(cancelled.reason, user_cancel());
+    // The operation that asked finds the cancellation in the chain.
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(source.downcast_ref::<Cancelled>().is_some(), "{err:?}");
+}

@@ -1,9 +1,11 @@
 //! The training host in-process on `127.0.0.1:0`, driven by the generated
 //! gRPC clients: trainings that complete, fail, wait, are cancelled or
-//! dropped; artifacts; bars; auth; shutdown.
+//! dropped; artifacts; bars; auth; shutdown; the host's status, read by
+//! `host-client` as a caller choosing among hosts does.
 
 mod data;
 mod reflection;
+mod status;
 mod training;
 
 use std::future::Future;

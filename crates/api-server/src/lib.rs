@@ -47,7 +47,7 @@ use orchestrator_core::{CancelReason, ConfigError, OperationsService, ServiceOrc
 use rpc::Secret;
 use rpc::proto::operations_server::OperationsServer;
 use rpc::server::{KeepAlive, ServerBuilder};
-use training_manager::TrainingManager;
+use training_manager::{Executor, TrainingManager};
 
 pub use crate::chart::training_chart;
 use crate::service::OperationsApi;
@@ -71,7 +71,7 @@ impl From<tokio::net::TcpListener> for Listeners {
 }
 
 /// How `trdr serve` is set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// The SQLite operations store (created when missing).
     pub db: PathBuf,
@@ -89,6 +89,10 @@ pub struct ServerOptions {
     /// How long a cancelled operation's work may take to stop before the
     /// operation ends `cancelled` without it (shutdown waits as long).
     pub cancel_grace: Duration,
+    /// Where trainings run, when the program chose (a cluster's
+    /// scheduler); `None`: in this process, or on the host services the
+    /// environment selects (`USE_TRAINING_HOST_SERVICE`).
+    pub executor: Option<Arc<dyn Executor>>,
 }
 
 impl ServerOptions {
@@ -104,6 +108,7 @@ impl ServerOptions {
             max_concurrent_trainings: 1,
             auth_token: None,
             cancel_grace: OperationsService::DEFAULT_CANCEL_GRACE,
+            executor: None,
         }
     }
 }
@@ -147,14 +152,21 @@ pub async fn serve(
             source,
         })?
         .with_cancel_grace(options.cancel_grace);
-    let training = Arc::new(TrainingManager::new(
-        operations.clone(),
-        orchestrator_core::HostServiceConfig::from_env(
-            training_manager::TRAINING_SERVICE,
-            training_manager::DEFAULT_TRAINING_HOST_URL,
-        )?,
-        options.max_concurrent_trainings,
-    ));
+    let training = Arc::new(match options.executor.clone() {
+        Some(executor) => TrainingManager::with_executor(
+            operations.clone(),
+            executor,
+            options.max_concurrent_trainings,
+        ),
+        None => TrainingManager::new(
+            operations.clone(),
+            orchestrator_core::HostServiceConfig::from_env(
+                training_manager::TRAINING_SERVICE,
+                training_manager::DEFAULT_TRAINING_HOST_URL,
+            )?,
+            options.max_concurrent_trainings,
+        ),
+    });
     let data = Arc::new(host_client::data_manager_from_env(
         operations.clone(),
         LocalStore::new(&options.data_dir),

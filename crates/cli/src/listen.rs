@@ -41,7 +41,8 @@ pub(crate) fn announce(address: SocketAddr) -> anyhow::Result<impl Future<Output
     Ok(signals)
 }
 
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -20,6 +20,7 @@ mod ops;
 mod outcome;
 mod remote;
 mod serve;
+mod slurm_job;
 mod token;
 mod train;
 
@@ -62,6 +63,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// List, show, watch, cancel and resume operations.
     Ops(ops::OpsArgs),
+    #[command(hide = true)]
+    SlurmJob(slurm_job::SlurmJobArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
             Command::HostService(args) => host_service::run(args, &global).await,
             Command::Serve(args) => serve::run(args, &global).await,
             Command::Ops(args) => ops::run(args, &global).await,
+            Command::SlurmJob(args) => slurm_job::run(args).await,
         }
     });
     match outcome {

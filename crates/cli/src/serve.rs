@@ -32,6 +32,13 @@ use crate::embedded;
 /// The server opens no file a client names, except strategies inside
 /// --strategies-dir: `trdr train --server` sends the strategy's text.
 ///
+/// --executor slurm runs each training as a batch job on the Slurm cluster
+/// that SLURM_CONF (or Slurm's own lookup) names: the job runs this trdr
+/// binary on a node, which must see the data, models and jobs folders at
+/// the same paths (a shared file system). Progress and cancel work as for
+/// a local training; a queued job keeps its training `pending` with
+/// Slurm's reason.
+///
 /// --http also serves the dashboard (live pages and a JSON API with
 /// Server-Sent Events, behind the same token) and prints `dashboard on
 /// http://ADDRESS` after the `listening on` line.
@@ -74,6 +81,33 @@ pub(crate) struct ServeArgs {
     /// is discarded. Shutdown waits at most this long.
     #[arg(long, value_name = "SECONDS", default_value_t = OperationsService::DEFAULT_CANCEL_GRACE.as_secs())]
     cancel_grace: u64,
+    /// Where trainings run: `local` (in this process, or on the host
+    /// services USE_TRAINING_HOST_SERVICE selects) or `slurm` (a batch job
+    /// each on a Slurm cluster)
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    executor: ExecutorKind,
+    /// The Slurm partition to submit to [default: the cluster's default]
+    #[arg(long, value_name = "NAME", requires_if("slurm", "executor"))]
+    partition: Option<String>,
+    /// One more sbatch argument for every training job, e.g.
+    /// --sbatch-arg=--time=2:00:00 (repeat it for more)
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+    /// Submit a Slurm job lost with its node (or to its time limit, or
+    /// preempted) again from its last checkpoint, at most N times
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    requeue_on_node_failure: u32,
+    /// Where each Slurm job gets a folder (its job file, script and logs);
+    /// on a file system the nodes share [default: <models dir>/.slurm-jobs]
+    #[arg(long, value_name = "DIR")]
+    slurm_jobs_dir: Option<PathBuf>,
+}
+
+/// Where `trdr serve` runs trainings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Slurm,
 }
 
 /// How clients are checked. No `Debug`: it holds the token.
@@ -114,7 +148,7 @@ impl Auth {
 pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> {
     // Before anything is opened: a token file others can read stops here.
     let auth = Auth::resolve(&args)?;
-    let db = match args.db {
+    let db = match args.db.clone() {
         Some(db) => db,
         None => embedded::operations_db()?,
     };
@@ -126,14 +160,20 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
         }
         None => None,
     };
+    let models_dir = crate::train::models_dir(args.models_dir.clone());
+    let executor = match args.executor {
+        ExecutorKind::Local => None,
+        ExecutorKind::Slurm => Some(slurm_executor(&args, &models_dir)?),
+    };
     let options = ServerOptions {
         db,
         strategies_dir: strategies_dir(args.strategies_dir),
         data_dir: global.data_dir.clone(),
-        models_dir: crate::train::models_dir(args.models_dir),
+        models_dir,
         max_concurrent_trainings: usize::from(args.max_concurrent_trainings),
         auth_token: auth.token().and_then(rpc::Secret::new),
         cancel_grace: Duration::from_secs(args.cancel_grace),
+        executor,
     };
     match &auth {
         Auth::Off => tracing::warn!(
@@ -166,6 +206,26 @@ pub(crate) async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<u8> 
     };
     api_server::serve(listeners, options, signals).await?;
     Ok(0)
+}
+
+/// The Slurm executor `--executor slurm` and its flags describe; its jobs
+/// run this very binary.
+fn slurm_executor(
+    args: &ServeArgs,
+    models_dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<dyn training_manager::Executor>> {
+    use training_adapter::slurm::{SlurmExecutor, SlurmOptions};
+    let trdr =
+        std::env::current_exe().context("cannot find this trdr binary for the Slurm jobs")?;
+    let jobs_dir = args
+        .slurm_jobs_dir
+        .clone()
+        .unwrap_or_else(|| models_dir.join(".slurm-jobs"));
+    let mut options = SlurmOptions::new(trdr, std::path::absolute(&jobs_dir)?);
+    options.partition = args.partition.clone();
+    options.sbatch_args = args.sbatch_args.clone();
+    options.requeue_on_node_failure = args.requeue_on_node_failure;
+    Ok(std::sync::Arc::new(SlurmExecutor::new(options)))
 }
 
 /// The line after `listening on` that scripts and tests read the

@@ -55,6 +55,9 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ("fuzz-corpus", Internal::Only(&[])),
     // Bench support only (a dev-dependency of the crates with benches).
     ("bench-support", Internal::Only(&[])),
+    // A wrapper over Slurm's commands; the adapter that runs trainings as
+    // Slurm jobs builds on it.
+    ("slurm", Internal::Only(&[])),
     ("orchestrator-core", Internal::Only(&["trdr-progress"])),
     // Draws the epochs progress reports; nothing else.
     ("charts", Internal::Only(&["trdr-progress"])),
@@ -1188,6 +1191,9 @@ const CLOCK_ALLOWED: &[(&str, &str)] = &[
         "crates/host-service/tests/it/main.rs",
         "tokio::time::sleep(",
     ),
+    // Polling slurmctld for a job's state, under a deadline that fails the
+    // test: Slurm has no event stream to wait on.
+    ("crates/slurm/tests/it/main.rs", "tokio::time::sleep("),
 ];
 
 /// Whether `relative` (to the workspace root) holds only test code: an

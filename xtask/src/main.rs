@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does.
 //!
-//! One module per command (`ci`, `bench`, `fuzz`); `tidy` holds checks that are plain
+//! One module per command (`ci`, `bench`, `fuzz`, `slurm`); `tidy` holds checks that are plain
 //! tests, so `cargo test` runs them. Arguments are parsed by hand to keep the
 //! crate free of dependencies.
 
@@ -15,6 +15,7 @@
 mod bench;
 mod ci;
 mod fuzz;
+mod slurm;
 #[cfg(test)]
 mod tidy;
 
@@ -33,6 +34,9 @@ commands:
                 (`bench train|host [FLAGS]` passes FLAGS on; `bench train|host --help` lists them)
   fuzz <target> [--seconds N]
                 run a libFuzzer target on nightly (default 60 s); `fuzz list` names them
+  slurm up|down|status [--dir DIR]
+                a one-node Slurm cluster on this machine (root; state in DIR, else
+                $TRDR_SLURM_DIR, else target/slurm); `up` prints the SLURM_CONF to export
   help          print this message";
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         ["ci"] => ci::run(&root),
         ["bench", rest @ ..] => bench::run(&root, rest),
         ["fuzz", rest @ ..] => fuzz::run(&root, rest),
+        ["slurm", rest @ ..] => slurm::run(&root, rest),
         [command, ..] => Err(Error::usage(format!("unknown command `{command}`"))),
     };
 

@@ -116,9 +116,11 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ),
     (
         "training-adapter",
+        // slurm: the Slurm executor runs trainings as batch jobs.
         Internal::Only(&[
             "local-trainer",
             "host-client",
+            "slurm",
             "orchestrator-core",
             "trdr-progress",
         ]),
@@ -779,6 +781,7 @@ const ALL_CRATES: &[&str] = &[
     "trdr-progress",
     "fuzz-corpus",
     "bench-support",
+    "slurm",
     "orchestrator-core",
     "charts",
     "market-data",

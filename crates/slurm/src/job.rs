@@ -29,9 +29,10 @@ impl FromStr for JobId {
 /// where [`Slurm::submit`](crate::Slurm::submit) writes it as
 /// [`SCRIPT_FILE`] first. Its environment is `env`, plus `PATH`, `HOME`,
 /// `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ` and `TMPDIR` where the
-/// submitting process has them, `SLURM_CONF` when the [`Slurm`](crate::Slurm)
-/// names one, and the `SLURM_*` variables Slurm adds: nothing else of the
-/// submitter's environment (a server's token, say) reaches the job.
+/// submitting process has them, `SLURM_CONF` (the one the
+/// [`Slurm`](crate::Slurm) names, else the submitting process's), and the
+/// `SLURM_*` variables Slurm adds: nothing else of the submitter's
+/// environment (a server's token, say) reaches the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
     /// `--job-name`.

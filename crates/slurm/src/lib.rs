@@ -169,7 +169,13 @@ impl Slurm {
                 command.env(name, value);
             }
         }
-        if let Some(conf) = &self.conf {
+        // Slurm's own lookup starts at this process's SLURM_CONF.
+        if let Some(conf) = self
+            .conf
+            .clone()
+            .map(OsString::from)
+            .or_else(|| std::env::var_os("SLURM_CONF"))
+        {
             command.env("SLURM_CONF", conf);
         }
         command.envs(job.env.iter().map(|(name, value)| (name, value)));

@@ -73,7 +73,16 @@ pub(crate) fn run(root: &Path) -> Result<(), Error> {
     CLIPPY.run(root)?;
     DOCS.run_with_env(root, DOCS_ENV)?;
     PACKAGE.run(root)?;
-    TESTS.run(root)?;
+    // The Slurm tests submit to a real one-node cluster; it stays up
+    // afterwards (`cargo xtask slurm down` stops it).
+    let slurm_conf = crate::slurm::up(&crate::slurm::state_dir(root, None)?)?;
+    let slurm_conf = slurm_conf.to_str().ok_or_else(|| {
+        Error::usage(format!(
+            "the Slurm config path {} is not UTF-8",
+            slurm_conf.display()
+        ))
+    })?;
+    TESTS.run_with_env(root, &[("SLURM_CONF", slurm_conf)])?;
     eprintln!("ci: all steps passed");
     Ok(())
 }

@@ -116,11 +116,13 @@ const ALLOWED_EDGES: &[(&str, Internal)] = &[
     ),
     (
         "training-adapter",
-        // slurm: the Slurm executor runs trainings as batch jobs.
+        // slurm: the Slurm executor runs trainings as batch jobs; strategy:
+        // its job file carries the strategy as the manager built it.
         Internal::Only(&[
             "local-trainer",
             "host-client",
             "slurm",
+            "strategy",
             "orchestrator-core",
             "trdr-progress",
         ]),

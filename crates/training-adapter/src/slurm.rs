@@ -39,7 +39,7 @@ use slurm::{JobId, JobInfo, JobSpec, JobState, Signal, Slurm, SlurmError};
 
 pub use events::{JOB_CANCELLED, JOB_FAILED, JobEvent, JobFile, run_job};
 
-use crate::{AdapterError, Executor, SavedCheckpoint, TrainingJob, TrainingSummary};
+use crate::{AdapterError, Directories, Executor, SavedCheckpoint, TrainingJob, TrainingSummary};
 use events::EventReader;
 
 /// How a [`SlurmExecutor`] submits and follows jobs.
@@ -237,6 +237,7 @@ impl SlurmExecutor {
             reader: EventReader::default(),
             ended_with: None,
             checkpoint: None,
+            heard_from: false,
             node: None,
             cancel_sent: None,
         };
@@ -268,12 +269,18 @@ impl SlurmExecutor {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(folder_error)?;
-        let file = JobFile::new(
-            &job.request,
-            &job.directories,
-            job.checkpoints.as_ref(),
-            resume_from,
-        );
+        // The job runs in its folder: relative paths would mean other places.
+        let absolute = |path: &Path| std::path::absolute(path).map_err(folder_error);
+        let directories = Directories {
+            data: absolute(&job.directories.data)?,
+            models: absolute(&job.directories.models)?,
+        };
+        let checkpoint = match &job.checkpoints {
+            Some(checkpoints) => Some(absolute(&checkpoints.path)?),
+            None => None,
+        };
+        let resume_from = resume_from.as_deref().map(absolute).transpose()?;
+        let file = JobFile::new(&job.request, directories, checkpoint, resume_from);
         let job_file = dir.join("job.json");
         let text = serde_json::to_vec_pretty(&file).map_err(|error| folder_error(error.into()))?;
         local_trainer::replace_atomically(&job_file, &text).map_err(folder_error)?;
@@ -308,6 +315,8 @@ struct Follow<'a> {
     /// The job's last event, once it said how it ended.
     ended_with: Option<JobEvent>,
     checkpoint: Option<PathBuf>,
+    /// Whether the job has written an event: it has started.
+    heard_from: bool,
     /// Where it runs, once it does.
     node: Option<String>,
     /// When SIGINT was sent; plain `scancel` follows after the grace.
@@ -324,13 +333,19 @@ impl Follow<'_> {
             if self.job.token.is_cancelled() {
                 self.cancel().await;
             }
-            if reads.is_multiple_of(STATE_EVERY) || self.cancel_sent.is_some() {
+            // The first event says it runs: ask where at once.
+            let started_unseen = self.heard_from && self.node.is_none();
+            if reads.is_multiple_of(STATE_EVERY) || self.cancel_sent.is_some() || started_unseen {
                 match self.executor.slurm.job(self.id).await {
                     Ok(info) => {
                         unreachable_since = None;
                         if info.state.is_finished() {
                             // What it wrote last, before deciding.
                             self.read_events();
+                            if self.heard_from {
+                                // It ran, perhaps all between two looks.
+                                self.runs(info.node.as_deref());
+                            }
                             return self.outcome(Some(&info));
                         }
                         self.observe(&info);
@@ -368,6 +383,7 @@ impl Follow<'_> {
                 return;
             }
         };
+        self.heard_from = self.heard_from || !events.is_empty();
         for event in events {
             match event {
                 JobEvent::Progress { state } => self.job.progress.report(state),
@@ -399,21 +415,30 @@ impl Follow<'_> {
     fn observe(&mut self, info: &JobInfo) {
         match info.state {
             JobState::Pending | JobState::Requeued => {
-                let reason = info.reason.as_deref().unwrap_or("waiting");
+                let reason = info
+                    .reason
+                    .as_deref()
+                    .map_or_else(String::new, |reason| format!(": {reason}"));
                 self.job
                     .start
-                    .waiting(format!("queued on Slurm as job {}: {reason}", self.id));
+                    .waiting(format!("queued on Slurm as job {}{reason}", self.id));
             }
-            JobState::Running | JobState::Configuring | JobState::Completing
-                if self.node.is_none() =>
-            {
-                let node = info.node.clone().unwrap_or_else(|| "a node".to_owned());
-                self.job
-                    .start
-                    .running(format!("Slurm job {} on {node}", self.id));
-                self.node = Some(node);
+            JobState::Running | JobState::Configuring | JobState::Completing => {
+                self.runs(info.node.as_deref());
             }
             _ => {}
+        }
+    }
+
+    /// Records, once, that the job runs (on `node`, if known): when Slurm
+    /// says so, or when its first event arrives between two looks.
+    fn runs(&mut self, node: Option<&str>) {
+        if self.node.is_none() {
+            let node = node.unwrap_or("a node").to_owned();
+            self.job
+                .start
+                .running(format!("Slurm job {} on {node}", self.id));
+            self.node = Some(node);
         }
     }
 

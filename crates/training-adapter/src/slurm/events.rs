@@ -36,8 +36,8 @@ pub struct JobFile {
 impl JobFile {
     pub(crate) fn new(
         request: &TrainingRequest,
-        directories: &Directories,
-        checkpoints: Option<&Checkpoints>,
+        directories: Directories,
+        checkpoint: Option<PathBuf>,
         resume_from: Option<PathBuf>,
     ) -> Self {
         Self {
@@ -45,8 +45,8 @@ impl JobFile {
             start: request.start(),
             end: request.end(),
             options: *request.options(),
-            directories: directories.clone(),
-            checkpoint: checkpoints.map(|checkpoints| checkpoints.path.clone()),
+            directories,
+            checkpoint,
             resume_from,
         }
     }

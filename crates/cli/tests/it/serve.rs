@@ -11,7 +11,7 @@ use super::*;
 /// `{state}/operations.db`, which the local `trdr ops` of [`client`] also
 /// reads, and the example strategies (unless `extra` says otherwise). Its
 /// token is the one it keeps in `state`, unless `extra` says otherwise.
-fn start_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
+pub(super) fn start_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
     let mut command = trdr(state);
     command
         .env_remove("TRDR_AUTH_TOKEN")
@@ -28,7 +28,7 @@ fn start_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
 
 /// A `trdr` client of `server` (through `TRDR_SERVER`) sharing its store,
 /// and so its token file: the server's user.
-fn client(state: &Path, server: &Listening) -> Command {
+pub(super) fn client(state: &Path, server: &Listening) -> Command {
     let mut command = trdr(state);
     command
         .env("TRDR_SERVER", &server.url)
@@ -100,7 +100,7 @@ fn submit_long_training(state: &Path, server: &Listening) -> (Child, String) {
 }
 
 #[track_caller]
-fn assert_child_exit(child: &mut Child, code: i32) {
+pub(super) fn assert_child_exit(child: &mut Child, code: i32) {
     let status = child.wait().unwrap();
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {

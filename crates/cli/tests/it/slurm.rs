@@ -1,0 +1,251 @@
+//! `trdr serve --executor slurm` against a real one-node Slurm cluster
+//! (`cargo xtask slurm up`, which `cargo xtask ci` runs first): trainings
+//! become batch jobs that run `trdr slurm-job` on the node, and are
+//! followed, cancelled and reported as local ones are.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use super::serve::{assert_child_exit, client, start_server};
+use super::*;
+
+/// The cluster's config, which the server's Slurm commands and the tests'
+/// `scancel` and `scontrol` read.
+fn slurm_conf() -> String {
+    std::env::var("SLURM_CONF").unwrap_or_else(|_| {
+        panic!(
+            "the Slurm tests need a cluster and SLURM_CONF: run `eval \"$(cargo xtask slurm up)\"` \
+             first (cargo xtask ci does)"
+        )
+    })
+}
+
+/// A `trdr serve --executor slurm` of the cluster, its store in `state`,
+/// its models (and job folders) in `models`.
+fn start_slurm_server(state: &Path, models: &Path) -> Listening {
+    // SLURM_CONF comes from this process's environment, as for a user.
+    slurm_conf();
+    start_server(state, models, &["--executor", "slurm"])
+}
+
+/// The LSTM example without early stopping, so `--epochs` sets its length.
+fn long_strategy(dir: &Path) -> PathBuf {
+    let example = std::fs::read_to_string(repo().join("strategies/btcusd_lstm.yaml")).unwrap();
+    let text = example.replacen("enabled: true", "enabled: false", 1);
+    assert_ne!(text, example, "the example's early stopping moved");
+    let path = dir.join("lstm.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Submits the long training with `--json` and waits until its job trains
+/// its first epoch; returns the client, the operation id and the Slurm job
+/// id the operation says it runs as.
+fn submit_and_wait_for_training(
+    state: &Path,
+    server: &Listening,
+    strategy: &Path,
+) -> (Child, String, String) {
+    let mut child = client(state, server)
+        .arg("train")
+        .arg(strategy)
+        .args(["--epochs", "200", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = BufReader::new(child.stdout.take().unwrap());
+    let id = id_once_at_epoch(&mut events, 1).expect("the training ended before its first epoch");
+    std::thread::spawn(move || std::io::copy(&mut events, &mut std::io::sink()));
+    let runs_on = shown(state, server, &id)["runs_on"]
+        .as_str()
+        .expect("a training under way says where it runs")
+        .to_owned();
+    let job = runs_on
+        .strip_prefix("Slurm job ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("not a Slurm job: {runs_on:?}"))
+        .to_owned();
+    (child, id, job)
+}
+
+/// `trdr ops show ID --json` of the server.
+fn shown(state: &Path, server: &Listening, id: &str) -> serde_json::Value {
+    let output = client(state, server)
+        .args(["ops", "show", id, "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// What `scontrol show job` says of `job`'s state.
+fn job_state(job: &str) -> String {
+    let output = Command::new("scontrol")
+        .args(["show", "job", "--oneliner", job])
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let text = text(&output.stdout);
+    text.split_whitespace()
+        .find_map(|field| field.strip_prefix("JobState="))
+        .unwrap_or_else(|| panic!("no JobState in {text:?}"))
+        .to_owned()
+}
+
+/// A progress line with every number made `#`: its form.
+fn form(line: &str) -> String {
+    let mut form = String::new();
+    for c in line.trim().chars() {
+        if c.is_ascii_digit() {
+            if !form.ends_with('#') {
+                form.push('#');
+            }
+        } else if !(c == '.' && form.ends_with('#')) {
+            form.push(c);
+        }
+    }
+    form
+}
+
+#[test]
+fn slow_a_training_on_slurm_completes_with_its_model_and_the_progress_of_a_local_run() {
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_slurm_server(state.path(), models.path());
+    let strategy = repo().join("strategies/eurusd_mlp.yaml");
+    let on_slurm = client(state.path(), &server)
+        .arg("train")
+        .arg(&strategy)
+        .args(["--epochs", "3"])
+        .output()
+        .unwrap();
+    assert_exit(&on_slurm, 0);
+    let id = on_slurm_operation(&text(&on_slurm.stdout));
+    let operation = shown(state.path(), &server, &id);
+    assert_eq!(operation["status"], "completed");
+    let runs_on = operation["runs_on"].as_str().unwrap();
+    assert!(runs_on.starts_with("Slurm job "), "{runs_on}");
+    let model = operation["result"]["model_path"].as_str().unwrap();
+    assert!(Path::new(model).starts_with(models.path()), "{model}");
+    assert!(Path::new(model).join("manifest.json").is_file());
+    assert_eq!(manifests_under(models.path()).len(), 1);
+
+    // The same lines, in form, as a training in this process.
+    let local_state = tempfile::tempdir().unwrap();
+    let local_models = tempfile::tempdir().unwrap();
+    let local = trdr(local_state.path())
+        .arg("train")
+        .arg(&strategy)
+        .args(["--epochs", "3", "--data-dir"])
+        .arg(sample_data())
+        .arg("--models-dir")
+        .arg(local_models.path())
+        .output()
+        .unwrap();
+    assert_exit(&local, 0);
+    let local_forms: Vec<String> = text(&local.stderr).lines().map(form).collect();
+    let progress_lines: Vec<String> = text(&on_slurm.stderr)
+        .lines()
+        .filter(|line| line.contains("Training MLP model"))
+        .map(form)
+        .collect();
+    assert!(!progress_lines.is_empty(), "{}", text(&on_slurm.stderr));
+    for line in &progress_lines {
+        assert!(
+            local_forms.contains(line),
+            "{line:?} is not in the form of a local run's lines:\n{}",
+            local_forms.join("\n")
+        );
+    }
+}
+
+/// The operation id in a finished `trdr train`'s summary.
+fn on_slurm_operation(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("operation "))
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|| panic!("no operation line in:\n{stdout}"))
+}
+
+#[test]
+fn slow_a_cancel_ends_the_slurm_job_then_the_operation_cancelled_with_its_checkpoint() {
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_slurm_server(state.path(), models.path());
+    let strategy = long_strategy(state.path());
+    let (mut training, id, job) = submit_and_wait_for_training(state.path(), &server, &strategy);
+
+    let cancel = client(state.path(), &server)
+        .args(["ops", "cancel", &id])
+        .output()
+        .unwrap();
+    assert_exit(&cancel, 0);
+    assert_child_exit(&mut training, 130);
+    let operation = shown(state.path(), &server, &id);
+    assert_eq!(operation["status"], "cancelled");
+    assert!(
+        operation["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("in Slurm job {job}")),
+        "{operation}"
+    );
+    // The operation ended only once the job had.
+    let ended = job_state(&job);
+    assert!(
+        !["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"].contains(&ended.as_str()),
+        "job {job} is still {ended}"
+    );
+    // Stopped where it was: the checkpoint it saved resumes.
+    let checkpoint = operation["checkpoint"]["path"].as_str().unwrap();
+    assert!(Path::new(checkpoint).is_file(), "{checkpoint}");
+    assert!(manifests_under(models.path()).is_empty());
+}
+
+#[test]
+fn slow_a_job_cancelled_from_outside_trdr_fails_the_training_saying_the_scheduler_did() {
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_slurm_server(state.path(), models.path());
+    let strategy = long_strategy(state.path());
+    let (mut training, id, job) = submit_and_wait_for_training(state.path(), &server, &strategy);
+
+    let scancel = Command::new("scancel")
+        .arg(&job)
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap();
+    assert_exit(&scancel, 0);
+    assert_child_exit(&mut training, 1);
+    let operation = shown(state.path(), &server, &id);
+    assert_eq!(operation["status"], "failed");
+    let error = operation["error"].as_str().unwrap();
+    assert!(error.contains(&format!("Slurm job {job} ended")), "{error}");
+    assert!(error.contains("cancelled by the scheduler"), "{error}");
+}
+
+#[test]
+fn slow_a_training_that_fails_on_the_node_reports_the_node_s_error() {
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_slurm_server(state.path(), models.path());
+    let output = client(state.path(), &server)
+        .arg("train")
+        .arg(repo().join("strategies/eurusd_mlp.yaml"))
+        .args(["--symbols", "NODATA", "--epochs", "2"])
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    let expected = sample_data().join("NODATA_1h.csv");
+    assert!(
+        stderr.contains("the training failed in Slurm job")
+            && stderr.contains(&format!("{} does not exist", expected.display())),
+        "{stderr}"
+    );
+    let listed = client(state.path(), &server)
+        .args(["ops", "list", "--json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["operations"][0]["status"], "failed");
+}

@@ -8,6 +8,7 @@ mod host;
 mod host_service;
 mod remote_cancel;
 mod serve;
+mod slurm;
 mod train;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! become batch jobs that run `trdr slurm-job` on the node, and are
 //! followed, cancelled and reported as local ones are.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::process::{Child, Stdio};
 
 use super::serve::{assert_child_exit, client, start_server};
@@ -94,15 +94,19 @@ fn job_state(job: &str) -> String {
         .to_owned()
 }
 
-/// A progress line with every number made `#`: its form.
+/// A progress line with every number made `#`, no spaces (numbers are
+/// padded), and the ETA left out (an estimate, there or not by timing):
+/// its form.
 fn form(line: &str) -> String {
+    let line = line.split(" ETA ").next().unwrap_or(line);
     let mut form = String::new();
     for c in line.trim().chars() {
-        if c.is_ascii_digit() {
-            if !form.ends_with('#') {
+        let last = form.chars().last();
+        if c.is_ascii_digit() || (c == '.' && last == Some('#')) {
+            if last != Some('#') {
                 form.push('#');
             }
-        } else if !(c == '.' && form.ends_with('#')) {
+        } else if !c.is_whitespace() {
             form.push(c);
         }
     }
@@ -144,13 +148,13 @@ fn slow_a_training_on_slurm_completes_with_its_model_and_the_progress_of_a_local
         .output()
         .unwrap();
     assert_exit(&local, 0);
-    let local_forms: Vec<String> = text(&local.stderr).lines().map(form).collect();
-    let progress_lines: Vec<String> = text(&on_slurm.stderr)
+    let local_forms: Vec<String> = text(&local.stdout).lines().map(form).collect();
+    let progress_lines: Vec<String> = text(&on_slurm.stdout)
         .lines()
         .filter(|line| line.contains("Training MLP model"))
         .map(form)
         .collect();
-    assert!(!progress_lines.is_empty(), "{}", text(&on_slurm.stderr));
+    assert!(!progress_lines.is_empty(), "{}", text(&on_slurm.stdout));
     for line in &progress_lines {
         assert!(
             local_forms.contains(line),

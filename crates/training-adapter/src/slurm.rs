@@ -475,67 +475,92 @@ impl Follow<'_> {
         }
     }
 
-    /// How the ended job's training ended: its own last event first, then
-    /// Slurm's state (`info`, or `None` once slurmctld forgot the job).
+    /// How the ended job's training ended (see [`verdict`]), as this
+    /// attempt's outcome; `info` is `None` once slurmctld forgot the job.
     fn outcome(&mut self, info: Option<&JobInfo>) -> Result<TrainingSummary, Attempt> {
-        let token = &self.job.token;
+        let state = info.map(|info| &info.state);
+        let reason = info.and_then(|info| info.reason.clone());
         let requested = self.cancel_sent.is_some();
-        let node = self
-            .node
-            .clone()
-            .or_else(|| info.and_then(|info| info.node.clone()))
-            .unwrap_or_else(|| "its node".to_owned());
         let ended = |reason: Option<String>| SlurmTrainingError::Ended {
             job: self.id,
-            state: info.map_or_else(
+            state: state.map_or_else(
                 || "(no longer known to slurmctld)".to_owned(),
-                |info| info.state.to_string(),
+                ToString::to_string,
             ),
             reason,
             stderr: Some(self.folder.spec.stderr.clone()),
         };
-        match self.ended_with.take() {
-            Some(JobEvent::Completed { summary }) => Ok(summary),
-            Some(JobEvent::Failed { error }) => Err(Attempt::Failed(SlurmTrainingError::Failed {
+        match verdict(self.ended_with.take(), requested, state, reason) {
+            Verdict::Completed(summary) => Ok(summary),
+            Verdict::FailedOnNode(error) => Err(Attempt::Failed(SlurmTrainingError::Failed {
                 job: self.id,
-                node,
+                node: self.node.clone().unwrap_or_else(|| "its node".to_owned()),
                 error,
             })),
-            Some(JobEvent::Cancelled { stage }) if requested => Err(Attempt::Cancelled(
-                token.cancelled_error(format!("{stage}, in Slurm job {}", self.id)),
+            Verdict::Cancelled(stage) => Err(Attempt::Cancelled(
+                self.job
+                    .token
+                    .cancelled_error(format!("{stage}, in Slurm job {}", self.id)),
             )),
-            Some(JobEvent::Cancelled { stage }) => Err(Attempt::Failed(ended(Some(format!(
-                "cancelled by the scheduler: a signal from outside trdr stopped the training during {stage}"
-            ))))),
-            Some(JobEvent::Progress { .. } | JobEvent::Checkpoint { .. }) | None => {
-                if requested {
-                    return Err(Attempt::Cancelled(token.cancelled_error(format!(
-                        "Slurm job {} (it ended {} before the training said so)",
-                        self.id,
-                        info.map_or_else(|| "unknown".to_owned(), |info| info.state.to_string())
-                    ))));
-                }
-                let reason = info.and_then(|info| info.reason.clone());
-                let lost = info.is_some_and(|info| {
-                    matches!(
-                        info.state,
-                        JobState::NodeFail
-                            | JobState::Timeout
-                            | JobState::Preempted
-                            | JobState::BootFail
-                    )
-                });
-                let error = ended(reason);
-                if lost {
-                    Err(Attempt::Lost {
-                        error,
-                        checkpoint: self.checkpoint.clone(),
-                    })
-                } else {
-                    Err(Attempt::Failed(error))
-                }
-            }
+            Verdict::Lost(reason) => Err(Attempt::Lost {
+                error: ended(reason),
+                checkpoint: self.checkpoint.clone(),
+            }),
+            Verdict::Ended(reason) => Err(Attempt::Failed(ended(reason))),
         }
+    }
+}
+
+/// How a job's training ended.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Completed(TrainingSummary),
+    /// The training's own error.
+    FailedOnNode(String),
+    /// Stopped on trdr's request, at this stage.
+    Cancelled(String),
+    /// Lost to the cluster (node failure, time limit, preemption, boot
+    /// failure): worth submitting again from its checkpoint.
+    Lost(Option<String>),
+    /// Ended otherwise without a model, for this reason.
+    Ended(Option<String>),
+}
+
+/// Judges an ended job: the training's last event first (a job can end
+/// `COMPLETED` without having run), then whether trdr asked it to stop,
+/// then Slurm's `state` and `reason`. A training that a signal trdr did
+/// not send stopped was stopped by the scheduler: lost with its node (or
+/// time, or to preemption), or cancelled by someone else.
+fn verdict(
+    last: Option<JobEvent>,
+    requested: bool,
+    state: Option<&JobState>,
+    reason: Option<String>,
+) -> Verdict {
+    let stopped_during = match last {
+        Some(JobEvent::Completed { summary }) => return Verdict::Completed(summary),
+        Some(JobEvent::Failed { error }) => return Verdict::FailedOnNode(error),
+        Some(JobEvent::Cancelled { stage }) => Some(stage),
+        Some(JobEvent::Progress { .. } | JobEvent::Checkpoint { .. }) | None => None,
+    };
+    let state_name = state.map_or_else(|| "unknown".to_owned(), ToString::to_string);
+    if requested {
+        return Verdict::Cancelled(stopped_during.unwrap_or_else(|| {
+            format!("the job, which ended {state_name} before the training said so")
+        }));
+    }
+    let lost = state.is_some_and(|state| {
+        matches!(
+            state,
+            JobState::NodeFail | JobState::Timeout | JobState::Preempted | JobState::BootFail
+        )
+    });
+    match (lost, stopped_during) {
+        (true, _) => Verdict::Lost(reason),
+        (false, Some(stage)) => Verdict::Ended(Some(format!(
+            "cancelled by the scheduler: a signal from outside trdr stopped the training during {stage}"
+        ))),
+        (false, None) => Verdict::Ended(reason),
     }
 }
 
@@ -552,6 +577,63 @@ mod tests {
     fn paths_are_quoted_for_the_shell() {
         assert_eq!(shell_quote(Path::new("/a b/c")), "'/a b/c'");
         assert_eq!(shell_quote(Path::new("/it's")), r"'/it'\''s'");
+    }
+
+    fn cancelled(stage: &str) -> Option<JobEvent> {
+        Some(JobEvent::Cancelled {
+            stage: stage.to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_job_is_judged_by_its_last_event_then_the_request_then_slurm() {
+        let failed = Some(JobEvent::Failed {
+            error: "no data".to_owned(),
+        });
+        let completed = Some(&JobState::Completed);
+        let node_down = Some("NodeDown".to_owned());
+        assert_eq!(
+            verdict(failed, true, completed, None),
+            Verdict::FailedOnNode("no data".to_owned())
+        );
+        // Asked to stop: stopped, wherever Slurm's state says.
+        assert_eq!(
+            verdict(cancelled("training"), true, Some(&JobState::Failed), None),
+            Verdict::Cancelled("training".to_owned())
+        );
+        assert_eq!(
+            verdict(None, true, Some(&JobState::Cancelled), None),
+            Verdict::Cancelled(
+                "the job, which ended CANCELLED before the training said so".to_owned()
+            )
+        );
+        // The node went down: slurmd's signal stopped the training.
+        assert_eq!(
+            verdict(
+                cancelled("training"),
+                false,
+                Some(&JobState::NodeFail),
+                node_down.clone()
+            ),
+            Verdict::Lost(node_down.clone())
+        );
+        assert_eq!(
+            verdict(None, false, Some(&JobState::Timeout), None),
+            Verdict::Lost(None)
+        );
+        // An admin's scancel.
+        let Verdict::Ended(Some(why)) = verdict(
+            cancelled("training"),
+            false,
+            Some(&JobState::Cancelled),
+            None,
+        ) else {
+            panic!("not ended")
+        };
+        assert!(why.starts_with("cancelled by the scheduler"), "{why}");
+        // COMPLETED without a word from the training: it did not run.
+        assert_eq!(verdict(None, false, completed, None), Verdict::Ended(None));
+        assert_eq!(verdict(None, false, None, None), Verdict::Ended(None));
     }
 
     #[test]

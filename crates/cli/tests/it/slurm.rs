@@ -20,12 +20,32 @@ fn slurm_conf() -> String {
     })
 }
 
+/// The one-node cluster, one test at a time: a test takes its node down.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cluster() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A `trdr serve --executor slurm` of the cluster, its store in `state`,
-/// its models (and job folders) in `models`.
-fn start_slurm_server(state: &Path, models: &Path) -> Listening {
+/// its models (and job folders) in `models`, with more flags in `extra`.
+fn start_slurm_server(state: &Path, models: &Path, extra: &[&str]) -> Listening {
     // SLURM_CONF comes from this process's environment, as for a user.
     slurm_conf();
-    start_server(state, models, &["--executor", "slurm"])
+    let mut args = vec!["--executor", "slurm"];
+    args.extend(extra);
+    start_server(state, models, &args)
+}
+
+/// Runs a Slurm command of the cluster; its output.
+fn slurm_command(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap()
 }
 
 /// The LSTM example without early stopping, so `--epochs` sets its length.
@@ -38,35 +58,41 @@ fn long_strategy(dir: &Path) -> PathBuf {
     path
 }
 
-/// Submits the long training with `--json` and waits until its job trains
-/// its first epoch; returns the client, the operation id and the Slurm job
-/// id the operation says it runs as.
-fn submit_and_wait_for_training(
+/// Submits the long training for `epochs` with `--json` and waits until
+/// its job trains epoch `epoch`; returns the client, the operation id and
+/// what the operation says it runs on (`Slurm job N on NODE`).
+fn submit_and_wait_for_epoch(
     state: &Path,
     server: &Listening,
     strategy: &Path,
+    epochs: &str,
+    epoch: u64,
 ) -> (Child, String, String) {
     let mut child = client(state, server)
         .arg("train")
         .arg(strategy)
-        .args(["--epochs", "200", "--json"])
+        .args(["--epochs", epochs, "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut events = BufReader::new(child.stdout.take().unwrap());
-    let id = id_once_at_epoch(&mut events, 1).expect("the training ended before its first epoch");
+    let id = id_once_at_epoch(&mut events, epoch).expect("the training ended before the epoch");
     std::thread::spawn(move || std::io::copy(&mut events, &mut std::io::sink()));
     let runs_on = shown(state, server, &id)["runs_on"]
         .as_str()
         .expect("a training under way says where it runs")
         .to_owned();
-    let job = runs_on
-        .strip_prefix("Slurm job ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("not a Slurm job: {runs_on:?}"))
-        .to_owned();
-    (child, id, job)
+    (child, id, runs_on)
+}
+
+/// The job id and node of `Slurm job N on NODE`.
+fn job_and_node(runs_on: &str) -> (String, String) {
+    let words: Vec<&str> = runs_on.split_whitespace().collect();
+    match words[..] {
+        ["Slurm", "job", job, "on", node] => (job.to_owned(), node.to_owned()),
+        _ => panic!("not a Slurm job: {runs_on:?}"),
+    }
 }
 
 /// `trdr ops show ID --json` of the server.
@@ -81,11 +107,7 @@ fn shown(state: &Path, server: &Listening, id: &str) -> serde_json::Value {
 
 /// What `scontrol show job` says of `job`'s state.
 fn job_state(job: &str) -> String {
-    let output = Command::new("scontrol")
-        .args(["show", "job", "--oneliner", job])
-        .env("SLURM_CONF", slurm_conf())
-        .output()
-        .unwrap();
+    let output = slurm_command("scontrol", &["show", "job", "--oneliner", job]);
     assert_exit(&output, 0);
     let text = text(&output.stdout);
     text.split_whitespace()
@@ -116,7 +138,8 @@ fn form(line: &str) -> String {
 #[test]
 fn slow_a_training_on_slurm_completes_with_its_model_and_the_progress_of_a_local_run() {
     let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = start_slurm_server(state.path(), models.path());
+    let _cluster = cluster();
+    let server = start_slurm_server(state.path(), models.path(), &[]);
     let strategy = repo().join("strategies/eurusd_mlp.yaml");
     let on_slurm = client(state.path(), &server)
         .arg("train")
@@ -176,9 +199,12 @@ fn on_slurm_operation(stdout: &str) -> String {
 #[test]
 fn slow_a_cancel_ends_the_slurm_job_then_the_operation_cancelled_with_its_checkpoint() {
     let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = start_slurm_server(state.path(), models.path());
+    let _cluster = cluster();
+    let server = start_slurm_server(state.path(), models.path(), &[]);
     let strategy = long_strategy(state.path());
-    let (mut training, id, job) = submit_and_wait_for_training(state.path(), &server, &strategy);
+    let (mut training, id, runs_on) =
+        submit_and_wait_for_epoch(state.path(), &server, &strategy, "200", 1);
+    let (job, _) = job_and_node(&runs_on);
 
     let cancel = client(state.path(), &server)
         .args(["ops", "cancel", &id])
@@ -210,15 +236,14 @@ fn slow_a_cancel_ends_the_slurm_job_then_the_operation_cancelled_with_its_checkp
 #[test]
 fn slow_a_job_cancelled_from_outside_trdr_fails_the_training_saying_the_scheduler_did() {
     let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = start_slurm_server(state.path(), models.path());
+    let _cluster = cluster();
+    let server = start_slurm_server(state.path(), models.path(), &[]);
     let strategy = long_strategy(state.path());
-    let (mut training, id, job) = submit_and_wait_for_training(state.path(), &server, &strategy);
+    let (mut training, id, runs_on) =
+        submit_and_wait_for_epoch(state.path(), &server, &strategy, "200", 1);
+    let (job, _) = job_and_node(&runs_on);
 
-    let scancel = Command::new("scancel")
-        .arg(&job)
-        .env("SLURM_CONF", slurm_conf())
-        .output()
-        .unwrap();
+    let scancel = slurm_command("scancel", &[&job]);
     assert_exit(&scancel, 0);
     assert_child_exit(&mut training, 1);
     let operation = shown(state.path(), &server, &id);
@@ -231,7 +256,8 @@ fn slow_a_job_cancelled_from_outside_trdr_fails_the_training_saying_the_schedule
 #[test]
 fn slow_a_training_that_fails_on_the_node_reports_the_node_s_error() {
     let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = start_slurm_server(state.path(), models.path());
+    let _cluster = cluster();
+    let server = start_slurm_server(state.path(), models.path(), &[]);
     let output = client(state.path(), &server)
         .arg("train")
         .arg(repo().join("strategies/eurusd_mlp.yaml"))
@@ -252,4 +278,41 @@ fn slow_a_training_that_fails_on_the_node_reports_the_node_s_error() {
         .unwrap();
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed["operations"][0]["status"], "failed");
+}
+
+#[test]
+fn slow_a_job_lost_with_its_node_is_submitted_again_from_its_checkpoint_and_completes() {
+    let _cluster = cluster();
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_slurm_server(
+        state.path(),
+        models.path(),
+        &["--requeue-on-node-failure", "1"],
+    );
+    let strategy = long_strategy(state.path());
+    // Epoch 2 under way: epoch 1's checkpoint is saved.
+    let (mut training, id, runs_on) =
+        submit_and_wait_for_epoch(state.path(), &server, &strategy, "4", 2);
+    let (lost_job, node) = job_and_node(&runs_on);
+
+    let node_name = format!("nodename={node}");
+    let down = slurm_command(
+        "scontrol",
+        &["update", &node_name, "state=down", "reason=trdr-test"],
+    );
+    assert_exit(&down, 0);
+    // Back in service (slurmd may have brought it back already).
+    let _ = slurm_command("scontrol", &["update", &node_name, "state=resume"]);
+
+    assert_child_exit(&mut training, 0);
+    assert_eq!(job_state(&lost_job), "NODE_FAIL");
+    let operation = shown(state.path(), &server, &id);
+    assert_eq!(operation["status"], "completed");
+    let (second_job, _) = job_and_node(operation["runs_on"].as_str().unwrap());
+    assert_ne!(second_job, lost_job);
+    assert_eq!(
+        operation["result"]["report"]["epochs_run"], 4,
+        "{operation}"
+    );
+    assert_eq!(manifests_under(models.path()).len(), 1);
 }

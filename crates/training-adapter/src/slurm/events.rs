@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use orchestrator_core::{CancellationToken, Cancelled, error_chain};
@@ -61,6 +62,10 @@ impl JobFile {
     reason = "events are written and read one at a time"
 )]
 pub enum JobEvent {
+    /// `state.updated_at` is when the job wrote it, by the node's clock;
+    /// the executor's reporter stamps it again on arrival, so only the
+    /// job's output keeps it (`cargo xtask bench slurm` reads it there to
+    /// time the way from node to client).
     Progress {
         state: ProgressState,
     },
@@ -150,7 +155,7 @@ fn train(
         }
     });
     let mut report = |state| {
-        let _ = events.write(&JobEvent::Progress { state });
+        let _ = events.write(&progress_event(state));
     };
     Ok(local_trainer::LocalTrainer.run(
         &request,
@@ -159,6 +164,12 @@ fn train(
         token,
         &mut report,
     )?)
+}
+
+/// `state` as the job reports it, stamped with the node's clock.
+fn progress_event(mut state: ProgressState) -> JobEvent {
+    state.updated_at = Some(SystemTime::now());
+    JobEvent::Progress { state }
 }
 
 /// Writes events whole, one line each, flushed: the training thread and
@@ -244,6 +255,21 @@ mod tests {
         std::fs::write(&path, format!("{text}{head}{tail}\nnot json\n")).unwrap();
         assert_eq!(reader.read_new(&path).unwrap(), vec![cancelled]);
         assert_eq!(reader.read_new(&path).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn progress_carries_the_time_the_node_wrote_it() {
+        let before = SystemTime::now();
+        let line = serde_json::to_string(&progress_event(ProgressState::default())).unwrap();
+        let after = SystemTime::now();
+        let JobEvent::Progress { state } = serde_json::from_str(&line).unwrap() else {
+            panic!("{line}")
+        };
+        let at = state.updated_at.expect("stamped");
+        assert!(
+            before <= at && at <= after,
+            "{at:?} not in {before:?}..{after:?}"
+        );
     }
 
     #[test]

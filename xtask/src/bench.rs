@@ -8,8 +8,9 @@ pub(crate) fn run(root: &Path, args: &[&str]) -> Result<(), Error> {
     step(args)?.run(root)
 }
 
-/// The cargo command of the benchmark `args` names. Only `train` and `host`
-/// take flags, which they hand on to the benchmark binary after `--`.
+/// The cargo command of the benchmark `args` names. Only `train`, `host`
+/// and `slurm` take flags, which they hand on to the benchmark binary after
+/// `--`.
 fn step(args: &[&str]) -> Result<CargoStep, Error> {
     // A new benchmark is one more arm here (and its name in `USAGE`).
     let step = match args {
@@ -36,6 +37,11 @@ fn step(args: &[&str]) -> Result<CargoStep, Error> {
         ["host", flags @ ..] => CargoStep {
             name: "bench host",
             args: &["bench", "-p", "training-adapter", "--bench", "host", "--"],
+            extra: flags.iter().map(|flag| (*flag).to_owned()).collect(),
+        },
+        ["slurm", flags @ ..] => CargoStep {
+            name: "bench slurm",
+            args: &["bench", "-p", "cli", "--bench", "slurm", "--"],
             extra: flags.iter().map(|flag| (*flag).to_owned()).collect(),
         },
         [] => return Err(Error::usage("`bench` needs the name of a benchmark")),
@@ -89,6 +95,13 @@ mod tests {
             ["bench", "-p", "training-adapter", "--bench", "host", "--"]
         );
         assert_eq!(host.extra, ["--cancels", "5"]);
+    }
+
+    #[test]
+    fn slurm_runs_the_cli_benchmark_with_its_flags() {
+        let slurm = step(&["slurm", "--trainings", "5"]).unwrap();
+        assert_eq!(slurm.args, ["bench", "-p", "cli", "--bench", "slurm", "--"]);
+        assert_eq!(slurm.extra, ["--trainings", "5"]);
     }
 
     #[test]

@@ -30,8 +30,9 @@ commands:
   ci            run all of CI, cheapest first: formatting, clippy, the docs, the
                 package check of the published crates, the tests (slow ones
                 included) and the doctests
-  bench <name>  run a benchmark; names: core, data, train, ops, host
-                (`bench train|host [FLAGS]` passes FLAGS on; `bench train|host --help` lists them)
+  bench <name>  run a benchmark; names: core, data, train, ops, host, slurm
+                (`bench train|host|slurm [FLAGS]` passes FLAGS on; `--help` after
+                the name lists them; `slurm` needs `eval \"$(cargo xtask slurm up)\"`)
   fuzz <target> [--seconds N]
                 run a libFuzzer target on nightly (default 60 s); `fuzz list` names them
   slurm up|down|status [--dir DIR]

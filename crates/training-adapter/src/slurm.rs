@@ -237,7 +237,6 @@ impl SlurmExecutor {
             reader: EventReader::default(),
             ended_with: None,
             checkpoint: None,
-            heard_from: false,
             node: None,
             cancel_sent: None,
         };
@@ -315,8 +314,6 @@ struct Follow<'a> {
     /// The job's last event, once it said how it ended.
     ended_with: Option<JobEvent>,
     checkpoint: Option<PathBuf>,
-    /// Whether the job has written an event: it has started.
-    heard_from: bool,
     /// Where it runs, once it does.
     node: Option<String>,
     /// When SIGINT was sent; plain `scancel` follows after the grace.
@@ -329,30 +326,24 @@ impl Follow<'_> {
         let mut reads = 0_u32;
         let mut unreachable_since: Option<Instant> = None;
         loop {
-            self.read_events();
+            self.take_events().await;
             if self.job.token.is_cancelled() {
                 self.cancel().await;
             }
-            // The first event says it runs: ask where at once.
-            let started_unseen = self.heard_from && self.node.is_none();
-            if reads.is_multiple_of(STATE_EVERY) || self.cancel_sent.is_some() || started_unseen {
+            if reads.is_multiple_of(STATE_EVERY) || self.cancel_sent.is_some() {
                 match self.executor.slurm.job(self.id).await {
                     Ok(info) => {
                         unreachable_since = None;
                         if info.state.is_finished() {
                             // What it wrote last, before deciding.
-                            self.read_events();
-                            if self.heard_from {
-                                // It ran, perhaps all between two looks.
-                                self.runs(info.node.as_deref());
-                            }
+                            self.take_events().await;
                             return self.outcome(Some(&info));
                         }
                         self.observe(&info);
                     }
                     // Forgotten (ended more than MinJobAge ago).
                     Err(SlurmError::UnknownJob { .. }) => {
-                        self.read_events();
+                        self.take_events().await;
                         return self.outcome(None);
                     }
                     Err(error) => {
@@ -375,7 +366,10 @@ impl Follow<'_> {
         }
     }
 
-    fn read_events(&mut self) {
+    /// Reports the events the job wrote since the last read. The first
+    /// says it runs: the operation starts (asking Slurm where) before its
+    /// first progress.
+    async fn take_events(&mut self) {
         let events = match self.reader.read_new(&self.folder.spec.stdout) {
             Ok(events) => events,
             Err(error) => {
@@ -383,7 +377,16 @@ impl Follow<'_> {
                 return;
             }
         };
-        self.heard_from = self.heard_from || !events.is_empty();
+        if !events.is_empty() && self.node.is_none() {
+            let node = self
+                .executor
+                .slurm
+                .job(self.id)
+                .await
+                .ok()
+                .and_then(|info| info.node);
+            self.runs(node.as_deref());
+        }
         for event in events {
             match event {
                 JobEvent::Progress { state } => self.job.progress.report(state),
@@ -431,7 +434,7 @@ impl Follow<'_> {
     }
 
     /// Records, once, that the job runs (on `node`, if known): when Slurm
-    /// says so, or when its first event arrives between two looks.
+    /// says so, or when its first event arrives.
     fn runs(&mut self, node: Option<&str>) {
         if self.node.is_none() {
             let node = node.unwrap_or("a node").to_owned();
@@ -491,7 +494,7 @@ impl Follow<'_> {
             stderr: Some(self.folder.spec.stderr.clone()),
         };
         match verdict(self.ended_with.take(), requested, state, reason) {
-            Verdict::Completed(summary) => Ok(summary),
+            Verdict::Completed(summary) => Ok(*summary),
             Verdict::FailedOnNode(error) => Err(Attempt::Failed(SlurmTrainingError::Failed {
                 job: self.id,
                 node: self.node.clone().unwrap_or_else(|| "its node".to_owned()),
@@ -514,7 +517,7 @@ impl Follow<'_> {
 /// How a job's training ended.
 #[derive(Debug, PartialEq)]
 enum Verdict {
-    Completed(TrainingSummary),
+    Completed(Box<TrainingSummary>),
     /// The training's own error.
     FailedOnNode(String),
     /// Stopped on trdr's request, at this stage.
@@ -538,7 +541,7 @@ fn verdict(
     reason: Option<String>,
 ) -> Verdict {
     let stopped_during = match last {
-        Some(JobEvent::Completed { summary }) => return Verdict::Completed(summary),
+        Some(JobEvent::Completed { summary }) => return Verdict::Completed(Box::new(summary)),
         Some(JobEvent::Failed { error }) => return Verdict::FailedOnNode(error),
         Some(JobEvent::Cancelled { stage }) => Some(stage),
         Some(JobEvent::Progress { .. } | JobEvent::Checkpoint { .. }) | None => None,

@@ -1,17 +1,17 @@
-//! The host executor: trains on a `trdr host-service` over gRPC.
+//! The host executor: trains on a `trdr host-service` over gRPC. The
+//! host pool runs each of its trainings through the same
+//! [`train_on_host`].
 
 use std::time::Instant;
 
 use host_client::{ConnectOptions, HostEndpoint, HostKind, RemoteUpdate, TrainingHostClient};
 use local_trainer::PendingArtifact;
-use orchestrator_core::{
-    BoxError, CancelReason, CancellationToken, ProgressReporter, StartReporter, error_chain,
-};
+use orchestrator_core::{BoxError, CancelReason, CancellationToken, error_chain};
 use tokio::sync::watch;
 
 use crate::{
-    AdapterError, Checkpoints, Directories, Executor, RemoteStop, RemoteTrainingError,
-    SavedCheckpoint, TrainingJob, TrainingRequest, TrainingSummary,
+    AdapterError, Checkpoints, Executor, RemoteStop, RemoteTrainingError, SavedCheckpoint,
+    TrainingJob, TrainingSummary,
 };
 
 /// Runs each training on one training host. The request travels as it is
@@ -31,13 +31,19 @@ impl HostExecutor {
     /// The host at `url`; the auth token comes from `TRDR_AUTH_TOKEN`.
     pub fn new(url: &str) -> Self {
         Self {
-            host: TrainingHostClient::new(HostEndpoint::new(
-                HostKind::Training,
-                url,
-                ConnectOptions::from_env(),
-            )),
+            host: training_host(url),
         }
     }
+}
+
+/// The client of the training host at `url`, with the auth token from
+/// `TRDR_AUTH_TOKEN`.
+pub(crate) fn training_host(url: &str) -> TrainingHostClient {
+    TrainingHostClient::new(HostEndpoint::new(
+        HostKind::Training,
+        url,
+        ConnectOptions::from_env(),
+    ))
 }
 
 #[async_trait::async_trait]
@@ -47,24 +53,7 @@ impl Executor for HostExecutor {
     }
 
     async fn train(&self, job: TrainingJob) -> Result<TrainingSummary, AdapterError> {
-        let TrainingJob {
-            request,
-            directories,
-            checkpoints,
-            token,
-            progress,
-            start,
-        } = job;
-        train_on_host(
-            &self.host,
-            &request,
-            &directories,
-            checkpoints,
-            &token,
-            &progress,
-            &start,
-        )
-        .await
+        train_on_host(&self.host, job).await
     }
 
     async fn health(&self) -> Result<(), BoxError> {
@@ -76,18 +65,23 @@ impl Executor for HostExecutor {
     }
 }
 
-/// Trains on `host` (first uploading the checkpoint to resume from, if
-/// any), bringing each checkpoint it announces over into `checkpoints`,
-/// then installs its model in the local models folder.
-async fn train_on_host(
+/// Trains `job` on `host` (first uploading the checkpoint to resume from,
+/// if any), bringing each checkpoint it announces over into the job's
+/// checkpoints, then installs its model in the local models folder. The
+/// operation runs on the host's URL once the host accepts the training.
+pub(crate) async fn train_on_host(
     host: &TrainingHostClient,
-    request: &TrainingRequest,
-    directories: &Directories,
-    checkpoints: Option<Checkpoints>,
-    token: &CancellationToken,
-    progress: &ProgressReporter,
-    start: &StartReporter,
+    job: TrainingJob,
 ) -> Result<TrainingSummary, AdapterError> {
+    let TrainingJob {
+        request,
+        directories,
+        checkpoints,
+        token,
+        progress,
+        start,
+    } = job;
+    let token = &token;
     let resume_from = checkpoints.as_ref().and_then(|c| c.resume_from.as_deref());
     let uploaded = match resume_from {
         Some(path) => Some(host.upload_checkpoint(path, token).await?),
@@ -109,8 +103,8 @@ async fn train_on_host(
         }
     };
     let trained = match &uploaded {
-        Some(name) => host.train_from(request, name, token, on_update).await,
-        None => host.train(request, token, on_update).await,
+        Some(name) => host.train_from(&request, name, token, on_update).await,
+        None => host.train(&request, token, on_update).await,
     };
     let done = match trained {
         Ok(done) => {

@@ -7,10 +7,11 @@
 //!
 //! Built in: [`LocalExecutor`] (in this process, on a thread of its own),
 //! [`HostExecutor`] (a `trdr host-service` over gRPC, chosen by
-//! `USE_TRAINING_HOST_SERVICE` and `TRAINING_HOST_SERVICE_URL`), and
-//! [`slurm::SlurmExecutor`] (a batch job on a Slurm cluster, which the
-//! program builds from its options and hands to
-//! [`TrainingAdapter::with_executor`], as any executor of its own).
+//! `USE_TRAINING_HOST_SERVICE` and `TRAINING_HOST_SERVICE_URL`),
+//! [`HostPool`] (the least loaded of several hosts with a free slot,
+//! `TRAINING_HOST_SERVICE_URLS`), and [`slurm::SlurmExecutor`] (a batch job
+//! on a Slurm cluster, which the program builds from its options and hands
+//! to [`TrainingAdapter::with_executor`], as any executor of its own).
 //!
 //! ```no_run
 //! use orchestrator_core::{HostServiceConfig, OperationKind, OperationsService};
@@ -29,6 +30,7 @@
 
 mod host;
 mod local;
+mod pool;
 pub mod slurm;
 
 use std::fmt;
@@ -47,6 +49,7 @@ pub use local_trainer::{
     Backend, Checkpoints, Directories, Metrics, PipelineError, SavedCheckpoint, TrainError,
     TrainingOptions, TrainingRequest, TrainingSummary, resume_strategy,
 };
+pub use pool::HostPool;
 
 /// Why a training handed to an executor did not produce a model.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +157,7 @@ impl TrainingAdapter {
         match &config.mode {
             AdapterMode::Local => Self::with_executor(Arc::new(LocalExecutor)),
             AdapterMode::Host { url } => Self::with_executor(Arc::new(HostExecutor::new(url))),
-            AdapterMode::Hosts { .. } => todo!("the host pool (issue 16) is being built"),
+            AdapterMode::Hosts { urls } => Self::with_executor(Arc::new(HostPool::new(urls))),
             AdapterMode::Executor { name } => {
                 panic!("the executor {name:?} is the program's own: build it and use with_executor")
             }

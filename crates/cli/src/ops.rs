@@ -444,6 +444,9 @@ fn operation_text(operation: &Operation) -> String {
         format!("created    {}", time(Some(operation.created_at))),
         format!("started    {}", time(operation.started_at)),
     ];
+    if let Some(on) = &operation.runs_on {
+        lines.push(format!("runs on    {on}"));
+    }
     lines.push(match (operation.started_at, operation.finished_at) {
         (Some(start), Some(end)) => format!(
             "finished   {} ({:.1} s)",
@@ -761,13 +764,16 @@ mod tests {
     }
 
     #[test]
-    fn a_completed_training_shows_its_result_as_indented_json() {
+    fn a_completed_training_shows_where_it_ran_and_its_result_as_indented_json() {
+        let mut completed = completed();
+        completed.runs_on = Some("http://gpu-2:50052".to_owned());
         expect![[r#"
             id         op_training_20261129_093000_0a1b2c3d
             kind       training
             status     completed
             created    2026-11-29 09:30:00 UTC
             started    2026-11-29 09:30:01 UTC
+            runs on    http://gpu-2:50052
             finished   2026-11-29 09:30:13 UTC (12.3 s)
             progress   100% Training MLP model on EURUSD [1h] [4/4]
             request    {"backend":"flex","data_dir":"data","end":null,"epochs":12,"models_dir":"models","start":null,"strategy":{"file":"strategies/eurusd_mlp.yaml"},"symbols":null,"timeframes":null}
@@ -786,7 +792,7 @@ mod tests {
                            "1h"
                          ]
                        }
-        "#]].assert_eq(&operation_text(&completed()));
+        "#]].assert_eq(&operation_text(&completed));
     }
 
     #[test]

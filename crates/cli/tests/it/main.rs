@@ -6,6 +6,7 @@ mod data;
 mod data_host;
 mod host;
 mod host_service;
+mod pool;
 mod remote_cancel;
 mod serve;
 mod slurm;

@@ -68,9 +68,11 @@ pub enum AdapterError {
         source: ArtifactError,
     },
     /// An executor of another crate failed; its error says why. A stop on
-    /// request carries [`orchestrator_core::Cancelled`] in its chain.
-    #[error(transparent)]
-    Executor(BoxError),
+    /// request carries [`orchestrator_core::Cancelled`] in its chain. The
+    /// error is the source itself (not `transparent`, which would skip it),
+    /// so a `Cancelled` here is found.
+    #[error("{0}")]
+    Executor(#[source] BoxError),
 }
 
 /// One training, with everything its executor needs and nothing global.

@@ -214,12 +214,10 @@ fn slow_a_cancel_ends_the_slurm_job_then_the_operation_cancelled_with_its_checkp
     assert_child_exit(&mut training, 130);
     let operation = shown(state.path(), &server, &id);
     assert_eq!(operation["status"], "cancelled");
+    let note = operation["error"].as_str().unwrap();
     assert!(
-        operation["error"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("in Slurm job {job}")),
-        "{operation}"
+        note.starts_with("during training") && note.ends_with(&format!("in Slurm job {job}")),
+        "{note}"
     );
     // The operation ended only once the job had.
     let ended = job_state(&job);

@@ -98,7 +98,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     requeue_on_node_failure: u32,
     /// Where each Slurm job gets a folder (its job file, script and logs);
-    /// on a file system the nodes share [default: <models dir>/.slurm-jobs]
+    /// on a file system the nodes share [default: MODELS_DIR/.slurm-jobs]
     #[arg(long, value_name = "DIR")]
     slurm_jobs_dir: Option<PathBuf>,
 }

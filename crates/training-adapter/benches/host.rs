@@ -216,14 +216,7 @@ async fn train(
     let operations = OperationsService::in_memory();
     let context = operations.create(OperationKind::Training, serde_json::json!({}), None)?;
     Ok(adapter
-        .train(TrainingJob {
-            request,
-            directories: bench.directories(),
-            checkpoints: None,
-            token: context.token,
-            progress: context.progress,
-            start: context.start,
-        })
+        .train(TrainingJob::new(request, bench.directories(), context))
         .await?)
 }
 
@@ -372,14 +365,7 @@ impl Trainings {
             serde_json::json!({}),
             move |context| async move {
                 adapter
-                    .train(TrainingJob {
-                        request,
-                        directories,
-                        checkpoints: None,
-                        token: context.token,
-                        progress: context.progress,
-                        start: context.start,
-                    })
+                    .train(TrainingJob::new(request, directories, context))
                     .await
             },
         )?;

@@ -109,7 +109,7 @@ pub(super) fn assert_child_exit(child: &mut Child, code: i32) {
     assert_eq!(status.code(), Some(code), "stderr:\n{stderr}");
 }
 
-fn operation_id_in(stdout: &str) -> String {
+pub(super) fn operation_id_in(stdout: &str) -> String {
     stdout
         .lines()
         .find_map(|line| line.trim().strip_prefix("operation "))

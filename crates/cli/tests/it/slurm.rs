@@ -6,7 +6,7 @@
 use std::io::BufReader;
 use std::process::{Child, Stdio};
 
-use super::serve::{assert_child_exit, client, start_server};
+use super::serve::{assert_child_exit, client, operation_id_in, start_server};
 use super::*;
 
 /// The cluster's config, which the server's Slurm commands and the tests'
@@ -116,6 +116,47 @@ fn job_state(job: &str) -> String {
         .to_owned()
 }
 
+/// A long training under way on the cluster: the server, its client
+/// process, the operation and the job it runs as.
+struct UnderWay {
+    state: tempfile::TempDir,
+    models: tempfile::TempDir,
+    server: Listening,
+    training: Child,
+    id: String,
+    job: String,
+    node: String,
+    _cluster: std::sync::MutexGuard<'static, ()>,
+}
+
+impl UnderWay {
+    /// Starts a Slurm server with `extra` flags and the long training for
+    /// `epochs`, and waits until it trains epoch `epoch`.
+    fn start(extra: &[&str], epochs: &str, epoch: u64) -> Self {
+        let cluster = cluster();
+        let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server = start_slurm_server(state.path(), models.path(), extra);
+        let strategy = long_strategy(state.path());
+        let (training, id, runs_on) =
+            submit_and_wait_for_epoch(state.path(), &server, &strategy, epochs, epoch);
+        let (job, node) = job_and_node(&runs_on);
+        Self {
+            state,
+            models,
+            server,
+            training,
+            id,
+            job,
+            node,
+            _cluster: cluster,
+        }
+    }
+
+    fn operation(&self) -> serde_json::Value {
+        shown(self.state.path(), &self.server, &self.id)
+    }
+}
+
 /// A progress line with every number made `#`, no spaces (numbers are
 /// padded), and the ETA left out (an estimate, there or not by timing):
 /// its form.
@@ -148,7 +189,7 @@ fn slow_a_training_on_slurm_completes_with_its_model_and_the_progress_of_a_local
         .output()
         .unwrap();
     assert_exit(&on_slurm, 0);
-    let id = on_slurm_operation(&text(&on_slurm.stdout));
+    let id = operation_id_in(&text(&on_slurm.stdout));
     let operation = shown(state.path(), &server, &id);
     assert_eq!(operation["status"], "completed");
     let runs_on = operation["runs_on"].as_str().unwrap();
@@ -187,74 +228,55 @@ fn slow_a_training_on_slurm_completes_with_its_model_and_the_progress_of_a_local
     }
 }
 
-/// The operation id in a finished `trdr train`'s summary.
-fn on_slurm_operation(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("operation "))
-        .map(|id| id.trim().to_owned())
-        .unwrap_or_else(|| panic!("no operation line in:\n{stdout}"))
-}
-
 #[test]
 fn slow_a_cancel_ends_the_slurm_job_then_the_operation_cancelled_with_its_checkpoint() {
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let _cluster = cluster();
-    let server = start_slurm_server(state.path(), models.path(), &[]);
-    let strategy = long_strategy(state.path());
-    let (mut training, id, runs_on) =
-        submit_and_wait_for_epoch(state.path(), &server, &strategy, "200", 1);
-    let (job, _) = job_and_node(&runs_on);
-
-    let cancel = client(state.path(), &server)
-        .args(["ops", "cancel", &id])
+    let mut run = UnderWay::start(&[], "200", 1);
+    let cancel = client(run.state.path(), &run.server)
+        .args(["ops", "cancel", &run.id])
         .output()
         .unwrap();
     assert_exit(&cancel, 0);
-    assert_child_exit(&mut training, 130);
-    let operation = shown(state.path(), &server, &id);
+    assert_child_exit(&mut run.training, 130);
+    let operation = run.operation();
     assert_eq!(operation["status"], "cancelled");
     let note = operation["error"].as_str().unwrap();
     assert!(
-        note.starts_with("during training") && note.ends_with(&format!("in Slurm job {job}")),
+        note.starts_with("during training") && note.ends_with(&format!("in Slurm job {}", run.job)),
         "{note}"
     );
     // The operation ended only once the job had.
-    let ended = job_state(&job);
+    let ended = job_state(&run.job);
     assert!(
         !["PENDING", "RUNNING", "COMPLETING", "CONFIGURING"].contains(&ended.as_str()),
-        "job {job} is still {ended}"
+        "job {} is still {ended}",
+        run.job
     );
     // Stopped where it was: the checkpoint it saved resumes.
     let checkpoint = operation["checkpoint"]["path"].as_str().unwrap();
     assert!(Path::new(checkpoint).is_file(), "{checkpoint}");
-    assert!(manifests_under(models.path()).is_empty());
+    assert!(manifests_under(run.models.path()).is_empty());
 }
 
 #[test]
 fn slow_a_job_cancelled_from_outside_trdr_fails_the_training_saying_the_scheduler_did() {
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let _cluster = cluster();
-    let server = start_slurm_server(state.path(), models.path(), &[]);
-    let strategy = long_strategy(state.path());
-    let (mut training, id, runs_on) =
-        submit_and_wait_for_epoch(state.path(), &server, &strategy, "200", 1);
-    let (job, _) = job_and_node(&runs_on);
-
-    let scancel = slurm_command("scancel", &[&job]);
+    let mut run = UnderWay::start(&[], "200", 1);
+    let scancel = slurm_command("scancel", &[&run.job]);
     assert_exit(&scancel, 0);
-    assert_child_exit(&mut training, 1);
-    let operation = shown(state.path(), &server, &id);
+    assert_child_exit(&mut run.training, 1);
+    let operation = run.operation();
     assert_eq!(operation["status"], "failed");
     let error = operation["error"].as_str().unwrap();
-    assert!(error.contains(&format!("Slurm job {job} ended")), "{error}");
+    assert!(
+        error.contains(&format!("Slurm job {} ended", run.job)),
+        "{error}"
+    );
     assert!(error.contains("cancelled by the scheduler"), "{error}");
 }
 
 #[test]
 fn slow_a_training_that_fails_on_the_node_reports_the_node_s_error() {
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let _cluster = cluster();
+    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let server = start_slurm_server(state.path(), models.path(), &[]);
     let output = client(state.path(), &server)
         .arg("train")
@@ -270,47 +292,41 @@ fn slow_a_training_that_fails_on_the_node_reports_the_node_s_error() {
             && stderr.contains(&format!("{} does not exist", expected.display())),
         "{stderr}"
     );
-    let listed = client(state.path(), &server)
-        .args(["ops", "list", "--json"])
-        .output()
-        .unwrap();
-    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(listed["operations"][0]["status"], "failed");
+    let id = operation_id_in_error(&stderr);
+    assert_eq!(shown(state.path(), &server, &id)["status"], "failed");
+}
+
+/// The operation a failed `trdr train`'s error names.
+fn operation_id_in_error(stderr: &str) -> String {
+    stderr
+        .split_whitespace()
+        .find(|word| word.starts_with("op_training_"))
+        .unwrap_or_else(|| panic!("no operation in:\n{stderr}"))
+        .to_owned()
 }
 
 #[test]
 fn slow_a_job_lost_with_its_node_is_submitted_again_from_its_checkpoint_and_completes() {
-    let _cluster = cluster();
-    let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let server = start_slurm_server(
-        state.path(),
-        models.path(),
-        &["--requeue-on-node-failure", "1"],
-    );
-    let strategy = long_strategy(state.path());
     // Epoch 2 under way: epoch 1's checkpoint is saved.
-    let (mut training, id, runs_on) =
-        submit_and_wait_for_epoch(state.path(), &server, &strategy, "4", 2);
-    let (lost_job, node) = job_and_node(&runs_on);
-
-    let node_name = format!("nodename={node}");
+    let mut run = UnderWay::start(&["--requeue-on-node-failure", "1"], "4", 2);
+    let node = format!("nodename={}", run.node);
     let down = slurm_command(
         "scontrol",
-        &["update", &node_name, "state=down", "reason=trdr-test"],
+        &["update", &node, "state=down", "reason=trdr-test"],
     );
     assert_exit(&down, 0);
     // Back in service (slurmd may have brought it back already).
-    let _ = slurm_command("scontrol", &["update", &node_name, "state=resume"]);
+    let _ = slurm_command("scontrol", &["update", &node, "state=resume"]);
 
-    assert_child_exit(&mut training, 0);
-    assert_eq!(job_state(&lost_job), "NODE_FAIL");
-    let operation = shown(state.path(), &server, &id);
+    assert_child_exit(&mut run.training, 0);
+    assert_eq!(job_state(&run.job), "NODE_FAIL");
+    let operation = run.operation();
     assert_eq!(operation["status"], "completed");
     let (second_job, _) = job_and_node(operation["runs_on"].as_str().unwrap());
-    assert_ne!(second_job, lost_job);
+    assert_ne!(second_job, run.job);
     assert_eq!(
         operation["result"]["report"]["epochs_run"], 4,
         "{operation}"
     );
-    assert_eq!(manifests_under(models.path()).len(), 1);
+    assert_eq!(manifests_under(run.models.path()).len(), 1);
 }

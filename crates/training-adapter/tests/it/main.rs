@@ -73,14 +73,11 @@ async fn a_host_training_brings_its_model_back_into_the_local_models_folder() {
 
     let mut watch = operations.watch(&context.id).unwrap();
     let adapter = adapter(&url);
-    let training = adapter.train(TrainingJob {
-        request: request(2),
-        directories: directories(local_models.path()),
-        checkpoints: None,
-        token: context.token,
-        progress: context.progress,
-        start: context.start,
-    });
+    let training = adapter.train(TrainingJob::new(
+        request(2),
+        directories(local_models.path()),
+        context,
+    ));
     tokio::pin!(training);
     let mut epochs_seen = Vec::new();
     let summary = loop {
@@ -130,14 +127,7 @@ async fn a_cancel_stops_the_host_training_and_installs_nothing() {
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(TrainingJob {
-                    request,
-                    directories,
-                    checkpoints: None,
-                    token: context.token,
-                    progress: context.progress,
-                    start: context.start,
-                })
+                .train(TrainingJob::new(request, directories, context))
                 .await
         }
     });
@@ -187,14 +177,9 @@ async fn the_hosts_checkpoints_land_in_the_local_file_up_to_where_a_cancel_stopp
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(TrainingJob {
-                    request,
-                    directories,
-                    checkpoints: Some(checkpoints),
-                    token: context.token,
-                    progress: context.progress,
-                    start: context.start,
-                })
+                .train(
+                    TrainingJob::new(request, directories, context).with_checkpoints(checkpoints),
+                )
                 .await
         }
     });
@@ -247,14 +232,7 @@ async fn a_host_that_shuts_down_mid_training_fails_the_training() {
         let (request, directories) = (request(500), directories(local_models.path()));
         async move {
             adapter
-                .train(TrainingJob {
-                    request,
-                    directories,
-                    checkpoints: None,
-                    token: context.token,
-                    progress: context.progress,
-                    start: context.start,
-                })
+                .train(TrainingJob::new(request, directories, context))
                 .await
         }
     });
@@ -328,14 +306,11 @@ async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model(
     let whole_models = tempfile::tempdir().unwrap();
     let whole = context();
     let whole = local
-        .train(TrainingJob {
-            request: request(),
-            directories: here(whole_models.path()),
-            checkpoints: None,
-            token: whole.token,
-            progress: whole.progress,
-            start: whole.start,
-        })
+        .train(TrainingJob::new(
+            request(),
+            here(whole_models.path()),
+            whole,
+        ))
         .await
         .unwrap();
 
@@ -357,14 +332,10 @@ async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model(
         }),
     };
     let err = local
-        .train(TrainingJob {
-            request: request(),
-            directories: here(local_models.path()),
-            checkpoints: Some(checkpoints),
-            token: stopping.token,
-            progress: stopping.progress,
-            start: stopping.start,
-        })
+        .train(
+            TrainingJob::new(request(), here(local_models.path()), stopping)
+                .with_checkpoints(checkpoints),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -390,14 +361,10 @@ async fn a_local_checkpoint_resumes_on_the_host_to_the_uninterrupted_runs_model(
     };
     let resuming = context();
     let summary = adapter(&url)
-        .train(TrainingJob {
-            request: request(),
-            directories: directories(local_models.path()),
-            checkpoints: Some(checkpoints),
-            token: resuming.token,
-            progress: resuming.progress,
-            start: resuming.start,
-        })
+        .train(
+            TrainingJob::new(request(), directories(local_models.path()), resuming)
+                .with_checkpoints(checkpoints),
+        )
         .await
         .unwrap();
 

@@ -40,6 +40,15 @@ fn trdr(state_dir: &Path) -> Command {
     command
 }
 
+/// The text of the example strategy `name` (in `strategies/`) with early
+/// stopping off, so that `--epochs` alone sets how long it trains.
+fn example_without_early_stopping(name: &str) -> String {
+    let example = std::fs::read_to_string(repo().join("strategies").join(name)).unwrap();
+    let text = example.replacen("enabled: true", "enabled: false", 1);
+    assert_ne!(text, example, "the early stopping of {name} moved");
+    text
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -61,9 +61,7 @@ fn server(state: &Path, hosts: &[&Listening]) -> Listening {
 /// The MLP example without early stopping, so that its epochs set its
 /// length: 10 000 of them run until cancelled.
 fn long_training() -> proto::StartTrainingOperationRequest {
-    let example = std::fs::read_to_string(repo().join("strategies/eurusd_mlp.yaml")).unwrap();
-    let yaml = example.replacen("enabled: true", "enabled: false", 1);
-    assert_ne!(yaml, example, "the example's early stopping moved");
+    let yaml = example_without_early_stopping("eurusd_mlp.yaml");
     proto::StartTrainingOperationRequest {
         strategy: Some(Strategy::StrategyText(proto::StrategyText {
             yaml,

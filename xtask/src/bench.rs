@@ -31,7 +31,7 @@ fn step(args: &[&str]) -> Result<CargoStep, Error> {
         },
         ["train", flags @ ..] => CargoStep {
             name: "bench train",
-            args: &["bench", "-p", "local-trainer", "--bench", "train", "--"],
+            args: train_args(flags),
             extra: flags.iter().map(|flag| (*flag).to_owned()).collect(),
         },
         ["host", flags @ ..] => CargoStep {
@@ -53,6 +53,38 @@ fn step(args: &[&str]) -> Result<CargoStep, Error> {
         }
     };
     Ok(step)
+}
+
+/// `bench train`'s cargo arguments: a GPU backend in the flags builds
+/// the benchmark with that backend's feature.
+fn train_args(flags: &[&str]) -> &'static [&'static str] {
+    let backend = flags
+        .windows(2)
+        .find(|pair| pair[0] == "--backend")
+        .map(|pair| pair[1]);
+    match backend {
+        Some("wgpu") => &[
+            "bench",
+            "-p",
+            "local-trainer",
+            "--features",
+            "wgpu",
+            "--bench",
+            "train",
+            "--",
+        ],
+        Some("cuda") => &[
+            "bench",
+            "-p",
+            "local-trainer",
+            "--features",
+            "cuda",
+            "--bench",
+            "train",
+            "--",
+        ],
+        _ => &["bench", "-p", "local-trainer", "--bench", "train", "--"],
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +117,26 @@ mod tests {
         let plain = step(&["train"]).unwrap();
         assert_eq!(plain.args.last(), Some(&"--"));
         assert!(plain.extra.is_empty());
+    }
+
+    #[test]
+    fn train_on_a_gpu_backend_builds_its_feature() {
+        let wgpu = step(&["train", "--model", "lstm", "--backend", "wgpu"]).unwrap();
+        assert_eq!(
+            wgpu.args,
+            [
+                "bench",
+                "-p",
+                "local-trainer",
+                "--features",
+                "wgpu",
+                "--bench",
+                "train",
+                "--"
+            ]
+        );
+        let cpu = step(&["train", "--backend", "flex"]).unwrap();
+        assert!(!cpu.args.contains(&"--features"), "{:?}", cpu.args);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! It is all of CI: `.ci/run` only calls it, so the README's test command
 //! runs exactly what CI runs, slow tests included. One profile (dev) for
-//! every step.
+//! every step, and one feature set for clippy and the tests: the default
+//! one plus the wgpu backend (`cli/wgpu`), whose tests run on lavapipe.
 
 use std::path::Path;
 
@@ -21,6 +22,8 @@ const CLIPPY: CargoStep = CargoStep {
         "--workspace",
         "--all-targets",
         "--locked",
+        "--features",
+        "cli/wgpu",
         "--",
         "-D",
         "warnings",
@@ -61,10 +64,11 @@ const PACKAGE: CargoStep = CargoStep {
 // in one cargo invocation. Not nextest plus `cargo test --doc`: those are
 // two builds whose proc-macros see different features of `syn`, so the
 // doctest build rebuilt burn and everything above it, 7 minutes of a cold
-// run. The suite runs the same under both runners.
+// run. The suite runs the same under both runners. With the wgpu backend:
+// its tests exist only in a build that has it.
 const TESTS: CargoStep = CargoStep {
     name: "tests",
-    args: &["test", "--workspace", "--locked"],
+    args: &["test", "--workspace", "--locked", "--features", "cli/wgpu"],
     extra: Vec::new(),
 };
 
@@ -82,7 +86,10 @@ pub(crate) fn run(root: &Path) -> Result<(), Error> {
             slurm_conf.display()
         ))
     })?;
-    TESTS.run_with_env(root, &[("SLURM_CONF", slurm_conf)])?;
+    let vulkan = crate::vulkan::lavapipe(root)?;
+    let mut env = vec![("SLURM_CONF", slurm_conf)];
+    env.extend(vulkan.iter().map(|(name, value)| (*name, value.as_str())));
+    TESTS.run_with_env(root, &env)?;
     eprintln!("ci: all steps passed");
     Ok(())
 }

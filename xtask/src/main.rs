@@ -12,12 +12,14 @@
     reason = "xtask is a CLI; its output is the point"
 )]
 
+mod apt;
 mod bench;
 mod ci;
 mod fuzz;
 mod slurm;
 #[cfg(test)]
 mod tidy;
+mod vulkan;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,9 @@ usage: cargo xtask <command>
 commands:
   ci            run all of CI, cheapest first: formatting, clippy, the docs, the
                 package check of the published crates, the tests (slow ones
-                included) and the doctests
+                included, the wgpu backend's on Mesa's software Vulkan driver)
+                and the doctests; installs Slurm and the Vulkan driver when
+                missing (root)
   bench <name>  run a benchmark; names: core, data, train, ops, host, slurm
                 (`bench train|host|slurm [FLAGS]` passes FLAGS on; `--help` after
                 the name lists them; `slurm` needs `eval \"$(cargo xtask slurm up)\"`)

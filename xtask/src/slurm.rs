@@ -619,37 +619,8 @@ fn install_packages() -> Result<(), Error> {
         .filter(|(_, binary)| find_binary(binary).is_none())
         .map(|(package, _)| *package)
         .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "slurm: installing {} with apt-get (missing: {})",
-        PACKAGES
-            .iter()
-            .map(|(p, _)| *p)
-            .collect::<Vec<_>>()
-            .join(" "),
-        missing.join(" ")
-    );
-    let apt = |args: &[&str]| -> Result<(), Error> {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|err| failed(format!("cannot run apt-get: {err}")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(Error::Failed {
-                message: format!("`apt-get {}` exited with {status}", args.join(" ")),
-                code: status.code(),
-            })
-        }
-    };
-    apt(&["update"])?;
-    let mut install = vec!["install", "-y"];
-    install.extend(PACKAGES.iter().map(|(package, _)| *package));
-    apt(&install)
+    let packages: Vec<&str> = PACKAGES.iter().map(|(package, _)| *package).collect();
+    crate::apt::install("slurm", &packages, &missing)
 }
 
 fn ensure_munge_key() -> Result<(), Error> {

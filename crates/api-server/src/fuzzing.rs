@@ -42,7 +42,7 @@ pub fn api_requests(data: &[u8]) -> bool {
                 assert_eq!(request.symbols.is_some(), !wire.symbols.is_empty());
                 request.symbols.iter().flatten().for_each(round_trips);
                 request.timeframes.iter().flatten().for_each(round_trips);
-                round_trips(&request.backend);
+                request.backend.iter().for_each(round_trips);
                 assert_eq!(request.epochs, wire.epochs);
                 "strategy_name StartTrainingOperationRequest. StrategyText."
             })

@@ -38,6 +38,14 @@ pub(crate) struct HostServiceArgs {
     /// Require this token from every client (clients set TRDR_AUTH_TOKEN).
     #[arg(long, env = AUTH_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
     auth_token: Option<String>,
+    /// What trainings run on unless they name a backend: flex, ndarray, or
+    /// a GPU backend of a build with its feature (wgpu, cuda). A GPU is
+    /// opened before the host serves (it fails naming what is missing) and
+    /// offered besides the CPU backends. wgpu takes the default adapter
+    /// (CUBECL_WGPU_DEFAULT_DEVICE overrides it); cuda the first device
+    /// (CUDA_VISIBLE_DEVICES chooses it).
+    #[arg(long, default_value_t = host_service::Backend::Flex, value_name = "BACKEND")]
+    backend: host_service::Backend,
 }
 
 pub(crate) async fn run(args: HostServiceArgs, global: &Global) -> anyhow::Result<u8> {
@@ -53,6 +61,7 @@ pub(crate) async fn run(args: HostServiceArgs, global: &Global) -> anyhow::Resul
         models_dir: crate::train::models_dir(args.models_dir),
         max_concurrent: usize::from(args.max_concurrent),
         auth_token,
+        backend: args.backend,
     };
     let signals = crate::listen::announce(address)?;
 

@@ -53,9 +53,12 @@ pub(crate) struct TrainArgs {
     /// Where model artifacts are written [default: $TRDR_MODELS_DIR, else ./models]
     #[arg(long, value_name = "DIR")]
     models_dir: Option<PathBuf>,
-    /// CPU backend: flex (burn's current one, faster) or ndarray.
-    #[arg(long, default_value_t = training_manager::Backend::default())]
-    backend: training_manager::Backend,
+    /// Backend: flex (burn's CPU one, the default), ndarray (CPU), or a GPU
+    /// backend of a build with its feature: wgpu (Vulkan, Metal, DX12) or
+    /// cuda. Unset, the machine that trains picks: a training host its own
+    /// (`trdr host-service --backend`), else flex.
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<training_manager::Backend>,
     /// Save a checkpoint at the end of every N epochs, instead of the
     /// strategy's `training.checkpoint.every_epochs` (default 1; 0: not at
     /// epoch ends). A stop always saves one.

@@ -19,8 +19,10 @@
 //!   `resume_checkpoint` continues from it and removes it once it
 //!   completes. `GetStatus` says what the host can take, for a caller
 //!   choosing among hosts: its capacity ([`HostOptions::max_concurrent`]),
-//!   the sessions waiting or running now, the backends it trains on and
-//!   its version.
+//!   the sessions waiting or running now, the backends it trains on (its
+//!   default, [`HostOptions::backend`], first) and its version. A request
+//!   that names no backend trains on the default; one naming a backend the
+//!   host does not offer is refused (`FAILED_PRECONDITION`).
 //! - `trdr.v1.DataHost`: `ListSeries` and `FetchBars` over the data store.
 //! - the standard gRPC health service (both services `SERVING`) and server
 //!   reflection.
@@ -41,6 +43,7 @@
 //!     models_dir: "models".into(),
 //!     max_concurrent: 1,
 //!     auth_token: None,
+//!     backend: local_trainer::Backend::Flex,
 //! };
 //! let ctrl_c = async {
 //!     let _ = tokio::signal::ctrl_c().await;
@@ -64,6 +67,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use local_trainer::Backend;
+use local_trainer::BackendUnavailable;
 use rpc::Secret;
 use rpc::proto::data_host_server::DataHostServer;
 use rpc::proto::training_host_server::TrainingHostServer;
@@ -92,11 +97,17 @@ pub struct HostOptions {
     pub max_concurrent: usize,
     /// The token callers must send; `None` accepts every caller.
     pub auth_token: Option<Secret>,
+    /// What a session trains on when its request names no backend. A GPU
+    /// backend is opened before the host serves, and offered besides the
+    /// CPU ones.
+    pub backend: Backend,
 }
 
 /// Why the host stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum HostServiceError {
+    #[error("cannot train on the host's backend")]
+    Backend(#[from] BackendUnavailable),
     #[error("cannot read the address the listener is bound to")]
     Address(#[source] std::io::Error),
     #[error("serving gRPC on {addr}")]
@@ -115,10 +126,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HostServiceError> {
     let addr = listener.local_addr().map_err(HostServiceError::Address)?;
+    let device = local_trainer::probe(options.backend)?;
+    tracing::info!(backend = %options.backend, %device, "training backend opened");
     let host = Arc::new(Host::new(
         options.data_dir.clone(),
         options.models_dir.clone(),
         options.max_concurrent,
+        options.backend,
     ));
     let training = TrainingHostServer::new(TrainingService::new(Arc::clone(&host)))
         .max_decoding_message_size(rpc::MAX_MESSAGE_BYTES)

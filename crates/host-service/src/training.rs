@@ -40,19 +40,30 @@ pub(crate) struct Host {
     manager: TrainingManager,
     /// The manager's admission limit: trainings that run at once.
     capacity: usize,
+    /// What sessions can train on, the default (for a request that names
+    /// none) first: the backend the host was started on, then the CPU ones.
+    backends: Vec<Backend>,
     shutting_down: AtomicBool,
     directories: Directories,
 }
 
 impl Host {
     /// At most `max_concurrent` trainings run at once (0 counts as 1, as
-    /// in the manager); later ones wait.
-    pub(crate) fn new(data_dir: PathBuf, models_dir: PathBuf, max_concurrent: usize) -> Self {
+    /// in the manager); later ones wait. A request that names no backend
+    /// trains on `backend`, which the caller has opened.
+    pub(crate) fn new(
+        data_dir: PathBuf,
+        models_dir: PathBuf,
+        max_concurrent: usize,
+        backend: Backend,
+    ) -> Self {
         let operations = OperationsService::new(InMemoryStore::keeping_finished(KEPT_FINISHED));
         let local = HostServiceConfig::local(training_manager::TRAINING_SERVICE);
+        let cpu = Backend::CPU.into_iter().filter(|&other| other != backend);
         Self {
             manager: TrainingManager::new(operations, local, max_concurrent),
             capacity: max_concurrent.max(1),
+            backends: std::iter::once(backend).chain(cpu).collect(),
             shutting_down: AtomicBool::new(false),
             directories: Directories {
                 data: data_dir,
@@ -99,12 +110,29 @@ impl Host {
         proto::HostStatus {
             capacity: saturating(self.capacity),
             running: saturating(self.operations().active_count()),
-            backends: Backend::ALL
+            backends: self
+                .backends
                 .iter()
                 .map(|backend| backend.as_str().to_owned())
                 .collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
+    }
+
+    /// `request` on the host's default backend unless it names one;
+    /// `FAILED_PRECONDITION` for a backend the host does not offer.
+    fn on_backend(&self, request: TrainingRequest) -> Result<TrainingRequest, Status> {
+        let default = self.backends[0];
+        let asked = request.options().backend.unwrap_or(default);
+        if self.backends.contains(&asked) {
+            return Ok(request.with_default_backend(default));
+        }
+        let offered: Vec<&str> = self.backends.iter().map(|b| b.as_str()).collect();
+        Err(Status::failed_precondition(format!(
+            "this training host trains on {}, not {asked} (start it with `--backend {asked}` \
+             on a build and machine that have it)",
+            offered.join(", ")
+        )))
     }
 
     fn session(&self, id: &str) -> Result<Operation, Status> {
@@ -209,7 +237,7 @@ impl TrainingHost for TrainingService {
     ) -> Result<Response<Self::StartTrainingStream>, Status> {
         let request = request.into_inner();
         let resume = rpc::resume_checkpoint(&request)?;
-        let training = TrainingRequest::try_from(request)?;
+        let training = self.host.on_backend(TrainingRequest::try_from(request)?)?;
         let resume_from = match &resume {
             Some(name) => Some(checkpoint::uploaded(name, &self.host.checkpoints_dir()).await?),
             None => None,

@@ -55,8 +55,10 @@ synthetic training (also used for the overhead and latency measures):
   --batch-size B     [64]
   --epochs E         [3]
   --model M          mlp | cnn | lstm [mlp]
-  --backend K        flex | ndarray | both [both]; overhead, latency and
-                     the examples run on the first (flex for both)
+  --backend K        flex | ndarray | both | wgpu | cuda [both]; `both` is
+                     the two CPU backends; overhead, latency and the
+                     examples run on the first (flex for both). A GPU
+                     backend needs its feature (cargo xtask bench adds it)
   --throughput-only  measure the synthetic throughput alone (for side by
                      side runs with another framework: bench/vs_torch.py)
   --seed S           data, weights and cancel points [42]
@@ -115,7 +117,7 @@ impl Args {
             batch_size: 64,
             epochs: 3,
             model: ModelKind::Mlp,
-            backends: Backend::ALL.to_vec(),
+            backends: Backend::CPU.to_vec(),
             seed: 42,
             min_time: Duration::from_secs(2),
             pairs: 9,
@@ -172,7 +174,7 @@ impl Args {
                 "--backend" => {
                     let text = flags.value(&flag)?;
                     args.backends = if text == "both" {
-                        Backend::ALL.to_vec()
+                        Backend::CPU.to_vec()
                     } else {
                         vec![text.parse().map_err(|err| format!("`--backend`: {err}"))?]
                     };
@@ -561,7 +563,7 @@ fn example_request(
     let strategy = StrategyConfig::from_file(&root.join(path))?;
     let models = tempfile::tempdir()?;
     let options = TrainingOptions {
-        backend: args.main_backend(),
+        backend: Some(args.main_backend()),
         epochs: args.example_epochs.map(u32::try_from).transpose()?,
         ..TrainingOptions::default()
     };

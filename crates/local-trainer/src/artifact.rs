@@ -342,8 +342,8 @@ pub fn load_artifact(path: &Path, backend: Backend) -> Result<Artifact, Artifact
         message: err.to_string(),
     };
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(weights_error)?;
-    let device = crate::backend::device(backend);
-    let network = Network::new(&architecture, &device)
+    let opened = crate::backend::open(backend)?;
+    let network = Network::new(&architecture, &opened.device)
         .try_load_record(record)
         .map_err(weights_error)?;
     Ok(Artifact {
@@ -352,7 +352,7 @@ pub fn load_artifact(path: &Path, backend: Backend) -> Result<Artifact, Artifact
         strategy,
         features,
         metrics,
-        model: Model::new(network, architecture, backend, device),
+        model: Model::new(network, architecture, backend, opened),
     })
 }
 

@@ -173,7 +173,7 @@ mod tests {
             width: 2,
         };
         let split = samples(3, shape);
-        let device = crate::backend::device(crate::Backend::Flex);
+        let device = burn::tensor::Device::flex();
         let inputs = gather(&split.features, &split.symbol_ids, &[2, 0], shape, &device);
         assert_eq!(inputs.features.dims(), [2, 2, 2]);
         let values = inputs.features.into_data().try_to_vec::<f32>().unwrap();

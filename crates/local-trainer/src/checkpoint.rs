@@ -66,15 +66,16 @@ pub struct SavedCheckpoint {
     pub took: Duration,
 }
 
-/// The strategy to resume the checkpoint at `path` with: the one it was
-/// trained on. Given `current`, the strategy as its file reads now, refuses
-/// one that changed since, naming the fields; where it is read from and its
-/// checkpoint policy are `current`'s.
+/// The strategy to resume the checkpoint at `path` with, and the backend:
+/// those it was trained on. Given `current`, the strategy as its file reads
+/// now, refuses one that changed since, naming the fields; where it is read
+/// from and its checkpoint policy are `current`'s.
 pub fn resume_strategy(
     path: &Path,
     current: Option<&StrategyConfig>,
-) -> Result<StrategyConfig, TrainError> {
-    let mut strategy = read_file(path)?.header.inputs.strategy;
+) -> Result<(StrategyConfig, Backend), TrainError> {
+    let inputs = read_file(path)?.header.inputs;
+    let mut strategy = inputs.strategy;
     if let Some(current) = current {
         let now = comparable(current);
         if now != strategy {
@@ -87,7 +88,7 @@ pub fn resume_strategy(
         strategy.source.clone_from(&current.source);
         strategy.model.checkpoint = current.model.checkpoint;
     }
-    Ok(strategy)
+    Ok((strategy, inputs.backend))
 }
 
 /// Where the training loop stands.

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use orchestrator_core::Cancelled;
 
+use crate::BackendUnavailable;
+
 /// Why a training, an evaluation or a prediction did not produce its result.
 ///
 /// A cancellation keeps the [`Cancelled`] as its source, so callers that look
@@ -21,6 +23,8 @@ pub enum TrainError {
     Diverged { epoch: usize, loss: f64 },
     #[error("training cancelled")]
     Cancelled(#[from] Cancelled),
+    #[error(transparent)]
+    Backend(#[from] BackendUnavailable),
     /// A checkpoint cannot be continued from: unreadable, damaged, or of
     /// another training (the reason names what changed).
     #[error("cannot resume from {path}: {reason}")]
@@ -72,4 +76,6 @@ pub enum ArtifactError {
     NoFreeVersion(PathBuf),
     #[error("saving the model artifact was cancelled")]
     Cancelled(#[from] Cancelled),
+    #[error(transparent)]
+    Backend(#[from] BackendUnavailable),
 }

@@ -92,7 +92,7 @@ pub use artifact::{
     Artifact, FEATURES_FILE, FeatureSpec, MANIFEST_FILE, METRICS_FILE, Manifest, PendingArtifact,
     STRATEGY_FILE, WEIGHTS_FILE, load_artifact, save_artifact,
 };
-pub use backend::{Backend, UnknownBackend};
+pub use backend::{Backend, BackendUnavailable, UnknownBackend, probe};
 pub use checkpoint::{Checkpoints, SavedCheckpoint, replace_atomically, resume_strategy};
 pub use error::{ArtifactError, TrainError};
 pub use model::{Architecture, Model};

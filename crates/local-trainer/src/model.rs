@@ -21,6 +21,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
 use strategy::{Activation, FeatureLayout, Label, ModelConfig, ModelKind, Samples};
 
+use crate::backend::Opened;
 use crate::batch::{self, SampleShape};
 use crate::lstm::{self, Dropout, LstmStack};
 use crate::{Backend, TrainError};
@@ -115,15 +116,26 @@ enum Body {
     /// 1-D convolutions over the window (features as channels), flattened.
     Cnn(Vec<Conv1d>),
     /// Stacked LSTMs; the last layer's final hidden state represents the
-    /// window. burn's `Lstm` holds the parameters; the arithmetic is
-    /// [`LstmStack`]'s (see the `lstm` module).
+    /// window. burn's `Lstm` holds the parameters; on the CPU the arithmetic
+    /// is [`LstmStack`]'s (see the `lstm` module), on a GPU burn's own.
     Lstm(Vec<Lstm>),
 }
 
 /// Buffers a network reuses from one forward pass to the next.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Scratch {
-    lstm: LstmStack,
+    /// The fused LSTM's buffers; `None` on a GPU, where the fused layer (CPU
+    /// arithmetic) would copy every batch off the device and back, and
+    /// burn's `Lstm` runs instead.
+    lstm: Option<LstmStack>,
+}
+
+impl Scratch {
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            lstm: backend.is_cpu().then(LstmStack::default),
+        }
+    }
 }
 
 /// A forward pass: the logits, and what its backward pass needs.
@@ -240,37 +252,40 @@ impl Network {
                 let [batch, channels, length] = x.dims();
                 x.reshape([batch, channels * length])
             }
-            Body::Lstm(layers) => {
-                let device = features.device();
-                let values = features.into_data();
-                let dropout = match pass {
-                    Pass::Train(rng) => Some(Dropout {
-                        probability: self.dropout,
-                        rng,
-                    }),
-                    Pass::Eval => None,
-                };
-                let last = scratch.lstm.forward(
-                    layers,
-                    lstm::as_f32(&values),
-                    [batch, window, width],
-                    dropout,
-                );
-                let hidden = last.len() / batch;
-                let last = Tensor::<2>::from_data(
-                    TensorData::new(last.to_vec(), [batch, hidden]),
-                    &device,
-                );
-                let last = match pass {
-                    Pass::Train(_) => {
-                        let leaf = last.require_grad();
-                        lstm_output = Some(leaf.clone());
-                        leaf
-                    }
-                    Pass::Eval => last,
-                };
-                self.drop(last, pass)
-            }
+            Body::Lstm(layers) => match scratch.lstm.as_mut() {
+                None => self.lstm_on_device(layers, features, pass),
+                Some(fused) => {
+                    let device = features.device();
+                    let values = features.into_data();
+                    let dropout = match pass {
+                        Pass::Train(rng) => Some(Dropout {
+                            probability: self.dropout,
+                            rng,
+                        }),
+                        Pass::Eval => None,
+                    };
+                    let last = fused.forward(
+                        layers,
+                        lstm::as_f32(&values),
+                        [batch, window, width],
+                        dropout,
+                    );
+                    let hidden = last.len() / batch;
+                    let last = Tensor::<2>::from_data(
+                        TensorData::new(last.to_vec(), [batch, hidden]),
+                        &device,
+                    );
+                    let last = match pass {
+                        Pass::Train(_) => {
+                            let leaf = last.require_grad();
+                            lstm_output = Some(leaf.clone());
+                            leaf
+                        }
+                        Pass::Eval => last,
+                    };
+                    self.drop(last, pass)
+                }
+            },
         };
         let representation = match &self.embedding {
             Some(embedding) => {
@@ -299,14 +314,34 @@ impl Network {
             .lstm_output
             .and_then(|leaf| leaf.grad_remove(&mut gradients));
         let mut params = GradientsParams::from_grads(gradients, self);
-        if let (Body::Lstm(layers), Some(gradient)) = (&self.body, lstm_gradient) {
+        if let (Body::Lstm(layers), Some(fused), Some(gradient)) =
+            (&self.body, scratch.lstm.as_mut(), lstm_gradient)
+        {
             let device = gradient.device();
             let values = gradient.into_data();
-            scratch
-                .lstm
-                .backward(layers, lstm::as_f32(&values), &device, &mut params);
+            fused.backward(layers, lstm::as_f32(&values), &device, &mut params);
         }
         params
+    }
+
+    /// The LSTM stack as burn's own layers, on the device (a GPU): the
+    /// top layer's last hidden state, `[batch, hidden]`.
+    fn lstm_on_device(
+        &self,
+        layers: &[Lstm],
+        features: Tensor<3>,
+        pass: &mut Pass<'_>,
+    ) -> Tensor<2> {
+        let (top, below) = layers
+            .split_last()
+            .expect("an LSTM stack has at least one layer");
+        let mut x = features;
+        for layer in below {
+            let (output, _) = layer.forward(x, None);
+            x = self.drop(output, pass);
+        }
+        let (_, state) = top.forward(x, None);
+        self.drop(state.hidden, pass)
     }
 
     /// Inverted dropout with a mask drawn from the training's generator.
@@ -384,6 +419,8 @@ pub struct Model {
     architecture: Architecture,
     backend: Backend,
     device: Device,
+    /// What `device` is: `cpu`, or the GPU adapter.
+    device_name: String,
 }
 
 /// Samples per forward pass when predicting.
@@ -394,13 +431,14 @@ impl Model {
         network: Network,
         architecture: Architecture,
         backend: Backend,
-        device: Device,
+        opened: Opened,
     ) -> Self {
         Self {
             network,
             architecture,
             backend,
-            device,
+            device: opened.device,
+            device_name: opened.name,
         }
     }
 
@@ -410,6 +448,11 @@ impl Model {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// What runs it: `cpu`, or the GPU adapter and its graphics API.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
     }
 
     pub(crate) fn network(&self) -> &Network {
@@ -448,7 +491,7 @@ impl Model {
         }
         let mut predictions = Vec::with_capacity(count);
         let mut indices = Vec::with_capacity(PREDICT_BATCH.min(count));
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::new(self.backend);
         for start in (0..count).step_by(PREDICT_BATCH) {
             check()?;
             indices.clear();

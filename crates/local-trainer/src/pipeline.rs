@@ -116,7 +116,8 @@ impl LocalTrainer {
             model_type: strategy.model.kind,
             symbols: strategy.training_data.symbols.clone(),
             timeframes: strategy.training_data.timeframes.clone(),
-            backend: request.options().backend,
+            backend: trained.model.backend(),
+            device: trained.model.device_name().to_owned(),
             model_path,
             quality: Quality::assess(
                 &metrics,

@@ -34,6 +34,7 @@ use strategy::{
     TrainingOptions, TrainingReport,
 };
 
+use crate::backend::Opened;
 use crate::batch::{self, SampleShape};
 use crate::checkpoint::{
     self, Checkpoints, Header, Inputs, Position, RunningSums, SavedCheckpoint, Sections,
@@ -77,7 +78,7 @@ impl From<&TrainingOptions> for TrainOptions {
     /// The loop's options for a request's; progress spans the defaults.
     fn from(options: &TrainingOptions) -> Self {
         Self {
-            backend: options.backend,
+            backend: options.backend.unwrap_or_default(),
             epochs_override: options.epochs.map(|epochs| epochs as usize),
             check_every_batches: options.check_every_batches as usize,
             progress_interval: options.progress_interval,
@@ -236,17 +237,7 @@ pub fn train_with_checkpoints(
             let validated = token
                 .check("validation")
                 .map_err(TrainError::from)
-                .and_then(|()| {
-                    validate(
-                        &snapshot,
-                        &data.validation,
-                        training.shape,
-                        &training.device,
-                        training.batch_size,
-                        training.check_every,
-                        token,
-                    )
-                });
+                .and_then(|()| validate(&snapshot, &data.validation, &training, token));
             match validated {
                 Ok(validation) => Some(validation),
                 Err(TrainError::Cancelled(stop)) => {
@@ -311,7 +302,10 @@ pub fn train_with_checkpoints(
             best_network,
             training.architecture,
             options.backend,
-            training.device,
+            Opened {
+                device: training.device,
+                name: training.device_name,
+            },
         ),
         report,
     })
@@ -489,7 +483,10 @@ struct Training<'d> {
     split: &'d Samples,
     architecture: Architecture,
     shape: SampleShape,
+    backend: Backend,
     device: Device,
+    /// What `device` is (see [`Opened`]).
+    device_name: String,
     train_device: Device,
     optimizer: ModuleOptimizer,
     loss_function: CrossEntropyLoss,
@@ -542,7 +539,10 @@ impl<'d> Training<'d> {
         }
         let seed = model_config.seed;
 
-        let device = crate::backend::device(options.backend);
+        let Opened {
+            device,
+            name: device_name,
+        } = crate::backend::open(options.backend)?;
         // Only burn-internal randomness uses this (none of ours does: see `model`).
         device.seed(seed);
         let train_device = device.clone().autodiff();
@@ -557,7 +557,9 @@ impl<'d> Training<'d> {
             split,
             architecture,
             shape,
+            backend: options.backend,
             device,
+            device_name,
             train_device,
             optimizer,
             loss_function,
@@ -573,7 +575,7 @@ impl<'d> Training<'d> {
             // A separate stream, so dropout does not change the order of the
             // samples.
             dropout_rng: fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15),
-            scratch: Scratch::default(),
+            scratch: Scratch::new(options.backend),
         };
         Ok((training, network))
     }
@@ -804,20 +806,26 @@ impl Best {
     }
 }
 
-/// Loss and accuracy of `network` (already in validation mode) on `split`.
+/// Loss and accuracy of `network` (already in validation mode) on `split`,
+/// in batches of the training's size.
 fn validate(
     network: &Network,
     split: &Samples,
-    shape: SampleShape,
-    device: &Device,
-    batch_size: usize,
-    check_every: usize,
+    training: &Training<'_>,
     token: &CancellationToken,
 ) -> Result<(f64, f64), TrainError> {
+    let Training {
+        shape,
+        ref device,
+        batch_size,
+        check_every,
+        backend,
+        ..
+    } = *training;
     let loss_function: CrossEntropyLoss = CrossEntropyLossConfig::new().init(device);
     let mut running = Running::default();
     let mut indices = Vec::with_capacity(batch_size.min(split.len()));
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch::new(backend);
     for (index, start) in (0..split.len()).step_by(batch_size).enumerate() {
         if index % check_every == 0 && token.is_cancelled() {
             return Err(token.cancelled_error("validation").into());

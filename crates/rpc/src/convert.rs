@@ -431,7 +431,7 @@ impl From<&TrainingRequest> for proto::StartTrainingRequest {
             start: request.start().map(timestamp),
             end: request.end().map(timestamp),
             options: Some(proto::TrainingOptions {
-                backend: options.backend.as_str().to_owned(),
+                backend: wire_backend(options.backend),
                 epochs: options.epochs,
                 check_every_batches: options.check_every_batches,
                 // 0 means the host's default: ask for at least 1 ms.
@@ -468,12 +468,7 @@ impl TryFrom<proto::StartTrainingRequest> for TrainingRequest {
         let wire_options = wire.options.unwrap_or_default();
         let defaults = TrainingOptions::default();
         let options = TrainingOptions {
-            backend: match wire_options.backend.as_str() {
-                "" => defaults.backend,
-                name => name.parse().map_err(|err: strategy::UnknownBackend| {
-                    WireError::new("TrainingOptions.backend", err.to_string())
-                })?,
-            },
+            backend: backend(&wire_options.backend, "TrainingOptions.backend")?,
             epochs: wire_options.epochs,
             check_every_batches: match wire_options.check_every_batches {
                 0 => defaults.check_every_batches,
@@ -597,7 +592,7 @@ impl From<&TrainRequest> for proto::StartTrainingOperationRequest {
             start: request.start.map(timestamp),
             end: request.end.map(timestamp),
             epochs: request.epochs,
-            backend: request.backend.as_str().to_owned(),
+            backend: wire_backend(request.backend),
             checkpoint_every_epochs: request.checkpoint_every_epochs,
             checkpoint_every_seconds: request.checkpoint_every_seconds,
         }
@@ -644,12 +639,7 @@ impl TryFrom<proto::StartTrainingOperationRequest> for TrainRequest {
                 }
             }
         };
-        let backend = match wire.backend.as_str() {
-            "" => Backend::default(),
-            name => name.parse().map_err(|err: strategy::UnknownBackend| {
-                WireError::new("StartTrainingOperationRequest.backend", err.to_string())
-            })?,
-        };
+        let backend = backend(&wire.backend, "StartTrainingOperationRequest.backend")?;
         Ok(Self {
             strategy,
             symbols: list("StartTrainingOperationRequest.symbols", &wire.symbols)?,
@@ -668,6 +658,22 @@ impl TryFrom<proto::StartTrainingOperationRequest> for TrainRequest {
             checkpoint_every_seconds: wire.checkpoint_every_seconds,
         })
     }
+}
+
+/// A backend on the wire: empty when the request leaves the choice to the
+/// machine that trains.
+fn wire_backend(backend: Option<Backend>) -> String {
+    backend.map(Backend::as_str).unwrap_or_default().to_owned()
+}
+
+/// The backend `name` asks for; `None` for an empty name.
+fn backend(name: &str, field: &'static str) -> Result<Option<Backend>, WireError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    name.parse()
+        .map(Some)
+        .map_err(|err: strategy::UnknownBackend| WireError::new(field, err.to_string()))
 }
 
 /// `None` for an empty list: the strategy's own values are kept. An item
@@ -781,7 +787,7 @@ mod tests {
         );
         let strategy = StrategyConfig::from_file(std::path::Path::new(path)).unwrap();
         let options = TrainingOptions {
-            backend: strategy::Backend::NdArray,
+            backend: Some(strategy::Backend::NdArray),
             epochs: Some(7),
             check_every_batches: 4,
             progress_interval: Duration::from_millis(250),
@@ -797,7 +803,7 @@ mod tests {
             timeframes: Some(vec!["1h".parse().unwrap()]),
             start: Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
             epochs: Some(3),
-            backend: Backend::NdArray,
+            backend: Some(Backend::NdArray),
             checkpoint_every_epochs: Some(5),
             checkpoint_every_seconds: Some(0),
             ..TrainRequest::new(StrategySource::Text {

@@ -17,7 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::StrategyConfig;
 
-/// A CPU backend the trainer can run on (the trainer maps it to burn's).
+/// A burn backend the trainer can run on (the trainer maps it to burn's).
+///
+/// Every name is known everywhere, so a request, a record or a host's
+/// status can name a GPU backend; whether this build and machine can run
+/// it is the trainer's to say (the GPU ones are cargo features).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
@@ -28,17 +32,36 @@ pub enum Backend {
     /// for comparison and for artifacts that name it.
     #[serde(rename = "ndarray")]
     NdArray,
+    /// burn's wgpu backend: compute shaders on Vulkan, Metal or DX12.
+    Wgpu,
+    /// burn's CUDA backend, on NVIDIA GPUs.
+    Cuda,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 2] = [Backend::Flex, Backend::NdArray];
+    pub const ALL: [Backend; 4] = [
+        Backend::Flex,
+        Backend::NdArray,
+        Backend::Wgpu,
+        Backend::Cuda,
+    ];
+
+    /// The ones every build has: they run on the process's CPU cores.
+    pub const CPU: [Backend; 2] = [Backend::Flex, Backend::NdArray];
 
     /// The name used on command lines, on the wire and in artifacts.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Flex => "flex",
             Backend::NdArray => "ndarray",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
         }
+    }
+
+    /// Whether it is one of [`Backend::CPU`].
+    pub fn is_cpu(self) -> bool {
+        Self::CPU.contains(&self)
     }
 }
 
@@ -51,7 +74,7 @@ impl fmt::Display for Backend {
 
 /// The text names no supported backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backend {0:?}; expected one of: flex, ndarray")]
+#[error("unknown backend {0:?}; expected one of: flex, ndarray, wgpu, cuda")]
 pub struct UnknownBackend(pub String);
 
 impl FromStr for Backend {
@@ -113,7 +136,8 @@ pub struct TrainRequest {
     pub end: Option<DateTime<Utc>>,
     /// Instead of the strategy's epochs.
     pub epochs: Option<u32>,
-    pub backend: Backend,
+    /// `None`: the machine that trains picks (see [`TrainingOptions::backend`]).
+    pub backend: Option<Backend>,
     /// Instead of the strategy's `training.checkpoint.every_epochs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every_epochs: Option<u32>,
@@ -123,7 +147,7 @@ pub struct TrainRequest {
 }
 
 impl TrainRequest {
-    /// The strategy of `source` as written, on the default backend.
+    /// The strategy of `source` as written, on the backend the trainer picks.
     pub fn new(source: StrategySource) -> Self {
         Self {
             strategy: source,
@@ -132,7 +156,7 @@ impl TrainRequest {
             start: None,
             end: None,
             epochs: None,
-            backend: Backend::default(),
+            backend: None,
             checkpoint_every_epochs: None,
             checkpoint_every_seconds: None,
         }
@@ -162,7 +186,9 @@ pub struct Directories {
 /// How to run a training: everything but what to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainingOptions {
-    pub backend: Backend,
+    /// `None` leaves the choice to the machine that trains: a training
+    /// host's own (`trdr host-service --backend`), else flex.
+    pub backend: Option<Backend>,
     /// Train this many epochs instead of the strategy's.
     pub epochs: Option<u32>,
     /// Check the cancellation token every this many batches.
@@ -175,7 +201,7 @@ pub struct TrainingOptions {
 impl Default for TrainingOptions {
     fn default() -> Self {
         Self {
-            backend: Backend::default(),
+            backend: None,
             epochs: None,
             check_every_batches: 1,
             progress_interval: Duration::from_millis(100),
@@ -272,6 +298,13 @@ impl TrainingRequest {
     pub fn options(&self) -> &TrainingOptions {
         &self.options
     }
+
+    /// This request on `backend` unless it names one: how a machine that
+    /// trains applies its own choice.
+    pub fn with_default_backend(mut self, backend: Backend) -> Self {
+        self.options.backend.get_or_insert(backend);
+        self
+    }
 }
 
 /// `strategy` trained on `symbols` and `timeframes` instead of its own
@@ -322,7 +355,7 @@ mod tests {
         assert_eq!(" NdArray ".parse::<Backend>(), Ok(Backend::NdArray));
         assert_eq!(
             "wgpux".parse::<Backend>().unwrap_err().to_string(),
-            "unknown backend \"wgpux\"; expected one of: flex, ndarray"
+            "unknown backend \"wgpux\"; expected one of: flex, ndarray, wgpu, cuda"
         );
     }
 

@@ -28,6 +28,10 @@ pub struct TrainingSummary {
     pub symbols: Vec<Symbol>,
     pub timeframes: Vec<Timeframe>,
     pub backend: Backend,
+    /// What ran it: `cpu`, or the GPU adapter and its graphics API;
+    /// empty in summaries older than it.
+    #[serde(default)]
+    pub device: String,
     pub model_path: PathBuf,
     pub metrics: Metrics,
     /// What the test figures mean; empty in summaries older than it.
@@ -126,6 +130,7 @@ mod tests {
             symbols: vec!["EURUSD".parse().unwrap()],
             timeframes: vec![Timeframe::H1, Timeframe::H4],
             backend: Backend::NdArray,
+            device: "cpu".into(),
             model_path: "models/eurusd_mlp/EURUSD_1h-4h_v2".into(),
             metrics: Metrics::from_predictions(&[Buy, Hold], &[Buy, Sell], &[Hold]),
             quality: Quality {
@@ -179,7 +184,7 @@ mod tests {
             },
         };
         let json = serde_json::to_string(&summary).unwrap();
-        expect![[r#"{"strategy":"eurusd_mlp","model_type":"lstm","symbols":["EURUSD"],"timeframes":["1h","4h"],"backend":"ndarray","model_path":"models/eurusd_mlp/EURUSD_1h-4h_v2","metrics":{"samples":2,"accuracy":0.5,"per_class":[{"class":"BUY","precision":1.0,"recall":1.0,"f1":1.0,"support":1},{"class":"HOLD","precision":0.0,"recall":0.0,"f1":0.0,"support":1},{"class":"SELL","precision":0.0,"recall":0.0,"f1":0.0,"support":0}],"macro_f1":0.3333333333333333,"confusion_matrix":[[1,0,0],[0,0,1],[0,0,0]],"baseline":{"class":"HOLD","accuracy":0.5}},"quality":{"balanced_accuracy":0.5,"kappa":0.0,"labels":{"train":[3,4,1],"validation":[1,1,0],"test":[1,1,0]},"val_test_gap":0.25,"verdict":"no better than always HOLD","warnings":[]},"report":{"seed":42,"epochs_run":2,"best_epoch":1,"best_val_loss":0.5,"stopped_early":true,"history":[{"epoch":1,"train_loss":1.25,"train_accuracy":0.5,"val_loss":0.5,"val_accuracy":0.75,"samples_per_second":1000.0},{"epoch":2,"train_loss":1.0,"train_accuracy":0.625,"val_loss":null,"val_accuracy":null,"samples_per_second":2000.0}]},"samples":{"train":8,"validation":2,"test":2},"features_per_bar":17,"phase_seconds":{"load_data":0.25,"build_features":0.125,"train":1.5,"evaluate_and_save":0.0625}}"#]].assert_eq(&json);
+        expect![[r#"{"strategy":"eurusd_mlp","model_type":"lstm","symbols":["EURUSD"],"timeframes":["1h","4h"],"backend":"ndarray","device":"cpu","model_path":"models/eurusd_mlp/EURUSD_1h-4h_v2","metrics":{"samples":2,"accuracy":0.5,"per_class":[{"class":"BUY","precision":1.0,"recall":1.0,"f1":1.0,"support":1},{"class":"HOLD","precision":0.0,"recall":0.0,"f1":0.0,"support":1},{"class":"SELL","precision":0.0,"recall":0.0,"f1":0.0,"support":0}],"macro_f1":0.3333333333333333,"confusion_matrix":[[1,0,0],[0,0,1],[0,0,0]],"baseline":{"class":"HOLD","accuracy":0.5}},"quality":{"balanced_accuracy":0.5,"kappa":0.0,"labels":{"train":[3,4,1],"validation":[1,1,0],"test":[1,1,0]},"val_test_gap":0.25,"verdict":"no better than always HOLD","warnings":[]},"report":{"seed":42,"epochs_run":2,"best_epoch":1,"best_val_loss":0.5,"stopped_early":true,"history":[{"epoch":1,"train_loss":1.25,"train_accuracy":0.5,"val_loss":0.5,"val_accuracy":0.75,"samples_per_second":1000.0},{"epoch":2,"train_loss":1.0,"train_accuracy":0.625,"val_loss":null,"val_accuracy":null,"samples_per_second":2000.0}]},"samples":{"train":8,"validation":2,"test":2},"features_per_bar":17,"phase_seconds":{"load_data":0.25,"build_features":0.125,"train":1.5,"evaluate_and_save":0.0625}}"#]].assert_eq(&json);
         assert_eq!(
             serde_json::from_str::<TrainingSummary>(&json).unwrap(),
             summary

@@ -173,6 +173,7 @@ async fn run(args: &Args) -> Result<(), Box<dyn Error>> {
             models_dir: host_models.path().to_owned(),
             max_concurrent: 1,
             auth_token: None,
+            backend: host_service::Backend::Flex,
         },
         async {
             let _ = host_stopped.await;

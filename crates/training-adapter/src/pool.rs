@@ -315,9 +315,12 @@ enum Seen {
 }
 
 impl Seen {
-    fn of(answer: Option<&Answer>, dispatched: u32, backend: Backend) -> Self {
+    /// `backend`: the one the request names; `None` suits every host.
+    fn of(answer: Option<&Answer>, dispatched: u32, backend: Option<Backend>) -> Self {
         match answer {
-            Some(Ok(status)) if !status.supports(backend) => Seen::Unsupported,
+            Some(Ok(status)) if backend.is_some_and(|wanted| !status.supports(wanted)) => {
+                Seen::Unsupported
+            }
             Some(Ok(status)) => Seen::Up {
                 capacity: status.capacity.max(1),
                 running: status.running.max(dispatched),
@@ -351,7 +354,7 @@ fn choose(seen: &[Seen]) -> Option<usize> {
 
 /// Why a training waits: `waiting for a free training host: 3 hosts, 2
 /// busy, 1 down`.
-fn waiting_message(seen: &[Seen], backend: Backend) -> String {
+fn waiting_message(seen: &[Seen], backend: Option<Backend>) -> String {
     let count = |wanted: fn(&Seen) -> bool| seen.iter().filter(|seen| wanted(seen)).count();
     let busy = count(|seen| matches!(seen, Seen::Up { .. }));
     let down = count(|seen| matches!(seen, Seen::Down));
@@ -359,7 +362,9 @@ fn waiting_message(seen: &[Seen], backend: Backend) -> String {
     let hosts = seen.len();
     let plural = if hosts == 1 { "" } else { "s" };
     let mut message = format!("{WAITING}: {hosts} host{plural}, {busy} busy, {down} down");
-    if unsupported > 0 {
+    if let Some(backend) = backend
+        && unsupported > 0
+    {
         message.push_str(&format!(", {unsupported} without the {backend} backend"));
     }
     message
@@ -457,15 +462,15 @@ mod tests {
     fn a_training_sent_from_here_counts_until_the_host_reports_it() {
         let free = status(1, 0, &Backend::ALL);
         // Sent a moment ago, not yet reported: the one slot is taken.
-        let seen = Seen::of(Some(&free), 1, Backend::Flex);
+        let seen = Seen::of(Some(&free), 1, Some(Backend::Flex));
         assert_eq!(seen, up(1, 1));
         assert_eq!(choose(&[seen]), None);
         // Reported, and another client's besides: the host's count wins.
         let busier = status(3, 2, &Backend::ALL);
-        assert_eq!(Seen::of(Some(&busier), 1, Backend::Flex), up(3, 2));
+        assert_eq!(Seen::of(Some(&busier), 1, Some(Backend::Flex)), up(3, 2));
         // A capacity of 0 (an old host) counts as 1.
         assert_eq!(
-            Seen::of(Some(&status(0, 0, &Backend::ALL)), 0, Backend::Flex),
+            Seen::of(Some(&status(0, 0, &Backend::ALL)), 0, Some(Backend::Flex)),
             up(1, 0)
         );
     }
@@ -477,27 +482,32 @@ mod tests {
             url: "http://a".to_owned(),
             reason: "gone".to_owned(),
         });
-        assert_eq!(Seen::of(Some(&lost), 0, Backend::Flex), Seen::Down);
-        assert_eq!(Seen::of(None, 0, Backend::Flex), Seen::Down);
+        assert_eq!(Seen::of(Some(&lost), 0, Some(Backend::Flex)), Seen::Down);
+        assert_eq!(Seen::of(None, 0, Some(Backend::Flex)), Seen::Down);
         let flex_only = status(2, 0, &[Backend::Flex]);
         assert_eq!(
-            Seen::of(Some(&flex_only), 0, Backend::NdArray),
+            Seen::of(Some(&flex_only), 0, Some(Backend::NdArray)),
             Seen::Unsupported
         );
+        // A request that names no backend trains on the host's default.
+        assert_eq!(Seen::of(Some(&flex_only), 0, None), up(2, 0));
     }
 
     #[test]
     fn the_waiting_message_counts_busy_down_and_unsuitable_hosts() {
         assert_eq!(
-            waiting_message(&[up(1, 1), up(2, 2), up(1, 1)], Backend::Flex),
+            waiting_message(&[up(1, 1), up(2, 2), up(1, 1)], Some(Backend::Flex)),
             "waiting for a free training host: 3 hosts, 3 busy, 0 down"
         );
         assert_eq!(
-            waiting_message(&[up(1, 1), Seen::Down, Seen::Unsupported], Backend::NdArray),
+            waiting_message(
+                &[up(1, 1), Seen::Down, Seen::Unsupported],
+                Some(Backend::NdArray)
+            ),
             "waiting for a free training host: 3 hosts, 1 busy, 1 down, 1 without the ndarray backend"
         );
         assert_eq!(
-            waiting_message(&[Seen::Down], Backend::Flex),
+            waiting_message(&[Seen::Down], Some(Backend::Flex)),
             "waiting for a free training host: 1 host, 0 busy, 1 down"
         );
     }
@@ -615,6 +625,7 @@ mod tests {
             models_dir: host_models.path().to_owned(),
             max_concurrent: 1,
             auth_token: None,
+            backend: host_service::Backend::Flex,
         };
         let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(host_service::serve(listener, options, async {

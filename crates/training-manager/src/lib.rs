@@ -216,15 +216,17 @@ impl TrainingManager {
             // A strategy sent as text is only in the checkpoint now.
             StrategySource::Text { .. } | StrategySource::Named(_) => None,
         };
-        let strategy = resume_strategy(&path, current.as_ref()).map_err(|error| match error {
-            // The reason alone: the operation is named already.
-            TrainError::Resume { reason, .. } => refuse(reason),
-            other => refuse(error_chain(&other)),
-        })?;
+        let (strategy, trained_on) =
+            resume_strategy(&path, current.as_ref()).map_err(|error| match error {
+                // The reason alone: the operation is named already.
+                TrainError::Resume { reason, .. } => refuse(reason),
+                other => refuse(error_chain(&other)),
+            })?;
         // The checkpoint keeps no policy: the stopped run's overrides apply again.
         let strategy = request.with_checkpoint_overrides(strategy);
         let options = TrainingOptions {
-            backend: request.backend,
+            // The checkpoint's backend: a checkpoint continues only on it.
+            backend: Some(trained_on),
             epochs: request.epochs,
             ..TrainingOptions::default()
         };

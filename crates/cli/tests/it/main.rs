@@ -11,6 +11,8 @@ mod remote_cancel;
 mod serve;
 mod slurm;
 mod train;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};

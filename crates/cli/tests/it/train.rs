@@ -92,6 +92,30 @@ fn train_completes_with_an_artifact_and_increasing_progress() {
     assert!(text(&png.stderr).contains("is not an .svg file"));
 }
 
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_backend_not_built_in_fails_the_training_naming_the_feature_to_build() {
+    let state = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let output = trdr(state.path())
+        .arg("train")
+        .arg(repo().join("strategies/eurusd_mlp.yaml"))
+        .args(["--backend", "cuda", "--data-dir"])
+        .arg(sample_data())
+        .arg("--models-dir")
+        .arg(models.path())
+        .output()
+        .unwrap();
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "the cuda backend is not compiled into this trdr: build it with `--features cuda`"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn ctrl_c_during_training_cancels_it_and_leaves_no_model() {
     let state = tempfile::tempdir().unwrap();

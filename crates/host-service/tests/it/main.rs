@@ -57,6 +57,7 @@ impl TestHost {
             models_dir: models.path().to_owned(),
             max_concurrent,
             auth_token: token.and_then(rpc::Secret::new),
+            backend: host_service::Backend::Flex,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, options, async {

@@ -1,5 +1,6 @@
 //! Trains real (tiny) models on synthetic data: learning, determinism,
-//! progress, early stopping, cancellation and both backends.
+//! progress, early stopping, cancellation, both CPU backends, and wgpu in
+//! a build with it.
 
 mod pipeline;
 
@@ -311,6 +312,57 @@ fn both_backends_train_and_load_each_others_artifacts() {
         assert_eq!(
             artifact.predict(&data.test).unwrap(),
             trained.model.predict(&data.test).unwrap()
+        );
+    }
+}
+
+/// The GPU path (lavapipe in CI): every model kind trains on wgpu to the
+/// losses it reaches on flex, within float rounding, since a GPU sums in
+/// another order. The LSTM is burn's own layer there and the fused one on
+/// flex, so this also holds the two to the same numbers.
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_model_kind_trains_on_wgpu_to_the_losses_of_flex() {
+    let data = test_data::prepared_data(5);
+    for kind in [ModelKind::Mlp, ModelKind::Cnn, ModelKind::Lstm] {
+        let mut strategy = test_data::strategy(kind);
+        // Dropout masks are drawn in another order by the two LSTM paths.
+        strategy.model.dropout = 0.0;
+        strategy.model.hidden_layers = vec![16, 8];
+        strategy.model.epochs = 3;
+        let on = |backend| {
+            let options = TrainOptions {
+                backend,
+                ..TrainOptions::default()
+            };
+            run(&strategy, &data, &options).0
+        };
+        let (gpu, cpu) = (on(Backend::Wgpu), on(Backend::Flex));
+        assert_ne!(gpu.model.device_name(), "cpu");
+        let losses = |trained: &TrainedModel| -> Vec<f64> {
+            let history = &trained.report.history;
+            history.iter().map(|epoch| epoch.train_loss).collect()
+        };
+        let (gpu_losses, cpu_losses) = (losses(&gpu), losses(&cpu));
+        for (gpu_loss, cpu_loss) in gpu_losses.iter().zip(&cpu_losses) {
+            assert!(
+                (gpu_loss - cpu_loss).abs() <= 1e-3 * cpu_loss,
+                "{kind:?}: train losses {gpu_losses:?} on wgpu, {cpu_losses:?} on flex"
+            );
+        }
+        let (gpu_labels, cpu_labels) = (
+            gpu.model.predict(&data.test).unwrap(),
+            cpu.model.predict(&data.test).unwrap(),
+        );
+        let agree = gpu_labels
+            .iter()
+            .zip(&cpu_labels)
+            .filter(|(gpu, cpu)| gpu == cpu)
+            .count();
+        assert!(
+            agree * 100 >= gpu_labels.len() * 98,
+            "{kind:?}: {agree} of {} test predictions agree",
+            gpu_labels.len()
         );
     }
 }

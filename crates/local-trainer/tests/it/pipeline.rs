@@ -23,7 +23,7 @@ fn request(strategy: &str, epochs: u32) -> TrainingRequest {
     options_request(
         strategy,
         TrainingOptions {
-            backend: Backend::Flex,
+            backend: Some(Backend::Flex),
             epochs: Some(epochs),
             ..TrainingOptions::default()
         },

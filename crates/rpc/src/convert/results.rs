@@ -126,6 +126,7 @@ impl From<&TrainingSummary> for proto::TrainingSummary {
             symbols: names(&summary.symbols),
             timeframes: names(&summary.timeframes),
             backend: summary.backend.as_str().to_owned(),
+            device: summary.device.clone(),
             // A path that is not UTF-8 travels with replacement characters.
             model_path: summary.model_path.to_string_lossy().into_owned(),
             metrics: Some((&summary.metrics).into()),
@@ -201,6 +202,7 @@ impl TryFrom<proto::TrainingSummary> for TrainingSummary {
                 .map(|timeframe| parsed(timeframe, "TrainingSummary.timeframes"))
                 .collect::<Result<_, _>>()?,
             backend: parsed(&wire.backend, "TrainingSummary.backend")?,
+            device: wire.device,
             model_path: PathBuf::from(wire.model_path),
             metrics: required(wire.metrics, "TrainingSummary.metrics")?.try_into()?,
             report: required(wire.report, "TrainingSummary.report")?.try_into()?,

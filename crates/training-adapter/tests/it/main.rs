@@ -33,6 +33,7 @@ async fn start_host(models_dir: &Path) -> (String, tokio::sync::oneshot::Sender<
         models_dir: models_dir.to_owned(),
         max_concurrent: 1,
         auth_token: None,
+        backend: host_service::Backend::Flex,
     };
     tokio::spawn(host_service::serve(listener, options, async {
         let _ = stopped.await;

@@ -253,38 +253,12 @@ impl Network {
                 x.reshape([batch, channels * length])
             }
             Body::Lstm(layers) => match scratch.lstm.as_mut() {
-                None => self.lstm_on_device(layers, features, pass),
                 Some(fused) => {
-                    let device = features.device();
-                    let values = features.into_data();
-                    let dropout = match pass {
-                        Pass::Train(rng) => Some(Dropout {
-                            probability: self.dropout,
-                            rng,
-                        }),
-                        Pass::Eval => None,
-                    };
-                    let last = fused.forward(
-                        layers,
-                        lstm::as_f32(&values),
-                        [batch, window, width],
-                        dropout,
-                    );
-                    let hidden = last.len() / batch;
-                    let last = Tensor::<2>::from_data(
-                        TensorData::new(last.to_vec(), [batch, hidden]),
-                        &device,
-                    );
-                    let last = match pass {
-                        Pass::Train(_) => {
-                            let leaf = last.require_grad();
-                            lstm_output = Some(leaf.clone());
-                            leaf
-                        }
-                        Pass::Eval => last,
-                    };
-                    self.drop(last, pass)
+                    let (last, leaf) = self.lstm_fused(fused, layers, features, pass);
+                    lstm_output = leaf;
+                    last
                 }
+                None => self.lstm_on_device(layers, features, pass),
             },
         };
         let representation = match &self.embedding {
@@ -322,6 +296,44 @@ impl Network {
             fused.backward(layers, lstm::as_f32(&values), &device, &mut params);
         }
         params
+    }
+
+    /// The LSTM stack through the fused layer, on the CPU: the top layer's
+    /// last hidden state, `[batch, hidden]`, and in training that state as
+    /// the tracked leaf where the fused backward pass starts.
+    fn lstm_fused(
+        &self,
+        fused: &mut LstmStack,
+        layers: &[Lstm],
+        features: Tensor<3>,
+        pass: &mut Pass<'_>,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
+        let [batch, window, width] = features.dims();
+        let device = features.device();
+        let values = features.into_data();
+        let dropout = match pass {
+            Pass::Train(rng) => Some(Dropout {
+                probability: self.dropout,
+                rng,
+            }),
+            Pass::Eval => None,
+        };
+        let last = fused.forward(
+            layers,
+            lstm::as_f32(&values),
+            [batch, window, width],
+            dropout,
+        );
+        let hidden = last.len() / batch;
+        let last = Tensor::<2>::from_data(TensorData::new(last.to_vec(), [batch, hidden]), &device);
+        let (last, leaf) = match pass {
+            Pass::Train(_) => {
+                let leaf = last.require_grad();
+                (leaf.clone(), Some(leaf))
+            }
+            Pass::Eval => (last, None),
+        };
+        (self.drop(last, pass), leaf)
     }
 
     /// The LSTM stack as burn's own layers, on the device (a GPU): the

@@ -37,7 +37,13 @@ fn host(state: &Path, models: &Path, auth_token: Option<&str>) -> Listening {
 }
 
 /// `trdr train STRATEGY --json` sent to the host at `url`.
-fn train_on(url: &str, state: &Path, models: &Path, strategy: &str, epochs: u32) -> Command {
+pub(super) fn train_on(
+    url: &str,
+    state: &Path,
+    models: &Path,
+    strategy: &str,
+    epochs: u32,
+) -> Command {
     let mut command = trdr(state);
     command
         .env("USE_TRAINING_HOST_SERVICE", "true")

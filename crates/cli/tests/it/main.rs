@@ -63,6 +63,35 @@ fn json_events(output: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs `train` (a `trdr train … --json`), interrupts it (SIGINT, as
+/// Ctrl-C) once its events report epoch `epoch` under way, and returns the
+/// operation's id once it has exited 130.
+fn interrupt_at_epoch(train: &mut Command, epoch: u64) -> String {
+    let mut child = train
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let id = id_once_at_epoch(&mut stdout, epoch)
+        .unwrap_or_else(|| panic!("trdr ended before epoch {epoch}"));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    assert_eq!(wait_or_hang(&mut child).code(), Some(130));
+    id
+}
+
+/// The operation record of `id` in the store of `state`.
+fn stored(state: &Path, id: &str) -> orchestrator_core::Operation {
+    let operations =
+        orchestrator_core::OperationsService::open_sqlite(state.join("operations.db")).unwrap();
+    operations.get(&id.parse().unwrap()).unwrap()
+}
+
 /// Reads a `--json` run's events until one reports epoch `epoch` (or a
 /// later one) under way; returns its operation id, or `None` if the run
 /// ended first.

@@ -242,33 +242,13 @@ pub(super) fn artifact_bytes(model_path: &str) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-/// The operation record of `id` in the store of `state`.
-fn stored(state: &Path, id: &str) -> orchestrator_core::Operation {
-    let operations = OperationsService::open_sqlite(state.join("operations.db")).unwrap();
-    operations.get(&id.parse().unwrap()).unwrap()
-}
-
 #[test]
 fn slow_ctrl_c_saves_a_checkpoint_and_train_resume_ends_as_an_uninterrupted_run() {
     let run = LstmRun::new();
 
     // Interrupted once epoch 3 is done.
     let (state, models) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut child = run
-        .train(state.path(), models.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let id = id_once_at_epoch(&mut stdout, 4).expect("trdr ended before epoch 4");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
-    assert_eq!(wait_or_hang(&mut child).code(), Some(130));
+    let id = interrupt_at_epoch(&mut run.train(state.path(), models.path()), 4);
     let stopped = stored(state.path(), &id);
     assert_eq!(stopped.status, OperationStatus::Cancelled);
     let checkpoint = stopped.checkpoint.expect("a checkpoint recorded on Ctrl-C");

@@ -4,9 +4,7 @@
 //! training host started on wgpu. Built only with the `wgpu` feature, which
 //! `cargo xtask ci` enables (and installs lavapipe for).
 
-use std::io::BufReader;
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::Stdio;
 
 use orchestrator_core::OperationStatus;
 
@@ -114,7 +112,8 @@ fn slow_ctrl_c_stops_a_wgpu_training_with_a_checkpoint_as_on_the_cpu() {
     let models = tempfile::tempdir().unwrap();
     let strategy = state.path().join("mlp.yaml");
     std::fs::write(&strategy, example_without_early_stopping("eurusd_mlp.yaml")).unwrap();
-    let mut child = trdr_on_lavapipe(state.path())
+    let mut train = trdr_on_lavapipe(state.path());
+    train
         .arg("train")
         .arg(&strategy)
         .args([
@@ -127,25 +126,9 @@ fn slow_ctrl_c_stops_a_wgpu_training_with_a_checkpoint_as_on_the_cpu() {
         ])
         .arg(sample_data())
         .arg("--models-dir")
-        .arg(models.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let id = id_once_at_epoch(&mut stdout, 2).expect("trdr ended before epoch 2");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
-    assert_eq!(wait_or_hang(&mut child).code(), Some(130));
-
-    let operations =
-        orchestrator_core::OperationsService::open_sqlite(state.path().join("operations.db"))
-            .unwrap();
-    let stopped = operations.get(&id.parse().unwrap()).unwrap();
+        .arg(models.path());
+    let id = interrupt_at_epoch(&mut train, 2);
+    let stopped = stored(state.path(), &id);
     assert_eq!(stopped.status, OperationStatus::Cancelled);
     let checkpoint = stopped.checkpoint.expect("a checkpoint recorded on Ctrl-C");
     assert!(checkpoint.epoch < 500, "{checkpoint:?}");
@@ -176,18 +159,15 @@ fn slow_a_host_started_on_wgpu_trains_a_request_naming_no_backend_there() {
     .arg(host_models.path());
     let host = Listening::start(host);
 
-    let output = trdr(state.path())
-        .env("USE_TRAINING_HOST_SERVICE", "true")
-        .env("TRAINING_HOST_SERVICE_URL", &host.url)
-        .env_remove("TRDR_AUTH_TOKEN")
-        .arg("train")
-        .arg(repo().join("strategies/eurusd_mlp.yaml"))
-        .args(["--epochs", "1", "--json", "--data-dir"])
-        .arg(sample_data())
-        .arg("--models-dir")
-        .arg(local_models.path())
-        .output()
-        .unwrap();
+    let output = super::host::train_on(
+        &host.url,
+        state.path(),
+        local_models.path(),
+        "eurusd_mlp.yaml",
+        1,
+    )
+    .output()
+    .unwrap();
     let result = result_of(&output);
     assert_on_lavapipe(&result);
 

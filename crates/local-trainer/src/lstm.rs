@@ -38,8 +38,11 @@ use burn::module::Param;
 use burn::nn::Lstm;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::kernels::{
+    self, Dropout, Output, as_f32, column_sums, draw_mask, each_shard, matrix, matrix_mut, product,
+    resize, sigmoid, tanh, transposed_product,
+};
 
 /// One layer's weights, fused. Gate blocks in the order input, forget,
 /// output, cell (the first three share the sigmoid).
@@ -51,6 +54,11 @@ struct Weights {
     input_weight: Vec<f32>,
     /// `[hidden, 4·hidden]`.
     hidden_weight: Vec<f32>,
+    /// `hidden_weight` transposed, `[4·hidden, hidden]`: the backward
+    /// pass's per-step product reads it in the layout the matrix kernel
+    /// takes without packing (repacking `hidden_weight` at every step was a
+    /// tenth of an LSTM step).
+    hidden_weight_transposed: Vec<f32>,
     /// `[4·hidden]`: burn's two biases of each gate, summed.
     bias: Vec<f32>,
 }
@@ -67,11 +75,6 @@ fn gates(lstm: &Lstm) -> [&burn::nn::GateController; 4] {
 /// A parameter's values; LSTM parameters are always `f32`.
 fn values<const D: usize>(param: &Param<Tensor<D>>) -> TensorData {
     param.val().into_data()
-}
-
-pub(crate) fn as_f32(data: &TensorData) -> &[f32] {
-    data.as_slice::<f32>()
-        .expect("LSTM parameters are f32 tensors")
 }
 
 impl Weights {
@@ -104,6 +107,9 @@ impl Weights {
                 }
             }
         }
+        resize(&mut self.hidden_weight_transposed, width * hidden);
+        matrix_mut(&mut self.hidden_weight_transposed, width, hidden)
+            .assign(&matrix(&self.hidden_weight, hidden, width).t());
     }
 }
 
@@ -128,14 +134,6 @@ struct Layer {
     d_hidden_weight: Vec<f32>,
     d_bias: Vec<f32>,
 }
-
-/// Batches of at least twice this many samples are split into two shards
-/// that run in parallel, each on its own core.
-///
-/// The split depends on the batch size alone, never on the machine's cores:
-/// the shards' gradients are summed in a fixed order, so a seed gives the
-/// same model whatever the number of cores.
-const MIN_SHARD_SAMPLES: usize = 16;
 
 /// The LSTM stack of a network: its fused weights and, per shard of the
 /// batch, its buffers, reused from batch to batch.
@@ -165,13 +163,6 @@ struct Shard {
     d_above: Vec<f32>,
 }
 
-/// Inverted dropout during training: the probability of dropping a value and
-/// the generator its masks are drawn from.
-pub(crate) struct Dropout<'a> {
-    pub(crate) probability: f64,
-    pub(crate) rng: &'a mut fastrand::Rng,
-}
-
 impl LstmStack {
     /// Runs `layers` over `features` (`[batch, steps, width]`, batch-major as
     /// the samples are stored) and returns the top layer's last hidden state
@@ -195,22 +186,20 @@ impl LstmStack {
         for (weights, lstm) in weights.iter_mut().zip(layers) {
             weights.load(lstm);
         }
-        let shard_count = if batch >= 2 * MIN_SHARD_SAMPLES { 2 } else { 1 };
-        shards.resize_with(shard_count, Shard::default);
-        let mut first = 0;
-        for (index, shard) in shards.iter_mut().enumerate() {
-            let samples = batch / shard_count + usize::from(index < batch % shard_count);
-            let features = &features[first * steps * width..][..samples * steps * width];
+        let split = kernels::shard_ranges(batch);
+        shards.resize_with(split.len(), Shard::default);
+        for (shard, samples) in shards.iter_mut().zip(split) {
+            let sample = steps * width;
+            let features = &features[samples.start * sample..samples.end * sample];
             // Masks are drawn here, shard by shard, so that the draws do not
             // depend on which shard's thread runs first.
             shard.prepare(
                 weights,
                 features,
-                first,
-                [samples, steps, width],
+                samples.start,
+                [samples.len(), steps, width],
                 dropout.as_mut(),
             );
-            first += samples;
         }
         each_shard(shards, |shard| shard.forward(weights));
 
@@ -262,16 +251,6 @@ impl LstmStack {
         for ((layer, weights), lstm) in total.layers.iter().zip(weights.iter()).zip(layers) {
             layer.register(weights, lstm, device, gradients);
         }
-    }
-}
-
-/// Runs `work` on every shard, in parallel when there are several.
-fn each_shard(shards: &mut [Shard], work: impl Fn(&mut Shard) + Sync) {
-    match shards {
-        [first, second] => {
-            rayon::join(|| work(first), || work(second));
-        }
-        shards => shards.iter_mut().for_each(work),
     }
 }
 
@@ -358,11 +337,10 @@ impl Shard {
                 // layer's input, then through the dropout mask.
                 let Weights { input, hidden, .. } = *layer_weights;
                 resize(&mut self.d_above, steps * batch * input);
-                general_mat_mul(
-                    1.0,
+                product(
                     &matrix(&layer.d_gates, steps * batch, 4 * hidden),
                     &matrix(&layer_weights.input_weight, input, 4 * hidden).t(),
-                    0.0,
+                    Output::Overwrite,
                     &mut matrix_mut(&mut self.d_above, steps * batch, input),
                 );
                 let mask = &self.masks[index - 1];
@@ -392,50 +370,32 @@ impl Layer {
         for row in self.gates.chunks_exact_mut(width) {
             row.copy_from_slice(&weights.bias);
         }
-        general_mat_mul(
-            1.0,
+        product(
             &matrix(&self.input, steps * batch, input),
             &matrix(&weights.input_weight, input, width),
-            1.0,
+            Output::Accumulate,
             &mut matrix_mut(&mut self.gates, steps * batch, width),
         );
 
         let block = batch * hidden;
+        let arch = pulp::Arch::new();
         for step in 0..steps {
             let gates = &mut self.gates[step * batch * width..][..batch * width];
-            general_mat_mul(
-                1.0,
+            product(
                 &matrix(&self.hiddens[step * block..][..block], batch, hidden),
                 &matrix(&weights.hidden_weight, hidden, width),
-                1.0,
+                Output::Accumulate,
                 &mut matrix_mut(gates, batch, width),
             );
             let (cells_before, cells_after) = self.cells.split_at_mut((step + 1) * block);
-            let cells_before = &cells_before[step * block..];
-            let cells_after = &mut cells_after[..block];
-            let cell_tanh = &mut self.cell_tanh[step * block..][..block];
-            let hiddens = &mut self.hiddens[(step + 1) * block..][..block];
-            for sample in 0..batch {
-                let offset = sample * hidden;
-                let gates = &mut gates[sample * width..][..width];
-                let (sigmoid_part, cell_gate) = gates.split_at_mut(3 * hidden);
-                for value in sigmoid_part.iter_mut() {
-                    *value = sigmoid(*value);
-                }
-                for value in cell_gate.iter_mut() {
-                    *value = tanh(*value);
-                }
-                let (input_gate, rest) = sigmoid_part.split_at(hidden);
-                let (forget_gate, output_gate) = rest.split_at(hidden);
-                for j in 0..hidden {
-                    let cell =
-                        forget_gate[j] * cells_before[offset + j] + input_gate[j] * cell_gate[j];
-                    let squashed = tanh(cell);
-                    cells_after[offset + j] = cell;
-                    cell_tanh[offset + j] = squashed;
-                    hiddens[offset + j] = output_gate[j] * squashed;
-                }
-            }
+            arch.dispatch(Step {
+                hidden,
+                gates,
+                cells_before: &cells_before[step * block..],
+                cells_after: &mut cells_after[..block],
+                cell_tanh: &mut self.cell_tanh[step * block..][..block],
+                hiddens: &mut self.hiddens[(step + 1) * block..][..block],
+            });
         }
     }
 
@@ -459,42 +419,29 @@ impl Layer {
         resize(d_cell, block);
         d_hidden.fill(0.0);
         d_cell.fill(0.0);
+        let arch = pulp::Arch::new();
         for step in (0..steps).rev() {
             let gates = &self.gates[step * batch * width..][..batch * width];
             let d_gates = &mut self.d_gates[step * batch * width..][..batch * width];
             let cells_before = &self.cells[step * block..][..block];
             let cell_tanh = &self.cell_tanh[step * block..][..block];
             let d_above = &d_above[step * block..][..block];
-            for sample in 0..batch {
-                let gates = &gates[sample * width..][..width];
-                let d_gates = &mut d_gates[sample * width..][..width];
-                let (input_gate, rest) = gates.split_at(hidden);
-                let (forget_gate, rest) = rest.split_at(hidden);
-                let (output_gate, cell_gate) = rest.split_at(hidden);
-                let (d_input_gate, rest) = d_gates.split_at_mut(hidden);
-                let (d_forget_gate, rest) = rest.split_at_mut(hidden);
-                let (d_output_gate, d_cell_gate) = rest.split_at_mut(hidden);
-                let offset = sample * hidden;
-                for j in 0..hidden {
-                    let (i, f, o, g) =
-                        (input_gate[j], forget_gate[j], output_gate[j], cell_gate[j]);
-                    let squashed = cell_tanh[offset + j];
-                    let dh = d_above[offset + j] + d_hidden[offset + j];
-                    let dc = d_cell[offset + j] + dh * o * (1.0 - squashed * squashed);
-                    d_input_gate[j] = dc * g * i * (1.0 - i);
-                    d_forget_gate[j] = dc * cells_before[offset + j] * f * (1.0 - f);
-                    d_output_gate[j] = dh * squashed * o * (1.0 - o);
-                    d_cell_gate[j] = dc * i * (1.0 - g * g);
-                    d_cell[offset + j] = dc * f;
-                }
-            }
+            arch.dispatch(StepGradients {
+                hidden,
+                gates,
+                cells_before,
+                cell_tanh,
+                d_above,
+                d_gates: &mut *d_gates,
+                d_hidden,
+                d_cell,
+            });
             // The gradient reaching the previous step's hidden state.
             if step > 0 {
-                general_mat_mul(
-                    1.0,
+                product(
                     &matrix(d_gates, batch, width),
-                    &matrix(&weights.hidden_weight, hidden, width).t(),
-                    0.0,
+                    &matrix(&weights.hidden_weight_transposed, width, hidden),
+                    Output::Overwrite,
                     &mut matrix_mut(d_hidden, batch, hidden),
                 );
             }
@@ -508,7 +455,6 @@ impl Layer {
         let rows = steps * batch;
         resize(&mut self.d_input_weight, input * width);
         resize(&mut self.d_hidden_weight, hidden * width);
-        resize(&mut self.d_bias, width);
         transposed_product(
             &mut self.d_input_weight,
             &self.input,
@@ -522,12 +468,7 @@ impl Layer {
             &self.d_gates,
             [rows, hidden, width],
         );
-        self.d_bias.fill(0.0);
-        for row in self.d_gates.chunks_exact(width) {
-            for (sum, value) in self.d_bias.iter_mut().zip(row) {
-                *sum += value;
-            }
-        }
+        column_sums(&mut self.d_bias, &self.d_gates, width);
     }
 
     /// Registers the fused gradients as gradients of `lstm`'s parameters.
@@ -566,90 +507,164 @@ impl Layer {
     }
 }
 
-/// matrixmultiply splits a product over threads once its `m·k + k·n`
-/// reaches this; see [`transposed_product`].
-const THREADED_PRODUCT_SIZE: usize = 1 << 15;
+/// One time step of one layer's forward pass, for one shard.
+struct Step<'a> {
+    hidden: usize,
+    /// `[batch, 4·hidden]`: the gates' pre-activations, activated in place.
+    gates: &'a mut [f32],
+    /// `[batch, hidden]` each: the cell state before the step, and the cell
+    /// state, its `tanh` and the hidden state after it.
+    cells_before: &'a [f32],
+    cells_after: &'a mut [f32],
+    cell_tanh: &'a mut [f32],
+    hiddens: &'a mut [f32],
+}
 
-/// `out = leftᵀ · right` for `left` `[rows, a]` and `right` `[rows, b]`,
-/// summed over chunks of rows small enough to stay on the calling thread:
-/// the shards already keep every core busy, and letting matrixmultiply add
-/// threads of its own made an LSTM step 14 % slower.
-fn transposed_product(out: &mut [f32], left: &[f32], right: &[f32], [rows, a, b]: [usize; 3]) {
-    let chunk = ((THREADED_PRODUCT_SIZE - 1) / (a + b)).max(1);
-    let mut out = matrix_mut(out, a, b);
-    let mut beta = 0.0;
-    for start in (0..rows).step_by(chunk) {
-        let len = chunk.min(rows - start);
-        general_mat_mul(
-            1.0,
-            &matrix(&left[start * a..], len, a).t(),
-            &matrix(&right[start * b..], len, b),
-            beta,
-            &mut out,
-        );
-        beta = 1.0;
+/// The activations, cell and hidden states of one step. `pulp` runs it
+/// compiled for the CPU's widest vector unit (AVX-512 or AVX2) rather than
+/// the baseline SSE2, so everything it calls is inlined into it. The
+/// vector width does not change the results: there is no fused
+/// multiply-add here, and each value is computed on its own.
+impl pulp::WithSimd for Step<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let hidden = self.hidden;
+        let samples = self
+            .gates
+            .chunks_exact_mut(4 * hidden)
+            .zip(self.cells_before.chunks_exact(hidden))
+            .zip(self.cells_after.chunks_exact_mut(hidden))
+            .zip(self.cell_tanh.chunks_exact_mut(hidden))
+            .zip(self.hiddens.chunks_exact_mut(hidden));
+        for ((((gates, cell_before), cell_after), cell_tanh), hidden_state) in samples {
+            sample_step(gates, cell_before, cell_after, cell_tanh, hidden_state);
+        }
     }
 }
 
-/// Fills `mask` with `len` inverted-dropout factors (0 or `1 / keep`).
-fn draw_mask(mask: &mut Vec<f32>, len: usize, dropout: &mut Dropout<'_>) {
-    let keep = 1.0 - dropout.probability;
-    let scale = (1.0 / keep) as f32;
-    mask.clear();
-    mask.extend((0..len).map(|_| if dropout.rng.f64() < keep { scale } else { 0.0 }));
+/// [`Step`] for one sample; a function of its own for the reason given at
+/// [`sample_gate_gradients`].
+#[inline(always)]
+fn sample_step(
+    gates: &mut [f32],
+    cell_before: &[f32],
+    cell_after: &mut [f32],
+    cell_tanh: &mut [f32],
+    hidden_state: &mut [f32],
+) {
+    let hidden = cell_before.len();
+    let (sigmoid_part, cell_gate) = gates.split_at_mut(3 * hidden);
+    for value in sigmoid_part.iter_mut() {
+        *value = sigmoid(*value);
+    }
+    for value in cell_gate.iter_mut() {
+        *value = tanh(*value);
+    }
+    let (input_gate, rest) = sigmoid_part.split_at(hidden);
+    let (forget_gate, output_gate) = rest.split_at(hidden);
+    // Equal lengths, visible to the compiler: no bounds checks.
+    let (output_gate, cell_gate) = (&output_gate[..hidden], &cell_gate[..hidden]);
+    let (cell_after, cell_tanh) = (&mut cell_after[..hidden], &mut cell_tanh[..hidden]);
+    let hidden_state = &mut hidden_state[..hidden];
+    for j in 0..hidden {
+        let cell = forget_gate[j] * cell_before[j] + input_gate[j] * cell_gate[j];
+        let squashed = tanh(cell);
+        cell_after[j] = cell;
+        cell_tanh[j] = squashed;
+        hidden_state[j] = output_gate[j] * squashed;
+    }
 }
 
-/// Sets `buffer` to `len` values, reusing its allocation; the values are
-/// whatever was there (every caller overwrites them).
-fn resize(buffer: &mut Vec<f32>, len: usize) {
-    buffer.resize(len, 0.0);
+/// One time step of one layer's backward pass, for one shard: what the
+/// forward pass kept, and the gradients (`d_`) it fills or carries to the
+/// step before.
+struct StepGradients<'a> {
+    hidden: usize,
+    /// `[batch, 4·hidden]`: the activated gates.
+    gates: &'a [f32],
+    /// `[batch, hidden]` each.
+    cells_before: &'a [f32],
+    cell_tanh: &'a [f32],
+    d_above: &'a [f32],
+    /// `[batch, 4·hidden]`: filled with the gates' pre-activation gradients.
+    d_gates: &'a mut [f32],
+    /// `[batch, hidden]`: the hidden state's gradient from the next step
+    /// (read), and the cell state's (read, then replaced by the gradient
+    /// for the step before).
+    d_hidden: &'a [f32],
+    d_cell: &'a mut [f32],
 }
 
-fn matrix(values: &[f32], rows: usize, columns: usize) -> ArrayView2<'_, f32> {
-    ArrayView2::from_shape((rows, columns), &values[..rows * columns])
-        .expect("buffers are sized for their matrices")
+/// The gate gradients of one step; vectorised as [`Step`] is.
+impl pulp::WithSimd for StepGradients<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let hidden = self.hidden;
+        let width = 4 * hidden;
+        let samples = self
+            .gates
+            .chunks_exact(width)
+            .zip(self.d_gates.chunks_exact_mut(width))
+            .zip(self.cells_before.chunks_exact(hidden))
+            .zip(self.cell_tanh.chunks_exact(hidden))
+            .zip(self.d_above.chunks_exact(hidden))
+            .zip(self.d_hidden.chunks_exact(hidden))
+            .zip(self.d_cell.chunks_exact_mut(hidden));
+        for ((((((gates, d_gates), cell_before), cell_tanh), d_above), d_hidden), d_cell) in samples
+        {
+            sample_gate_gradients(
+                gates,
+                d_gates,
+                cell_before,
+                cell_tanh,
+                d_above,
+                d_hidden,
+                d_cell,
+            );
+        }
+    }
 }
 
-fn matrix_mut(values: &mut [f32], rows: usize, columns: usize) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((rows, columns), &mut values[..rows * columns])
-        .expect("buffers are sized for their matrices")
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-fn tanh(x: f32) -> f32 {
-    // 1 - 2 / (e^2x + 1): exact at both ends, where e^2x is 0 or saturates.
-    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
-}
-
-/// `e^x` to about 2 ulp, in plain arithmetic so that loops over it
-/// vectorise (`f32::exp` is a libm call per value, which was the largest
-/// cost of the activations). Cody–Waite reduction `x = n·ln 2 + r` with
-/// `|r| ≤ ln 2 / 2`, a degree-6 polynomial for `e^r`, and `2^n` built from
-/// its exponent bits.
-fn exp(x: f32) -> f32 {
-    // Beyond these e^x is 0 or infinite in f32; clamping keeps `n` in range.
-    let x = x.clamp(-87.0, 88.0);
-    // Round to nearest by adding and removing 1.5·2^23 (vectorises without
-    // SSE4.1's `roundps`).
-    const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    // ln 2 in two parts, so that `n · LN2_HIGH` is exact.
-    const LN2_HIGH: f32 = 0.693_359_4;
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    let r = x - n * LN2_HIGH - n * LN2_LOW;
-    let polynomial = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
-    // 2^n: adding 2^23 puts the integer n + 127 in the low mantissa bits,
-    // and the shift moves it into the exponent (a float-to-int `as` would
-    // saturate, which does not vectorise).
-    const TWO_POW_23_PLUS_BIAS: f32 = 8_388_608.0 + 127.0;
-    polynomial * f32::from_bits((n + TWO_POW_23_PLUS_BIAS).to_bits() << 23)
+/// [`StepGradients`] for one sample. A function of its own so that its
+/// slices are separate references: the compiler then knows they do not
+/// overlap, and vectorises the loop without run-time overlap checks (of
+/// which twelve streams need more than it is willing to emit).
+#[inline(always)]
+fn sample_gate_gradients(
+    gates: &[f32],
+    d_gates: &mut [f32],
+    cell_before: &[f32],
+    cell_tanh: &[f32],
+    d_above: &[f32],
+    d_hidden: &[f32],
+    d_cell: &mut [f32],
+) {
+    let hidden = cell_before.len();
+    let (input_gate, rest) = gates.split_at(hidden);
+    let (forget_gate, rest) = rest.split_at(hidden);
+    let (output_gate, cell_gate) = rest.split_at(hidden);
+    let (d_input_gate, rest) = d_gates.split_at_mut(hidden);
+    let (d_forget_gate, rest) = rest.split_at_mut(hidden);
+    let (d_output_gate, d_cell_gate) = rest.split_at_mut(hidden);
+    // Equal lengths, visible to the compiler: no bounds checks.
+    let (cell_gate, d_cell_gate) = (&cell_gate[..hidden], &mut d_cell_gate[..hidden]);
+    let (cell_tanh, d_above) = (&cell_tanh[..hidden], &d_above[..hidden]);
+    let (d_hidden, d_cell) = (&d_hidden[..hidden], &mut d_cell[..hidden]);
+    for j in 0..hidden {
+        let (i, f, o, g) = (input_gate[j], forget_gate[j], output_gate[j], cell_gate[j]);
+        let squashed = cell_tanh[j];
+        let dh = d_above[j] + d_hidden[j];
+        let dc = d_cell[j] + dh * o * (1.0 - squashed * squashed);
+        d_input_gate[j] = dc * g * i * (1.0 - i);
+        d_forget_gate[j] = dc * cell_before[j] * f * (1.0 - f);
+        d_output_gate[j] = dh * squashed * o * (1.0 - o);
+        d_cell_gate[j] = dc * i * (1.0 - g * g);
+        d_cell[j] = dc * f;
+    }
 }
 
 #[cfg(test)]

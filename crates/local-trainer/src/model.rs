@@ -23,7 +23,9 @@ use strategy::{Activation, FeatureLayout, Label, ModelConfig, ModelKind, Samples
 
 use crate::backend::Opened;
 use crate::batch::{self, SampleShape};
-use crate::lstm::{self, Dropout, LstmStack};
+use crate::cnn::ConvStack;
+use crate::kernels::{Dropout, as_f32};
+use crate::lstm::LstmStack;
 use crate::{Backend, TrainError};
 
 /// Everything needed to rebuild a network before loading its weights.
@@ -108,12 +110,24 @@ pub(crate) enum Pass<'a> {
     Eval,
 }
 
+impl Pass<'_> {
+    /// A fused body's dropout: in training, `probability` and the sampler.
+    fn dropout(&mut self, probability: f64) -> Option<Dropout<'_>> {
+        match self {
+            Pass::Train(rng) => Some(Dropout { probability, rng }),
+            Pass::Eval => None,
+        }
+    }
+}
+
 /// The body of a network: what turns a window into one vector per sample.
 #[derive(Module, Debug)]
 enum Body {
     /// Dense layers over the flattened window.
     Mlp(Vec<Linear>),
     /// 1-D convolutions over the window (features as channels), flattened.
+    /// burn's `Conv1d` holds the parameters; on the CPU the arithmetic is
+    /// [`ConvStack`]'s (see the `cnn` module), on a GPU burn's own.
     Cnn(Vec<Conv1d>),
     /// Stacked LSTMs; the last layer's final hidden state represents the
     /// window. burn's `Lstm` holds the parameters; on the CPU the arithmetic
@@ -124,16 +138,18 @@ enum Body {
 /// Buffers a network reuses from one forward pass to the next.
 #[derive(Debug)]
 pub(crate) struct Scratch {
-    /// The fused LSTM's buffers; `None` on a GPU, where the fused layer (CPU
-    /// arithmetic) would copy every batch off the device and back, and
-    /// burn's `Lstm` runs instead.
+    /// The hand-differentiated bodies' buffers; `None` on a GPU, where they
+    /// (CPU arithmetic) would copy every batch off the device and back, and
+    /// burn's layers run instead.
     lstm: Option<LstmStack>,
+    cnn: Option<ConvStack>,
 }
 
 impl Scratch {
     pub(crate) fn new(backend: Backend) -> Self {
         Self {
             lstm: backend.is_cpu().then(LstmStack::default),
+            cnn: backend.is_cpu().then(ConvStack::default),
         }
     }
 }
@@ -141,9 +157,10 @@ impl Scratch {
 /// A forward pass: the logits, and what its backward pass needs.
 pub(crate) struct Forward {
     pub(crate) logits: Tensor<2>,
-    /// In training, the LSTM stack's output as a tracked leaf: its gradient
-    /// is where the stack's own backward pass starts.
-    lstm_output: Option<Tensor<2>>,
+    /// In training, the output of a hand-differentiated body (LSTM or CNN
+    /// on the CPU) as a tracked leaf: its gradient is where the body's own
+    /// backward pass starts.
+    body_output: Option<Tensor<2>>,
 }
 
 /// A classifier of windows into BUY/HOLD/SELL.
@@ -234,7 +251,7 @@ impl Network {
         scratch: &mut Scratch,
     ) -> Forward {
         let [batch, window, width] = features.dims();
-        let mut lstm_output = None;
+        let mut body_output = None;
         let representation = match &self.body {
             Body::Mlp(layers) => {
                 let mut x = features.reshape([batch, window * width]);
@@ -243,19 +260,18 @@ impl Network {
                 }
                 x
             }
-            Body::Cnn(convs) => {
-                // Conv1d wants [batch, channels, length]: features are the channels.
-                let mut x = features.swap_dims(1, 2);
-                for conv in convs {
-                    x = self.drop(activate(conv.forward(x), self.activation), pass);
+            Body::Cnn(convs) => match scratch.cnn.as_mut() {
+                Some(fused) if !convs.is_empty() => {
+                    let (flat, leaf) = self.cnn_fused(fused, convs, features, pass);
+                    body_output = leaf;
+                    flat
                 }
-                let [batch, channels, length] = x.dims();
-                x.reshape([batch, channels * length])
-            }
+                _ => self.cnn_on_device(convs, features, pass),
+            },
             Body::Lstm(layers) => match scratch.lstm.as_mut() {
                 Some(fused) => {
                     let (last, leaf) = self.lstm_fused(fused, layers, features, pass);
-                    lstm_output = leaf;
+                    body_output = leaf;
                     last
                 }
                 None => self.lstm_on_device(layers, features, pass),
@@ -271,7 +287,7 @@ impl Network {
         };
         Forward {
             logits: self.head.forward(representation),
-            lstm_output,
+            body_output,
         }
     }
 
@@ -284,18 +300,85 @@ impl Network {
         scratch: &mut Scratch,
     ) -> GradientsParams {
         let mut gradients = loss.backward();
-        let lstm_gradient = forward
-            .lstm_output
+        let body_gradient = forward
+            .body_output
             .and_then(|leaf| leaf.grad_remove(&mut gradients));
         let mut params = GradientsParams::from_grads(gradients, self);
-        if let (Body::Lstm(layers), Some(fused), Some(gradient)) =
-            (&self.body, scratch.lstm.as_mut(), lstm_gradient)
-        {
+        if let Some(gradient) = body_gradient {
             let device = gradient.device();
             let values = gradient.into_data();
-            fused.backward(layers, lstm::as_f32(&values), &device, &mut params);
+            let gradient = as_f32(&values);
+            match (&self.body, scratch) {
+                (
+                    Body::Lstm(layers),
+                    Scratch {
+                        lstm: Some(fused), ..
+                    },
+                ) => {
+                    fused.backward(layers, gradient, &device, &mut params);
+                }
+                (
+                    Body::Cnn(convs),
+                    Scratch {
+                        cnn: Some(fused), ..
+                    },
+                ) => {
+                    fused.backward(convs, self.activation, gradient, &device, &mut params);
+                }
+                _ => unreachable!("only a fused body's forward pass leaves a body output"),
+            }
         }
         params
+    }
+
+    /// The convolutions through the fused stack, on the CPU: the flattened
+    /// output, `[batch, channels·window]`, and in training that output as
+    /// the tracked leaf where the fused backward pass starts.
+    fn cnn_fused(
+        &self,
+        fused: &mut ConvStack,
+        convs: &[Conv1d],
+        features: Tensor<3>,
+        pass: &mut Pass<'_>,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
+        let [batch, window, width] = features.dims();
+        let device = features.device();
+        let values = features.into_data();
+        let flat = fused.forward(
+            convs,
+            self.activation,
+            as_f32(&values),
+            [batch, window, width],
+            pass.dropout(self.dropout),
+        );
+        let flat = Tensor::<2>::from_data(
+            TensorData::new(flat.to_vec(), [batch, flat.len() / batch]),
+            &device,
+        );
+        match pass {
+            Pass::Train(_) => {
+                let leaf = flat.require_grad();
+                (leaf.clone(), Some(leaf))
+            }
+            Pass::Eval => (flat, None),
+        }
+    }
+
+    /// The convolutions as burn's own layers, on the device (a GPU), or
+    /// without any convolution: the flattened output.
+    fn cnn_on_device(
+        &self,
+        convs: &[Conv1d],
+        features: Tensor<3>,
+        pass: &mut Pass<'_>,
+    ) -> Tensor<2> {
+        // Conv1d wants [batch, channels, length]: features are the channels.
+        let mut x = features.swap_dims(1, 2);
+        for conv in convs {
+            x = self.drop(activate(conv.forward(x), self.activation), pass);
+        }
+        let [batch, channels, length] = x.dims();
+        x.reshape([batch, channels * length])
     }
 
     /// The LSTM stack through the fused layer, on the CPU: the top layer's
@@ -311,18 +394,11 @@ impl Network {
         let [batch, window, width] = features.dims();
         let device = features.device();
         let values = features.into_data();
-        let dropout = match pass {
-            Pass::Train(rng) => Some(Dropout {
-                probability: self.dropout,
-                rng,
-            }),
-            Pass::Eval => None,
-        };
         let last = fused.forward(
             layers,
-            lstm::as_f32(&values),
+            as_f32(&values),
             [batch, window, width],
-            dropout,
+            pass.dropout(self.dropout),
         );
         let hidden = last.len() / batch;
         let last = Tensor::<2>::from_data(TensorData::new(last.to_vec(), [batch, hidden]), &device);

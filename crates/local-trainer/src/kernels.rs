@@ -10,6 +10,8 @@
 //! vector width never changes a result.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use burn::tensor::TensorData;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -35,14 +37,34 @@ pub(crate) fn shard_ranges(batch: usize) -> impl ExactSizeIterator<Item = Range<
 }
 
 /// Runs `work` on every shard, in parallel when there are two.
+///
+/// Afterwards a pool thread spins for up to [`KEEP_AWAKE`], so that the
+/// next call (the backward pass after burn's head and loss, the next
+/// batch after the optimizer) finds it running instead of asleep: waking a
+/// sleeping thread cost more than a tenth of a shard's work, as OpenMP's
+/// spin-waiting pools (PyTorch's) avoid too.
 pub(crate) fn each_shard<T: Send>(shards: &mut [T], work: impl Fn(&mut T) + Sync) {
     match shards {
         [first, second] => {
+            let call = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
             rayon::join(|| work(first), || work(second));
+            rayon::spawn(move || {
+                let since = Instant::now();
+                while CALLS.load(Ordering::Relaxed) == call && since.elapsed() < KEEP_AWAKE {
+                    std::hint::spin_loop();
+                }
+            });
         }
         shards => shards.iter_mut().for_each(work),
     }
 }
+
+/// How long a pool thread stays awake after [`each_shard`]: more than the
+/// serial part of a training step, far less than a pause between trainings.
+const KEEP_AWAKE: Duration = Duration::from_millis(1);
+
+/// Calls of [`each_shard`] so far: a change ends the spinning.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// A tensor's values; the networks' parameters are always `f32`.
 pub(crate) fn as_f32(data: &TensorData) -> &[f32] {
@@ -80,9 +102,9 @@ pub(crate) enum Output {
 /// `out = left · right` (or `out += …`), on the calling thread.
 ///
 /// `gemm` rather than ndarray's `matrixmultiply`: for the small, skinny
-/// products of a training step it reads operands in place where
-/// matrixmultiply copied ("packed") both of them on every call, and its
-/// kernels use the CPU's widest vector unit.
+/// products of a training step it reads an operand laid out as its kernel
+/// wants in place, where matrixmultiply copied ("packed") both operands on
+/// every call (a tenth of an LSTM step).
 #[allow(unsafe_code)]
 pub(crate) fn product(
     left: &ArrayView2<'_, f32>,

@@ -366,14 +366,12 @@ impl Layer {
         self.cells[..batch * hidden].fill(0.0);
         self.hiddens[..batch * hidden].fill(0.0);
 
-        // The input projection of every step at once, biases included.
-        for row in self.gates.chunks_exact_mut(width) {
-            row.copy_from_slice(&weights.bias);
-        }
+        // The input projection of every step at once (the biases are added
+        // with the activations).
         product(
             &matrix(&self.input, steps * batch, input),
             &matrix(&weights.input_weight, input, width),
-            Output::Accumulate,
+            Output::Overwrite,
             &mut matrix_mut(&mut self.gates, steps * batch, width),
         );
 
@@ -390,6 +388,7 @@ impl Layer {
             let (cells_before, cells_after) = self.cells.split_at_mut((step + 1) * block);
             arch.dispatch(Step {
                 hidden,
+                bias: &weights.bias,
                 gates,
                 cells_before: &cells_before[step * block..],
                 cells_after: &mut cells_after[..block],
@@ -510,7 +509,10 @@ impl Layer {
 /// One time step of one layer's forward pass, for one shard.
 struct Step<'a> {
     hidden: usize,
-    /// `[batch, 4·hidden]`: the gates' pre-activations, activated in place.
+    /// `[4·hidden]`: added to the gates before their activations.
+    bias: &'a [f32],
+    /// `[batch, 4·hidden]`: the gates' pre-activations without the bias,
+    /// activated in place.
     gates: &'a mut [f32],
     /// `[batch, hidden]` each: the cell state before the step, and the cell
     /// state, its `tanh` and the hidden state after it.
@@ -539,7 +541,14 @@ impl pulp::WithSimd for Step<'_> {
             .zip(self.cell_tanh.chunks_exact_mut(hidden))
             .zip(self.hiddens.chunks_exact_mut(hidden));
         for ((((gates, cell_before), cell_after), cell_tanh), hidden_state) in samples {
-            sample_step(gates, cell_before, cell_after, cell_tanh, hidden_state);
+            sample_step(
+                self.bias,
+                gates,
+                cell_before,
+                cell_after,
+                cell_tanh,
+                hidden_state,
+            );
         }
     }
 }
@@ -548,6 +557,7 @@ impl pulp::WithSimd for Step<'_> {
 /// [`sample_gate_gradients`].
 #[inline(always)]
 fn sample_step(
+    bias: &[f32],
     gates: &mut [f32],
     cell_before: &[f32],
     cell_after: &mut [f32],
@@ -556,11 +566,12 @@ fn sample_step(
 ) {
     let hidden = cell_before.len();
     let (sigmoid_part, cell_gate) = gates.split_at_mut(3 * hidden);
-    for value in sigmoid_part.iter_mut() {
-        *value = sigmoid(*value);
+    let (sigmoid_bias, cell_bias) = bias.split_at(3 * hidden);
+    for (value, bias) in sigmoid_part.iter_mut().zip(sigmoid_bias) {
+        *value = sigmoid(*value + bias);
     }
-    for value in cell_gate.iter_mut() {
-        *value = tanh(*value);
+    for (value, bias) in cell_gate.iter_mut().zip(cell_bias) {
+        *value = tanh(*value + bias);
     }
     let (input_gate, rest) = sigmoid_part.split_at(hidden);
     let (forget_gate, output_gate) = rest.split_at(hidden);

@@ -278,13 +278,13 @@ impl Shard {
         window: usize,
     ) {
         let positions = self.batch * window;
-        for index in 0..self.layers.len() {
+        for (index, weights) in weights.iter().enumerate() {
             let (below, this) = self.layers.split_at_mut(index);
             let input = match below.last() {
                 Some(below) => below.output(),
                 None => features,
             };
-            this[0].forward(&weights[index], activation, input, positions, window);
+            this[0].forward(weights, activation, input, positions, window);
         }
     }
 

@@ -374,10 +374,14 @@ mod tests {
 
     #[test]
     fn a_batch_splits_in_two_shards_from_twice_the_minimum() {
-        let split = |batch| shard_ranges(batch).collect::<Vec<_>>();
-        assert_eq!(split(31), [0..31]);
-        assert_eq!(split(32), [0..16, 16..32]);
-        assert_eq!(split(33), [0..17, 17..33]);
-        assert_eq!(split(64), [0..32, 32..64]);
+        let split = |batch| {
+            shard_ranges(batch)
+                .map(|samples| (samples.start, samples.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(split(31), [(0, 31)]);
+        assert_eq!(split(32), [(0, 16), (16, 32)]);
+        assert_eq!(split(33), [(0, 17), (17, 33)]);
+        assert_eq!(split(64), [(0, 32), (32, 64)]);
     }
 }

@@ -10,7 +10,7 @@
 //! vector width never changes a result.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::tensor::TensorData;
@@ -36,31 +36,46 @@ pub(crate) fn shard_ranges(batch: usize) -> impl ExactSizeIterator<Item = Range<
     })
 }
 
-/// Runs `work` on every shard, in parallel when there are two.
+/// Runs `work` on every shard, in parallel when there are two: the calling
+/// thread takes the first, a thread of rayon's pool the second.
 ///
-/// Afterwards a pool thread spins for up to [`KEEP_AWAKE`], so that the
-/// next call (the backward pass after burn's head and loss, the next
-/// batch after the optimizer) finds it running instead of asleep: waking a
-/// sleeping thread cost more than a tenth of a shard's work, as OpenMP's
-/// spin-waiting pools (PyTorch's) avoid too.
+/// Waking a sleeping thread cost more than a tenth of a shard's work, so
+/// threads spin instead, as OpenMP's pools (PyTorch's) do, each for at most
+/// [`KEEP_AWAKE`]: the caller for the second shard to finish (rather than
+/// sleeping until the pool wakes it), and afterwards a pool thread for the
+/// next call (the backward pass after burn's head and loss, the next batch
+/// after the optimizer). A plain `rayon::join` from outside the pool would
+/// hand both shards to the pool and put the caller to sleep.
 pub(crate) fn each_shard<T: Send>(shards: &mut [T], work: impl Fn(&mut T) + Sync) {
     match shards {
         [first, second] => {
             let call = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
-            rayon::join(|| work(first), || work(second));
-            rayon::spawn(move || {
-                let since = Instant::now();
-                while CALLS.load(Ordering::Relaxed) == call && since.elapsed() < KEEP_AWAKE {
-                    std::hint::spin_loop();
-                }
+            let second_done = AtomicBool::new(false);
+            let (work, second_done) = (&work, &second_done);
+            rayon::in_place_scope(|scope| {
+                scope.spawn(move |_| {
+                    work(second);
+                    second_done.store(true, Ordering::Release);
+                });
+                work(first);
+                spin_while(|| !second_done.load(Ordering::Acquire));
             });
+            rayon::spawn(move || spin_while(|| CALLS.load(Ordering::Relaxed) == call));
         }
         shards => shards.iter_mut().for_each(work),
     }
 }
 
-/// How long a pool thread stays awake after [`each_shard`]: more than the
-/// serial part of a training step, far less than a pause between trainings.
+/// Spins while `condition` holds, for at most [`KEEP_AWAKE`].
+fn spin_while(condition: impl Fn() -> bool) {
+    let since = Instant::now();
+    while condition() && since.elapsed() < KEEP_AWAKE {
+        std::hint::spin_loop();
+    }
+}
+
+/// How long [`each_shard`]'s threads spin: more than the serial part of a
+/// training step, far less than a pause between trainings.
 const KEEP_AWAKE: Duration = Duration::from_millis(1);
 
 /// Calls of [`each_shard`] so far: a change ends the spinning.

@@ -37,6 +37,13 @@ use crate::kernels::{
     each_shard, matrix, matrix_mut, product, resize, transposed_product,
 };
 
+/// A convolution's bias; the networks' convolutions always have one.
+fn bias(conv: &Conv1d) -> &burn::module::Param<Tensor<1>> {
+    conv.bias
+        .as_ref()
+        .expect("the CNN's convolutions have biases")
+}
+
 /// One layer's weights, as one matrix.
 #[derive(Debug, Default)]
 struct Weights {
@@ -73,17 +80,9 @@ impl Weights {
             );
             self.weight[(tap * input + channel) * output + out] = value;
         }
-        match &conv.bias {
-            Some(bias) => {
-                let values = bias.val().into_data();
-                self.bias.clear();
-                self.bias.extend_from_slice(as_f32(&values));
-            }
-            None => {
-                resize(&mut self.bias, output);
-                self.bias.fill(0.0);
-            }
-        }
+        let values = bias(conv).val().into_data();
+        self.bias.clear();
+        self.bias.extend_from_slice(as_f32(&values));
     }
 
     /// The unrolled row's width.
@@ -421,12 +420,10 @@ impl Layer {
             conv.weight.id,
             Tensor::<3>::from_data(TensorData::new(weight, [output, input, kernel]), device),
         );
-        if let Some(bias) = &conv.bias {
-            gradients.register(
-                bias.id,
-                Tensor::<1>::from_data(TensorData::new(self.d_bias.clone(), [output]), device),
-            );
-        }
+        gradients.register(
+            bias(conv).id,
+            Tensor::<1>::from_data(TensorData::new(self.d_bias.clone(), [output]), device),
+        );
     }
 }
 

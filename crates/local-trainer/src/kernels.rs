@@ -207,7 +207,7 @@ pub(crate) fn draw_mask(mask: &mut Vec<f32>, len: usize, dropout: &mut Dropout<'
     mask.extend((0..len).map(|_| if dropout.rng.f64() < keep { scale } else { 0.0 }));
 }
 
-/// burn's `leaky_relu` slope, as the networks use it.
+/// The slope of the networks' leaky ReLU below zero (burn's layers use it too).
 pub(crate) const LEAKY_RELU_SLOPE: f32 = 0.01;
 
 /// Applies `function` to every value of `pre` into `out`.

@@ -24,7 +24,7 @@ use strategy::{Activation, FeatureLayout, Label, ModelConfig, ModelKind, Samples
 use crate::backend::Opened;
 use crate::batch::{self, SampleShape};
 use crate::cnn::ConvStack;
-use crate::kernels::{Dropout, as_f32};
+use crate::kernels::{Dropout, LEAKY_RELU_SLOPE, as_f32};
 use crate::lstm::LstmStack;
 use crate::{Backend, TrainError};
 
@@ -454,7 +454,7 @@ fn activate<const D: usize>(x: Tensor<D>, function: Activation) -> Tensor<D> {
         Activation::Relu => activation::relu(x),
         Activation::Tanh => activation::tanh(x),
         Activation::Sigmoid => activation::sigmoid(x),
-        Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
+        Activation::LeakyRelu => activation::leaky_relu(x, f64::from(LEAKY_RELU_SLOPE)),
         Activation::Gelu => activation::gelu(x),
     }
 }

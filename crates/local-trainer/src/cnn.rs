@@ -33,7 +33,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use strategy::Activation;
 
 use crate::kernels::{
-    self, Dropout, Output, activate, activation_backward, as_f32, column_sums, draw_mask,
+    self, Dropout, Output, activate, activation_backward, add_into, as_f32, column_sums, draw_mask,
     each_shard, matrix, matrix_mut, product, resize, transposed_product,
 };
 
@@ -256,9 +256,7 @@ impl ConvStack {
                     (&mut sum.d_weight, &layer.d_weight),
                     (&mut sum.d_bias, &layer.d_bias),
                 ] {
-                    for (sum, value) in sum.iter_mut().zip(part) {
-                        *sum += value;
-                    }
+                    add_into(sum, part);
                 }
             }
         }

@@ -180,15 +180,20 @@ pub(crate) fn transposed_product(
     );
 }
 
+/// Adds `part` to `sum`, value by value: a shard's gradient to the batch's.
+pub(crate) fn add_into(sum: &mut [f32], part: &[f32]) {
+    for (sum, value) in sum.iter_mut().zip(part) {
+        *sum += value;
+    }
+}
+
 /// Adds every row of `rows` (`[_, width]`) into `sums` (`[width]`), after
 /// zeroing it: a bias gradient.
 pub(crate) fn column_sums(sums: &mut Vec<f32>, rows: &[f32], width: usize) {
     resize(sums, width);
     sums.fill(0.0);
     for row in rows.chunks_exact(width) {
-        for (sum, value) in sums.iter_mut().zip(row) {
-            *sum += value;
-        }
+        add_into(sums, row);
     }
 }
 

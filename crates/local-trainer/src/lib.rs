@@ -76,6 +76,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(test)]
+mod against_burn;
 mod artifact;
 mod backend;
 mod batch;

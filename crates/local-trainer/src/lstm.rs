@@ -40,8 +40,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::kernels::{
-    self, Dropout, Output, as_f32, column_sums, draw_mask, each_shard, matrix, matrix_mut, product,
-    resize, sigmoid, tanh, transposed_product,
+    self, Dropout, Output, add_into, as_f32, column_sums, draw_mask, each_shard, matrix,
+    matrix_mut, product, resize, sigmoid, tanh, transposed_product,
 };
 
 /// One layer's weights, fused. Gate blocks in the order input, forget,
@@ -242,9 +242,7 @@ impl LstmStack {
                     (&mut sum.d_hidden_weight, &layer.d_hidden_weight),
                     (&mut sum.d_bias, &layer.d_bias),
                 ] {
-                    for (sum, value) in sum.iter_mut().zip(part) {
-                        *sum += value;
-                    }
+                    add_into(sum, part);
                 }
             }
         }

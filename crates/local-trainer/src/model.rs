@@ -351,17 +351,7 @@ impl Network {
             [batch, window, width],
             pass.dropout(self.dropout),
         );
-        let flat = Tensor::<2>::from_data(
-            TensorData::new(flat.to_vec(), [batch, flat.len() / batch]),
-            &device,
-        );
-        match pass {
-            Pass::Train(_) => {
-                let leaf = flat.require_grad();
-                (leaf.clone(), Some(leaf))
-            }
-            Pass::Eval => (flat, None),
-        }
+        body_output(flat, batch, &device, pass)
     }
 
     /// The convolutions as burn's own layers, on the device (a GPU), or
@@ -400,15 +390,7 @@ impl Network {
             [batch, window, width],
             pass.dropout(self.dropout),
         );
-        let hidden = last.len() / batch;
-        let last = Tensor::<2>::from_data(TensorData::new(last.to_vec(), [batch, hidden]), &device);
-        let (last, leaf) = match pass {
-            Pass::Train(_) => {
-                let leaf = last.require_grad();
-                (leaf.clone(), Some(leaf))
-            }
-            Pass::Eval => (last, None),
-        };
+        let (last, leaf) = body_output(last, batch, &device, pass);
         (self.drop(last, pass), leaf)
     }
 
@@ -449,7 +431,30 @@ impl Network {
     }
 }
 
-fn activate<const D: usize>(x: Tensor<D>, function: Activation) -> Tensor<D> {
+/// A hand-differentiated body's output (`batch` rows) as a tensor on
+/// `device`, and in training also as the tracked leaf where the body's own
+/// backward pass starts.
+fn body_output(
+    values: &[f32],
+    batch: usize,
+    device: &Device,
+    pass: &Pass<'_>,
+) -> (Tensor<2>, Option<Tensor<2>>) {
+    let output = Tensor::<2>::from_data(
+        TensorData::new(values.to_vec(), [batch, values.len() / batch]),
+        device,
+    );
+    match pass {
+        Pass::Train(_) => {
+            let leaf = output.require_grad();
+            (leaf.clone(), Some(leaf))
+        }
+        Pass::Eval => (output, None),
+    }
+}
+
+/// burn's activation `function`, as the layers burn runs apply it.
+pub(crate) fn activate<const D: usize>(x: Tensor<D>, function: Activation) -> Tensor<D> {
     match function {
         Activation::Relu => activation::relu(x),
         Activation::Tanh => activation::tanh(x),

@@ -2,54 +2,19 @@
 
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::Conv1dConfig;
-use burn::tensor::{Distribution, Gradients, activation};
+use burn::tensor::{Distribution, Gradients};
 
 use super::*;
 use crate::Backend;
-use crate::kernels::LEAKY_RELU_SLOPE;
-
-/// Both CPU backends' autodiff devices (the fused layer's), seeded.
-fn devices() -> Vec<(Backend, Device)> {
-    Backend::CPU
-        .into_iter()
-        .map(|backend| {
-            let device = crate::backend::open(backend).unwrap().device;
-            device.seed(5);
-            (backend, device.autodiff())
-        })
-        .collect()
-}
-
-fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
-    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
-    for (index, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= 1e-5 * (1.0 + e.abs()),
-            "{what}[{index}]: fused {a}, burn {e}"
-        );
-    }
-}
-
-fn burn_activation(x: Tensor<3>, function: Activation) -> Tensor<3> {
-    match function {
-        Activation::Relu => activation::relu(x),
-        Activation::Tanh => activation::tanh(x),
-        Activation::Sigmoid => activation::sigmoid(x),
-        Activation::LeakyRelu => activation::leaky_relu(x, f64::from(LEAKY_RELU_SLOPE)),
-        Activation::Gelu => activation::gelu(x),
-    }
-}
+use crate::against_burn::{assert_close, devices, values};
+use crate::model::activate;
 
 /// burn's convolutions and the fused stack, given the same weights and
 /// inputs, agree on the flattened output and on every parameter's gradient
 /// of a loss on it.
 fn matches_burn(batch: usize, channels: &[usize], function: Activation) {
     let [window, width, kernel] = [7, 3, 3];
-    for (backend, device) in devices() {
+    for (backend, device) in devices(5) {
         let mut input = width;
         let convs: Vec<Conv1d> = channels
             .iter()
@@ -69,7 +34,7 @@ fn matches_burn(batch: usize, channels: &[usize], function: Activation) {
 
         let mut x = features.clone().swap_dims(1, 2);
         for conv in &convs {
-            x = burn_activation(conv.forward(x), function);
+            x = activate(conv.forward(x), function);
         }
         let flat = x.reshape([batch, top * window]);
         let burn_gradients: Gradients = (flat.clone() * weights.clone()).sum().backward();

@@ -5,19 +5,7 @@ use burn::nn::LstmConfig;
 use burn::tensor::{Distribution, Gradients};
 
 use super::*;
-use crate::Backend;
-
-/// Both CPU backends' autodiff devices (the fused layer's), seeded.
-fn devices() -> Vec<Device> {
-    Backend::CPU
-        .into_iter()
-        .map(|backend| {
-            let device = crate::backend::open(backend).unwrap().device;
-            device.seed(11);
-            device.autodiff()
-        })
-        .collect()
-}
+use crate::against_burn::{assert_close, devices, values};
 
 fn stack(device: &Device, input: usize, hidden: &[usize]) -> Vec<Lstm> {
     let mut width = input;
@@ -29,20 +17,6 @@ fn stack(device: &Device, input: usize, hidden: &[usize]) -> Vec<Lstm> {
             lstm
         })
         .collect()
-}
-
-fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
-    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
-    for (index, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() <= 1e-5 * (1.0 + e.abs()),
-            "{what}[{index}]: fused {a}, burn {e}"
-        );
-    }
 }
 
 /// Every parameter of `layers`, named, with its gradient in `burn` and in `fused`.
@@ -80,7 +54,7 @@ fn compare_gradients(layers: &[Lstm], burn: &Gradients, fused: &GradientsParams)
 /// loss on it.
 fn matches_burn(batch: usize, hidden: &[usize]) {
     let [steps, input] = [7, 3];
-    for device in devices() {
+    for (_, device) in devices(11) {
         let layers = stack(&device, input, hidden);
         let features = Tensor::<3>::random([batch, steps, input], Distribution::Default, &device)
             .mul_scalar(4.0)
